@@ -1,0 +1,45 @@
+# segfuse — `make help` lists the targets. Every target creates .venv and installs on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/demo.yaml
+DEMO_DATA := data/demo
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all lint folds demo demo-data clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): setup.py constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install segfuse with the pinned stack (constraints.txt)
+
+test: $(STAMP) ## Run the test suite (fast; no GPU, no network, no ../shared needed)
+	$(BIN)/python -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-all: $(STAMP) ## Run every test, slow ones included
+	$(BIN)/python -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Lint with ruff
+	$(BIN)/ruff check pipeline tests bench
+
+$(DEMO_DATA)/sample_submission.csv: | $(STAMP)
+	$(BIN)/pipeline demo-data $(DEMO_DATA)
+
+demo-data: $(DEMO_DATA)/sample_submission.csv ## Generate the synthetic Carvana-layout demo dataset (data/demo)
+
+folds: $(STAMP) ## Make folds for CONFIG (default configs/demo.yaml)
+	$(BIN)/pipeline folds $(CONFIG)
+
+demo: demo-data ## Run the main job end to end on the built-in demo dataset
+	$(BIN)/pipeline folds configs/demo.yaml
+
+clean: ## Remove generated data and artifacts (keeps .venv)
+	rm -rf data/demo artifacts folds/*.csv folds/*.yaml

@@ -1,0 +1,100 @@
+"""The ``pipeline`` command: parse -> load config -> call one stage -> print a rich summary."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from pipeline import __version__
+from pipeline.config import dump_config, load_config
+from pipeline.console import console, progress_bar
+from pipeline.errors import PipelineError
+from pipeline.paths import Layout
+
+
+class PipelineGroup(click.Group):
+    """Prints a PipelineError as one line (``Error: ...``) with exit code 1, no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PipelineError as err:
+            raise click.ClickException(str(err)) from None
+
+
+def config_argument(func):
+    """CONFIG path plus repeatable ``--set a.b=value`` overrides."""
+    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help="Override a config value, e.g. --set folds.k=5 (repeatable).")(func)
+    return click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(func)
+
+
+@click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="segfuse")
+def cli() -> None:
+    """segfuse: K-fold segmentation for competitions (folds -> train -> predict -> tune -> ensemble)."""
+
+
+@cli.command("config")
+@config_argument
+def config_cmd(config: Path, overrides: tuple[str, ...]) -> None:
+    """Print the resolved config (base: inheritance and --set applied, validated)."""
+    click.echo(dump_config(load_config(config, overrides)), nl=False)
+
+
+@cli.command("folds")
+@config_argument
+def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
+    """Write leak-free K folds (grouped, stratified by mask area) to folds/<dataset>.csv."""
+    from pipeline.data import open_dataset
+    from pipeline.stages.folds import run_folds
+
+    cfg = load_config(config, overrides)
+    total = len(open_dataset(cfg.dataset).train)
+    with progress_bar("reading masks", total) as advance:
+        path, rows = run_folds(cfg, Layout(), advance)
+    console.print(f"wrote {path}: {len(rows)} images in {len({r.group for r in rows})} groups")
+    table = Table()
+    for col in ("fold", "images", "groups", "mean area"):
+        table.add_column(col, justify="right")
+    images, groups, area = Counter(), defaultdict(set), defaultdict(float)
+    for r in rows:
+        images[r.fold] += 1
+        groups[r.fold].add(r.group)
+        area[r.fold] += r.area
+    for fold in sorted(images):
+        label = "train-only" if fold < 0 else str(fold)
+        table.add_row(label, str(images[fold]), str(len(groups[fold])), f"{area[fold] / images[fold]:.3f}")
+    console.print(table)
+
+
+def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected WIDTHxHEIGHT, e.g. 480x320") from None
+    return width, height
+
+
+@cli.command("demo-data")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cars", default=8, show_default=True, help="Labelled cars (16 views each by default).")
+@click.option("--views", default=16, show_default=True, help="Views per car around the turntable.")
+@click.option("--test-cars", default=2, show_default=True, help="Unlabelled cars in test/.")
+@click.option("--size", default="480x320", show_default=True, callback=_parse_size, help="WIDTHxHEIGHT.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
+def demo_data_cmd(out_dir: Path, cars: int, views: int, test_cars: int, size: tuple[int, int], seed: int) -> None:
+    """Generate a synthetic dataset in the exact Kaggle Carvana layout."""
+    from pipeline.stages.demo_data import DemoSpec, write_demo
+
+    spec = DemoSpec(cars=cars, views=views, test_cars=test_cars, size=size, seed=seed)
+    with progress_bar("rendering", (cars + test_cars) * views) as advance:
+        info = write_demo(out_dir, spec, advance)
+    console.print(f"wrote {info['train']} labelled + {info['test']} test images ({size[0]}x{size[1]}) to {out_dir}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="pipeline")

@@ -1,0 +1,70 @@
+"""Turn pydantic's validation errors into one line that names the key and the valid keys."""
+from __future__ import annotations
+
+import typing
+from types import UnionType
+
+from pydantic import BaseModel, ValidationError
+
+
+def _model_of(annotation) -> list[type[BaseModel]]:
+    """The BaseModel classes an annotation may hold (through Optional, Union, list, dict)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_of(typing.get_args(annotation)[0])
+    if origin in (typing.Union, UnionType, list, tuple, dict):
+        return [m for arg in typing.get_args(annotation) for m in _model_of(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _walk(root: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel] | None]:
+    """Follow ``loc`` from ``root``; return the dotted key parts and the model the last part is in."""
+    parts: list[str] = []
+    candidates: list[type[BaseModel]] = [root]
+    owner: type[BaseModel] | None = root
+    for elem in loc:
+        if isinstance(elem, int):
+            parts.append(f"[{elem}]")
+            continue
+        tagged = [m for m in candidates if _tag_of(m) == elem]
+        if tagged:  # a discriminated-union tag in the location: choose that member, not a key
+            candidates, owner = tagged, tagged[0]
+            continue
+        owner = next((m for m in candidates if elem in m.model_fields), candidates[0] if candidates else None)
+        parts.append(str(elem))
+        field = owner.model_fields.get(elem) if owner else None
+        candidates = _model_of(field.annotation) if field else []
+    return parts, owner
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("layout") or model.model_fields.get("kind")
+    if field is None:
+        return None
+    args = typing.get_args(field.annotation)
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+def format_validation_error(err: ValidationError, root: type[BaseModel], source: str) -> str:
+    """One line: ``<file>: <problem with key>`` (+ how many more problems there are)."""
+    errors = err.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    parts, owner = _walk(root, loc)
+    key = ".".join(parts).replace(".[", "[") or "(top level)"
+    if first["type"] == "extra_forbidden":
+        valid = ", ".join(owner.model_fields) if owner else "?"
+        msg = f"unknown key '{key}'; valid keys here: {valid}"
+    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = first.get("ctx", {})
+        tag_key = f"{key}.{ctx.get('discriminator', 'layout')}".replace("'", "")
+        msg = f"key '{tag_key}' must be one of {ctx.get('expected_tags', '?')}, got {ctx.get('tag')!r}"
+    elif first["type"] == "missing":
+        msg = f"missing required key '{key}'"
+    else:
+        got = first.get("input")
+        msg = f"key '{key}': {first['msg']}, got {got!r}"
+    more = f" (+{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{source}: {msg}{more}"

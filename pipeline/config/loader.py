@@ -1,0 +1,108 @@
+"""Load YAML configs: ``base:`` inheritance, ``--set a.b=value`` overrides, typed validation.
+
+Errors are one line and name the file and key; unknown keys list the valid ones.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from pipeline.config.errors import format_validation_error
+from pipeline.config.schema import Config
+from pipeline.errors import PipelineError
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise PipelineError(f"config file not found: {path} (check the path; configs live in configs/)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise PipelineError(f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` updated by ``override``; nested mappings merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """Read ``path`` and everything it inherits through ``base:`` (relative to the file)."""
+    path = Path(path).resolve()
+    if path in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, path))
+        raise PipelineError(f"{path}: 'base:' inheritance forms a cycle ({cycle}); remove one 'base:' link")
+    data = _read_yaml(path)
+    bases = data.pop("base", None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise PipelineError(f"{path}: 'base' must be a file name or a list of file names")
+    merged: dict = {}
+    for base in bases:
+        merged = deep_merge(merged, load_raw(path.parent / base, (*_chain, path)))
+    return deep_merge(merged, data)
+
+
+def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
+    """Parse ``a.b=value`` strings; values are YAML scalars/lists (``3`` -> int, ``null`` -> None)."""
+    parsed = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
+            raise PipelineError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. --set folds.k=5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parsed.append((key.strip().split("."), value))
+    return parsed
+
+
+def apply_overrides(data: dict, overrides: Iterable[tuple[list[str], Any]]) -> dict:
+    """Set each dotted key in a copy of ``data``, creating intermediate mappings."""
+    out = copy.deepcopy(data)
+    for keys, value in overrides:
+        node = out
+        for i, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                dotted = ".".join(keys[: i + 1])
+                raise PipelineError(f"--set {'.'.join(keys)}: '{dotted}' is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Load, merge, override and validate a config file into a typed :class:`Config`."""
+    data = apply_overrides(load_raw(path), parse_overrides(overrides))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise PipelineError(format_validation_error(err, Config, str(path))) from None
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML (written next to every output)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,48 @@
+"""The on-disk layout. No other module builds artifact paths.
+
+All locations are relative to ``root`` (the working directory by default)::
+
+    folds/<dataset>.csv, folds/<dataset>.config.yaml
+    artifacts/runs/<run>/fold<k>/{model.pt, last.pt, history.csv, config.yaml}
+    artifacts/runs/<run>/{oof,test}/
+    artifacts/cache/<dataset>/<HxW>/
+    submissions/<name>.csv(.gz), submissions/<name>.json, submissions/ledger.csv
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every stage reads and writes, below one project root."""
+
+    root: Path = Path(".")
+
+    @property
+    def folds_dir(self) -> Path:
+        return self.root / "folds"
+
+    def folds_csv(self, dataset: str) -> Path:
+        return self.folds_dir / f"{dataset}.csv"
+
+    def folds_config(self, dataset: str) -> Path:
+        return self.folds_dir / f"{dataset}.config.yaml"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    def run_dir(self, run: str) -> Path:
+        return self.artifacts / "runs" / run
+
+    def fold_dir(self, run: str, fold: int) -> Path:
+        return self.run_dir(run) / f"fold{fold}"
+
+    def cache_dir(self, dataset: str, height: int, width: int) -> Path:
+        return self.artifacts / "cache" / dataset / f"{height}x{width}"
+
+    @property
+    def submissions(self) -> Path:
+        return self.root / "submissions"

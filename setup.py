@@ -1,0 +1,29 @@
+"""segfuse: competition-grade image segmentation (package `pipeline`, command `pipeline`)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="segfuse",
+    version="0.1.0",
+    description="K-fold segmentation pipeline: folds, train, predict, tune, pseudo, ensemble, submit.",
+    packages=find_packages(include=["pipeline", "pipeline.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch",
+        "torchvision",
+        "segmentation-models-pytorch",
+        "ttach",
+        "albumentations",
+        "numba",
+        "numpy",
+        "scikit-learn",
+        "click",
+        "rich",
+        "pyyaml",
+        "pydantic>=2",
+        "opencv-python-headless",
+        "pillow",
+        "matplotlib",
+    ],
+    extras_require={"dev": ["pytest", "hypothesis", "ruff"]},
+    entry_points={"console_scripts": ["pipeline=pipeline.cli:main"]},
+)

@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.config import load_config
+from pipeline.config.loader import parse_overrides
+from pipeline.errors import PipelineError
+from tests.conftest import write_config
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+def test_configs_folder_is_not_empty():
+    assert len(CONFIGS) >= 3
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.dataset.name
+
+
+BASE = "name: base\ndataset: {layout: carvana, name: d, root: data}\nfolds: {k: 3, seed: 7}\n"
+
+
+def test_base_inheritance_and_override(tmp_path):
+    write_config(tmp_path / "base.yaml", BASE)
+    child = write_config(tmp_path / "child.yaml", "base: base.yaml\nname: child\nfolds: {k: 4}\n")
+    cfg = load_config(child)
+    assert (cfg.name, cfg.folds.k, cfg.folds.seed, cfg.dataset.root) == ("child", 4, 7, "data")
+    cfg = load_config(child, ["folds.seed=11", "dataset.root=elsewhere"])
+    assert (cfg.folds.seed, cfg.dataset.root) == (11, "elsewhere")
+
+
+def test_base_cycle_is_an_error(tmp_path):
+    write_config(tmp_path / "a.yaml", "base: b.yaml\n")
+    write_config(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(PipelineError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("folds.kk=3", r"unknown key 'folds.kk'; valid keys here: k, seed"),
+        ("dataset.colour=1", r"unknown key 'dataset.colour'; valid keys here: layout, name, root"),
+        ("extra=1", r"unknown key 'extra'; valid keys here: name, dataset, folds"),
+        ("folds.k=abc", r"key 'folds.k': .*integer.*got 'abc'"),
+        ("folds.k=1", r"key 'folds.k': .*greater than or equal to 2"),
+        ("dataset.layout=zip", r"key 'dataset.layout' must be one of 'carvana', 'folder', got 'zip'"),
+        ("name=a/b", r"key 'name'"),
+    ],
+)
+def test_bad_keys_and_types_name_the_key(tmp_path, override, message):
+    cfg = write_config(tmp_path / "c.yaml", BASE)
+    with pytest.raises(PipelineError, match=message) as info:
+        load_config(cfg, [override])
+    assert "\n" not in str(info.value) and str(cfg) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["folds.k", "=3", "a..b=1"])
+def test_malformed_set_is_an_error(text):
+    with pytest.raises(PipelineError, match="KEY=VALUE"):
+        parse_overrides([text])
+
+
+def test_set_values_are_yaml_typed():
+    assert parse_overrides(["a.b=3", "c=null", "d=[1, 2]", "e=x"]) == [
+        (["a", "b"], 3), (["c"], None), (["d"], [1, 2]), (["e"], "x")]
+
+
+def test_cli_prints_config_error_as_one_line(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", BASE)
+    result = CliRunner().invoke(cli, ["folds", str(cfg), "--set", "folds.bogus=1"])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0
+    assert "folds.bogus" in result.output and "Traceback" not in result.output
+
+
+def test_config_command_prints_resolved_yaml(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", BASE)
+    result = CliRunner().invoke(cli, ["config", str(cfg), "--set", "folds.k=5"])
+    assert result.exit_code == 0, result.output
+    assert "k: 5" in result.output and "area_bins: 4" in result.output
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(PipelineError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
