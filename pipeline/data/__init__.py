@@ -1,0 +1,5 @@
+"""Dataset readers (a registry keyed by layout), image/mask decoding and the demo generator."""
+from pipeline.data.base import Dataset, Sample
+from pipeline.data.registry import READERS, open_dataset
+
+__all__ = ["Dataset", "Sample", "READERS", "open_dataset"]
