@@ -70,6 +70,35 @@ def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     console.print(table)
 
 
+@cli.command("train")
+@config_argument
+@click.option("--fold", default="all", show_default=True, help="Fold number to train, or 'all'.")
+@click.option("--force", is_flag=True, help="Retrain finished folds from scratch.")
+def train_cmd(config: Path, overrides: tuple[str, ...], fold: str, force: bool) -> None:
+    """Train K-fold models at every configured resolution (resumable; torchrun for DDP)."""
+    from pipeline.console import RichReporter
+    from pipeline.stages.train import run_train
+    from pipeline.train.dist import init_distributed, shutdown_distributed
+
+    cfg = load_config(config, overrides)
+    ctx = init_distributed(cfg.train.device)
+    try:
+        results = run_train(cfg, Layout(), fold, force, ctx,
+                            reporter_for=lambda run, k: RichReporter(run, k, enabled=ctx.main))
+    finally:
+        shutdown_distributed()
+    if not ctx.main:
+        return
+    table = Table(title="training summary")
+    for col in ("run", "fold", "best Dice", "best epoch", "epochs", "img/s", "time"):
+        table.add_column(col, justify="right")
+    for r in results:
+        note = " (done before)" if r.skipped else ""
+        table.add_row(r.run, str(r.fold), f"{r.best_dice:.4f}", str(r.best_epoch), f"{r.epochs}{note}",
+                      f"{r.img_per_s:.1f}", f"{r.seconds:.0f}s")
+    console.print(table)
+
+
 def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in value.lower().split("x"))

@@ -5,9 +5,9 @@ for the shipped configs), like every other path the pipeline writes.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def _safe_name(value: str) -> str:
@@ -79,9 +79,89 @@ class FoldsConfig(Section):
     )
 
 
+class ModelConfig(Section):
+    """Any segmentation-models-pytorch architecture and encoder, by name."""
+
+    arch: str = "Unet"
+    encoder: str = "resnet34"
+    encoder_weights: Optional[str] = Field(
+        None, description="null (random init), 'imagenet' (downloads; online only) or a local weights file"
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="extra smp arguments, e.g. decoder_channels")
+
+
+class AugmentConfig(Section):
+    preset: str = Field("carvana", description="albumentations preset: none, carvana, light, driving")
+
+
+class LossConfig(Section):
+    name: str = Field("bce_dice", description="bce, dice, bce_dice, bce_logdice, border_bce_dice, lovasz")
+    border_kernel: int = Field(41, ge=3, description="avg-pool window of the border weight map (odd)")
+    border_factor: float = Field(2.0, ge=0, description="extra weight of boundary pixels")
+
+    @model_validator(mode="after")
+    def _odd_kernel(self) -> LossConfig:
+        if self.border_kernel % 2 == 0:
+            raise ValueError("border_kernel must be odd")
+        return self
+
+
+class OptimConfig(Section):
+    name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, description="sgd/rmsprop momentum")
+    scheduler: Literal["none", "plateau", "cosine", "onecycle"] = "plateau"
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    plateau_patience: int = Field(4, ge=0)
+    min_lr: float = Field(1e-6, ge=0)
+
+
+Resolution = Annotated[list[int], Field(min_length=2, max_length=2)]
+
+
+class TrainConfig(Section):
+    """One run per resolution; each run trains every fold."""
+
+    resolutions: list[Resolution] = Field(default_factory=lambda: [[256, 256]],
+                                          description="network input sizes [height, width], multiples of 32")
+    geometry: Literal["resize", "pad"] = "resize"
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(8, ge=1)
+    accumulate: int = Field(1, ge=1, description="gradient accumulation steps")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    early_stopping: Optional[int] = Field(None, ge=1, description="stop after this many epochs without gain")
+    ema: Optional[float] = Field(None, gt=0, lt=1, description="EMA decay of the weights (e.g. 0.99)")
+    amp: bool = Field(True, description="mixed precision (CUDA only)")
+    channels_last: bool = Field(True, description="channels_last memory format (CUDA only)")
+    threshold: float = Field(0.5, gt=0, lt=1, description="validation Dice threshold")
+    seed: int = 42
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+    cache: bool = Field(True, description="decode+resize each image once per resolution to artifacts/cache")
+
+    @field_validator("resolutions")
+    @classmethod
+    def _multiple_of_32(cls, value: list[list[int]]) -> list[list[int]]:
+        for h, w in value:
+            if h <= 0 or w <= 0 or h % 32 or w % 32:
+                raise ValueError(f"[{h}, {w}]: height and width must be positive multiples of 32")
+        if not value:
+            raise ValueError("give at least one resolution")
+        return value
+
+
 class Config(Section):
     """A whole experiment config."""
 
     name: SafeName = "experiment"
     dataset: DatasetConfig
     folds: FoldsConfig = FoldsConfig()
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+    def run_names(self) -> list[str]:
+        """One run per resolution: ``<name>_<H>x<W>``."""
+        return [f"{self.name}_{h}x{w}" for h, w in self.train.resolutions]

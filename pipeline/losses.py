@@ -1,0 +1,91 @@
+"""Loss registry ``LOSSES`` (binary for now; multi-class losses plug into the same registry).
+
+Every loss takes ``logits`` (N, C, H, W) and ``target`` (N, C, H, W) float in [0, 1] plus an
+optional ``valid`` (N, 1, H, W) mask that zeroes padding pixels out of the loss.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from segmentation_models_pytorch.losses import LovaszLoss
+
+from pipeline.errors import PipelineError
+
+
+def border_weights(target: torch.Tensor, kernel: int = 41, factor: float = 2.0) -> torch.Tensor:
+    """Weight map that is ``1 + factor`` near mask boundaries, 1 elsewhere, rescaled to keep the sum.
+
+    As in the 1st-place Carvana solution: average-pool the target with a ``kernel`` window; pixels
+    whose local mean lies strictly between 0.01 and 0.99 are near a boundary.
+    """
+    if kernel % 2 == 0:
+        raise ValueError("border kernel must be odd")
+    local = F.avg_pool2d(target, kernel_size=kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+    near = ((local > 0.01) & (local < 0.99)).float()
+    weights = 1.0 + factor * near
+    return weights * (weights[0].numel() / weights.flatten(1).sum(1)).view(-1, *[1] * (weights.dim() - 1))
+
+
+def _valid(valid: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(like) if valid is None else valid.expand_as(like).to(like.dtype)
+
+
+def bce(logits, target, valid=None, weights=None):
+    w = _valid(valid, logits) * (1.0 if weights is None else weights)
+    loss = F.binary_cross_entropy_with_logits(logits, target, weight=w, reduction="sum")
+    return loss / w.sum().clamp_min(1.0)
+
+
+def soft_dice(logits, target, valid=None, weights=None, eps: float = 1.0):
+    """Batch soft Dice in [0, 1] over all pixels (weighted by ``weights``² as in the Carvana solution)."""
+    w = _valid(valid, logits) * (1.0 if weights is None else weights**2)
+    probs = torch.sigmoid(logits)
+    inter = (w * probs * target).sum()
+    return (2 * inter + eps) / ((w * probs).sum() + (w * target).sum() + eps)
+
+
+def dice_loss(logits, target, valid=None, weights=None):
+    return 1.0 - soft_dice(logits, target, valid, weights)
+
+
+def bce_dice(logits, target, valid=None, weights=None):
+    return bce(logits, target, valid, weights) + dice_loss(logits, target, valid, weights)
+
+
+def bce_logdice(logits, target, valid=None, weights=None):
+    """``bce - log(dice)`` (the Carvana seed's favourite)."""
+    return bce(logits, target, valid, weights) - torch.log(soft_dice(logits, target, valid, weights))
+
+
+def lovasz(logits, target, valid=None, weights=None):
+    """Lovász hinge (smp); padding pixels are excluded by giving them the ignore label."""
+    labels = target.clone()
+    if valid is not None:
+        labels = torch.where(valid.expand_as(labels) > 0, labels, torch.full_like(labels, -1))
+    return LovaszLoss(mode="binary", per_image=False, ignore_index=-1)(logits, labels)
+
+
+LOSSES: dict[str, Callable] = {
+    "bce": bce,
+    "dice": dice_loss,
+    "bce_dice": bce_dice,
+    "bce_logdice": bce_logdice,
+    "border_bce_dice": bce_dice,  # with border weights (see make_loss)
+    "lovasz": lovasz,
+}
+
+
+def make_loss(name: str, border_kernel: int = 41, border_factor: float = 2.0) -> Callable:
+    """``loss(logits, target, valid=None)`` for a registry name."""
+    if name not in LOSSES:
+        raise PipelineError(f"loss.name '{name}' is unknown; choose one of {sorted(LOSSES)}")
+    fn = LOSSES[name]
+    if name != "border_bce_dice":
+        return lambda logits, target, valid=None: fn(logits, target, valid)
+
+    def weighted(logits, target, valid=None):
+        return fn(logits, target, valid, border_weights(target, border_kernel, border_factor))
+
+    return weighted

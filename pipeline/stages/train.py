@@ -1,0 +1,133 @@
+"""Stage: train the fold x resolution grid of one config.
+
+Each resolution is its own run ``artifacts/runs/<name>_<H>x<W>/``; each fold writes
+``fold<k>/{model.pt, last.pt, history.csv, curve.png, config.yaml, summary.json}``.
+A fold with ``summary.json`` is finished and skipped (``force`` retrains it); a fold with only
+``last.pt`` resumes from its last completed epoch.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from pipeline.augment import Geometry
+from pipeline.config import Config, dump_config
+from pipeline.data import open_dataset
+from pipeline.errors import PipelineError
+from pipeline.folds import fold_ids
+from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.losses import make_loss
+from pipeline.models import build_model
+from pipeline.paths import Layout
+from pipeline.plots import training_curve
+from pipeline.stages.folds import load_folds
+from pipeline.task import make_task
+from pipeline.train.data import ArrayCache, SegmentationSet
+from pipeline.train.dist import DistContext, resolve_device
+from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "img_per_s")
+
+
+@dataclass
+class FoldResult:
+    run: str
+    fold: int
+    best_epoch: int
+    best_dice: float
+    epochs: int
+    seconds: float
+    img_per_s: float
+    skipped: bool = False
+
+
+def history_csv(history: list[EpochRecord]) -> str:
+    lines = [",".join(HISTORY_COLUMNS)]
+    for r in history:
+        lines.append(f"{r.epoch},{r.train_loss:.6f},{r.val_loss:.6f},{r.val_dice:.6f},{r.lr:.3e},"
+                     f"{r.seconds:.2f},{r.img_per_s:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def select_folds(available: list[int], fold: str) -> list[int]:
+    if fold == "all":
+        return available
+    try:
+        wanted = int(fold)
+    except ValueError:
+        raise PipelineError(f"--fold {fold!r}: give a fold number or 'all'") from None
+    if wanted not in available:
+        raise PipelineError(f"--fold {wanted}: the folds table has folds {available}")
+    return [wanted]
+
+
+def _summary(fold_dir: Path, run: str, fold: int, history: list[EpochRecord]) -> FoldResult:
+    best = max(history, key=lambda r: r.val_dice)
+    return FoldResult(run, fold, best.epoch, best.val_dice, len(history), sum(r.seconds for r in history),
+                      sum(r.img_per_s for r in history) / len(history))
+
+
+def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: int, rows, dataset,
+               ctx: DistContext, force: bool, reporter=None) -> FoldResult:
+    fold_dir = layout.fold_dir(run, fold)
+    done = fold_dir / "summary.json"
+    if done.is_file() and not force:
+        return FoldResult(**{**json.loads(done.read_text()), "skipped": True})
+    if force and ctx.main and fold_dir.exists():
+        shutil.rmtree(fold_dir)
+    ctx.barrier()
+    by_id = {s.image_id: s for s in dataset.train}
+    missing = [r.image_id for r in rows if r.image_id not in by_id]
+    if missing:
+        raise PipelineError(f"{layout.folds_csv(cfg.dataset.name)}: image '{missing[0]}' is not in the dataset; "
+                            "rerun 'pipeline folds'")
+    train = [by_id[r.image_id] for r in rows if r.fold != fold]
+    val = [by_id[r.image_id] for r in rows if r.fold == fold]
+    tcfg = cfg.train
+    cache_dir = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) if tcfg.cache else None
+    cache = ArrayCache(dataset, geometry, cache_dir / geometry.mode if cache_dir else None)
+    torch.manual_seed(tcfg.seed + fold)
+    task = make_task(dataset.num_classes, dataset.ignore_index, tcfg.threshold)
+    setup = FoldSetup(
+        cfg=cfg, run=run, fold=fold, fold_dir=fold_dir,
+        model=build_model(cfg.model, task.outputs),
+        loss_fn=make_loss(cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor), task=task,
+        train_set=SegmentationSet(train, cache, cfg.augment.preset, tcfg.seed + 1000 * fold),
+        val_set=SegmentationSet(val, cache, "none", 0), cache=cache,
+        device=resolve_device(tcfg.device, ctx), ctx=ctx)
+    trainer = FoldTrainer(setup, reporter)
+    if ctx.main:
+        atomic_write_text(fold_dir / "config.yaml", dump_config(cfg))
+    trainer.resume()
+
+    def on_epoch(history: list[EpochRecord]) -> None:
+        atomic_write_text(fold_dir / "history.csv", history_csv(history))
+        atomic_write_bytes(fold_dir / "curve.png", training_curve(history, f"{run} fold {fold}"))
+
+    history = trainer.fit(on_epoch)
+    result = _summary(fold_dir, run, fold, history)
+    if ctx.main:
+        atomic_write_text(done, json.dumps(asdict(result), indent=2))
+    return result
+
+
+def run_train(cfg: Config, layout: Layout, fold: str = "all", force: bool = False,
+              ctx: DistContext | None = None, reporter_for=None) -> list[FoldResult]:
+    """Train every selected fold at every resolution; ``reporter_for(run, fold)`` gives progress sinks."""
+    ctx = ctx or DistContext()
+    dataset = open_dataset(cfg.dataset)
+    rows = load_folds(cfg, layout)
+    folds = select_folds(fold_ids(rows), fold)
+    results = []
+    for (height, width), run in zip(cfg.train.resolutions, cfg.run_names(), strict=True):
+        geometry = Geometry(height, width, cfg.train.geometry)
+        if ctx.main:
+            atomic_write_text(layout.run_dir(run) / "config.yaml", dump_config(cfg))
+        for k in folds:
+            reporter = reporter_for(run, k) if reporter_for else None
+            results.append(train_fold(cfg, layout, run, geometry, k, rows, dataset, ctx, force, reporter))
+    return results

@@ -1,0 +1,1 @@
+"""Training components: cached datasets, optimiser/scheduler, checkpoints, the fold loop, DDP."""

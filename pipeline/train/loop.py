@@ -1,0 +1,253 @@
+"""Train one fold: epochs of (accumulated, optionally AMP) steps, validation at original size,
+best/last checkpoints, resume from ``last.pt``, early stopping, EMA.
+
+The loop writes only inside the fold directory it is given; progress goes to a ``reporter``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from pipeline.errors import PipelineError
+from pipeline.train import checkpoint
+from pipeline.train.data import ArrayCache, SegmentationSet
+from pipeline.train.dist import DistContext
+from pipeline.train.optim import Scheduler, build_optimizer, current_lr, make_ema
+
+FAULT_ENV = "SEGFUSE_FAULT_KILL_AT_STEP"  # fault injection for the resume tests: SIGKILL at this step
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_dice: float
+    lr: float
+    seconds: float
+    img_per_s: float
+
+
+class Reporter(Protocol):
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None: ...
+    def step(self, images: int, loss: float) -> None: ...
+    def end_epoch(self, record: EpochRecord, best: bool) -> None: ...
+
+
+class SilentReporter:
+    def start_epoch(self, epoch, epochs, steps):
+        pass
+
+    def step(self, images, loss):
+        pass
+
+    def end_epoch(self, record, best):
+        pass
+
+
+def config_hash(config_dict: dict) -> str:
+    return hashlib.sha1(json.dumps(config_dict, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class FoldSetup:
+    """Everything one fold needs, built by the stage."""
+
+    cfg: object  # the validated Config
+    run: str
+    fold: int
+    fold_dir: Path
+    model: torch.nn.Module
+    loss_fn: Callable
+    task: object
+    train_set: SegmentationSet
+    val_set: SegmentationSet
+    cache: ArrayCache
+    device: torch.device
+    ctx: DistContext
+
+
+class FoldTrainer:
+    def __init__(self, setup: FoldSetup, reporter: Reporter | None = None):
+        self.s, self.reporter = setup, reporter or SilentReporter()
+        tcfg = setup.cfg.train
+        self.tcfg = tcfg
+        self.cuda = setup.device.type == "cuda"
+        self.amp = tcfg.amp and self.cuda
+        self.model = setup.model.to(setup.device)
+        if tcfg.channels_last and self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = (DistributedDataParallel(self.model, device_ids=[setup.device] if self.cuda else None)
+                    if setup.ctx.enabled else self.model)
+        self.sampler = DistributedSampler(setup.train_set, num_replicas=setup.ctx.world, rank=setup.ctx.rank,
+                                          shuffle=True, seed=tcfg.seed, drop_last=False)
+        self.loader = DataLoader(setup.train_set, batch_size=tcfg.batch_size, sampler=self.sampler,
+                                 num_workers=tcfg.workers, pin_memory=self.cuda, drop_last=False,
+                                 persistent_workers=False)
+        self.optimizer = build_optimizer(self.model.parameters(), setup.cfg.optim)
+        steps = -(-len(self.loader) // tcfg.accumulate)
+        self.scheduler = Scheduler(self.optimizer, setup.cfg.optim, tcfg.epochs, steps)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.ema = make_ema(self.model, tcfg.ema)
+        self.history: list[EpochRecord] = []
+        self.best, self.bad_epochs, self.start_epoch = -1.0, 0, 1
+        self.cfg_dict = setup.cfg.model_dump(mode="json")
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _meta(self) -> dict:
+        s = self.s
+        h, w = s.cache.geometry.height, s.cache.geometry.width
+        return {"config": self.cfg_dict, "run": s.run, "fold": s.fold, "resolution": [h, w],
+                "geometry": s.cache.geometry.mode, "classes": s.cfg.dataset.classes}
+
+    def _save_last(self, epoch: int) -> None:
+        checkpoint.save(self.s.fold_dir / "last.pt", {
+            **self._meta(), "epoch": epoch, "config_hash": config_hash(self.cfg_dict),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "best": self.best, "bad_epochs": self.bad_epochs, "rng": checkpoint.rng_state(),
+            "history": [asdict(r) for r in self.history],
+        })
+
+    def _save_best(self, record: EpochRecord) -> None:
+        checkpoint.save(self.s.fold_dir / "model.pt", {
+            **self._meta(), "epoch": record.epoch, "val_dice": record.val_dice,
+            "state_dict": self._eval_model().state_dict()})
+
+    def resume(self) -> bool:
+        """Load ``last.pt`` if present; returns True if training continues from it."""
+        path = self.s.fold_dir / "last.pt"
+        if not path.is_file():
+            return False
+        state = checkpoint.load(path)
+        if state.get("config_hash") != config_hash(self.cfg_dict):
+            raise PipelineError(f"{path}: was trained with a different config; rerun with --force to start over")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+        self.history = [EpochRecord(**r) for r in state["history"]]
+        checkpoint.set_rng_state(state["rng"])
+        self.start_epoch = state["epoch"] + 1
+        return True
+
+    # ---- one epoch ---------------------------------------------------------------------------
+    def _forward(self, net, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        images = batch["image"].to(self.s.device, non_blocking=True).float()
+        if self.tcfg.channels_last and self.cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        target, valid = self.s.task.target(batch["mask"].to(self.s.device), batch["valid"].to(self.s.device))
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            logits = net(images)
+        logits = logits.float()
+        return logits, self.s.loss_fn(logits, target, valid)
+
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        self.net.train()
+        self.sampler.set_epoch(epoch)
+        self.s.train_set.set_epoch(epoch)
+        steps, accumulate = len(self.loader), self.tcfg.accumulate
+        total, images, start = 0.0, 0, time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(self.loader):
+            _maybe_fault((epoch - 1) * steps + i)
+            _, loss = self._forward(self.net, batch)
+            self.scaler.scale(loss / accumulate).backward()
+            if (i + 1) % accumulate == 0 or i + 1 == steps:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
+                self.scheduler.after_step()
+            n = batch["image"].shape[0]
+            total, images = total + loss.item() * n, images + n
+            self.reporter.step(n, loss.item())
+        seconds = time.perf_counter() - start
+        loss_sum, count = self.s.ctx.all_sum([total, images])
+        return loss_sum / max(count, 1), images * self.s.ctx.world / max(seconds, 1e-9)
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        """Mean val loss (network size) and mean per-image Dice at the original image size."""
+        model = self._eval_model().eval()
+        ctx, val = self.s.ctx, self.s.val_set
+        indices = list(range(ctx.rank, len(val), ctx.world))
+        loss_sum, score_sum = 0.0, 0.0
+        for start in range(0, len(indices), self.tcfg.batch_size):
+            batch = torch.utils.data.default_collate([val[i] for i in indices[start:start + self.tcfg.batch_size]])
+            logits, loss = self._forward(model, batch)
+            loss_sum += loss.item() * len(batch["index"])
+            probs = self.s.task.probs(logits).cpu().numpy()
+            for j, index in enumerate(batch["index"].tolist()):
+                score_sum += self._score(probs[j], val.samples[index])
+        loss_sum, score_sum, count = ctx.all_sum([loss_sum, score_sum, float(len(indices))])
+        return loss_sum / max(count, 1), score_sum / max(count, 1)
+
+    def _score(self, probs: np.ndarray, sample) -> float:
+        mask = self.s.cache.original_mask(sample)
+        restored = restore_size(probs, self.s.cache.fitted_size(sample), mask.shape)
+        return self.s.task.scores(restored, mask)[self.s.task.primary]
+
+    # ---- the fold ----------------------------------------------------------------------------
+    def fit(self, on_epoch: Callable[[list[EpochRecord]], None] | None = None) -> list[EpochRecord]:
+        epochs = self.tcfg.epochs
+        for epoch in range(self.start_epoch, epochs + 1):
+            if self.tcfg.early_stopping and self.bad_epochs >= self.tcfg.early_stopping:
+                break
+            self.reporter.start_epoch(epoch, epochs, len(self.loader))
+            start = time.perf_counter()
+            lr = current_lr(self.optimizer)
+            train_loss, ips = self.train_epoch(epoch)
+            val_loss, val_dice = self.validate()
+            record = EpochRecord(epoch, train_loss, val_loss, val_dice, lr, time.perf_counter() - start, ips)
+            improved = val_dice > self.best
+            self.best, self.bad_epochs = (val_dice, 0) if improved else (self.best, self.bad_epochs + 1)
+            self.scheduler.after_epoch(val_dice)
+            self.history.append(record)
+            if self.s.ctx.main:
+                if improved:
+                    self._save_best(record)
+                self._save_last(epoch)
+                if on_epoch:
+                    on_epoch(self.history)
+            self.s.ctx.barrier()
+            self.reporter.end_epoch(record, improved)
+        return self.history
+
+
+def restore_size(probs: np.ndarray, fitted: tuple[int, int], original: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) network-size probabilities -> (C, h0, w0): crop the padding, resize linearly."""
+    h, w = fitted
+    crop = probs[:, :h, :w]
+    if (h, w) == tuple(original):
+        return np.ascontiguousarray(crop)
+    hwc = np.ascontiguousarray(crop.transpose(1, 2, 0))
+    out = cv2.resize(hwc, (original[1], original[0]), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(original[0], original[1], -1).transpose(2, 0, 1)
+
+
+def _maybe_fault(step: int) -> None:
+    target = os.environ.get(FAULT_ENV)
+    if target is not None and int(target) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
