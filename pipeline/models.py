@@ -61,11 +61,13 @@ def load_encoder_file(net: nn.Module, path: Path) -> None:
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if any(k.startswith("encoder.") for k in state):
         state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    missing, unexpected = net.encoder.load_state_dict(state, strict=False)
+    expected = net.encoder.state_dict()
+    missing = sorted(set(expected) - set(state))
     if missing:
         raise PipelineError(f"{path}: {len(missing)} encoder weights missing (first: {missing[0]}); "
                             "is it the weights file of this encoder?")
-    del unexpected  # classifier heads in ImageNet checkpoints are expected extras
+    # Extra keys (an ImageNet classifier head) are expected; load exactly the encoder's own.
+    nn.Module.load_state_dict(net.encoder, {k: state[k] for k in expected}, strict=True)
 
 
 def load_pretrained(net: nn.Module, arch: str, encoder: str, weights: str | None) -> None:
@@ -94,3 +96,21 @@ def build_model(model_cfg, outputs: int, pretrained: bool = True) -> SegModel:
 def output_channels(num_classes: int) -> int:
     """Binary tasks use one sigmoid channel; multi-class tasks one softmax channel per class."""
     return 1 if num_classes == 2 else num_classes
+
+
+def load_trained(path: Path, device: str | torch.device = "cpu") -> tuple[SegModel, dict]:
+    """A trained model from ``model.pt`` plus its checkpoint metadata; never downloads anything.
+
+    The saved config may say ``encoder_weights: imagenet``: the network is still built with
+    ``encoder_weights=None`` and then receives the checkpoint's own weights.
+    """
+    from pipeline.config.schema import ModelConfig
+    from pipeline.train import checkpoint
+
+    payload = checkpoint.load(Path(path))
+    if "state_dict" not in payload:
+        raise PipelineError(f"{path}: holds no model weights (use a fold's model.pt)")
+    model_cfg = ModelConfig.model_validate(payload["config"]["model"])
+    model = build_model(model_cfg, output_channels(len(payload["classes"])), pretrained=False)
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval(), payload

@@ -39,3 +39,24 @@ def make_folder_dataset(root: Path, n: int = 6, classes: int = 2, mask_scale: in
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def tiny_train_config(path: Path, data_root: Path, **train) -> Path:
+    """A config that trains a small Unet on the tiny dataset in seconds."""
+    options = {"resolutions": [[64, 96]], "geometry": "pad", "epochs": 3, "batch_size": 4, "seed": 3}
+    options.update(train)
+    train_yaml = "\n".join(f"  {k}: {v}" for k, v in options.items())
+    return write_config(path, f"""name: tiny
+dataset: {{layout: carvana, name: tiny, root: {data_root}}}
+folds: {{k: 2, seed: 0}}
+model:
+  arch: Unet
+  encoder: resnet18
+  encoder_weights: null
+  kwargs: {{encoder_depth: 3, decoder_channels: [16, 8, 4]}}
+augment: {{preset: carvana}}
+loss: {{name: bce_dice}}
+optim: {{name: adam, lr: 0.003, scheduler: plateau}}
+train:
+{train_yaml}
+""")

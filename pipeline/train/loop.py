@@ -90,8 +90,12 @@ class FoldTrainer:
         self.model = setup.model.to(setup.device)
         if tcfg.channels_last and self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.net = (DistributedDataParallel(self.model, device_ids=[setup.device] if self.cuda else None)
-                    if setup.ctx.enabled else self.model)
+        self.net = self.model
+        if setup.ctx.enabled:
+            geometry = setup.cache.geometry
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[setup.device] if self.cuda else None,
+                find_unused_parameters=has_unused_parameters(self.model, geometry.height, geometry.width))
         self.sampler = DistributedSampler(setup.train_set, num_replicas=setup.ctx.world, rank=setup.ctx.rank,
                                           shuffle=True, seed=tcfg.seed, drop_last=False)
         self.loader = DataLoader(setup.train_set, batch_size=tcfg.batch_size, sampler=self.sampler,
@@ -245,6 +249,21 @@ def restore_size(probs: np.ndarray, fitted: tuple[int, int], original: tuple[int
     hwc = np.ascontiguousarray(crop.transpose(1, 2, 0))
     out = cv2.resize(hwc, (original[1], original[0]), interpolation=cv2.INTER_LINEAR)
     return out.reshape(original[0], original[1], -1).transpose(2, 0, 1)
+
+
+def has_unused_parameters(model: torch.nn.Module, height: int, width: int) -> bool:
+    """True if some trainable weights get no gradient (e.g. an smp encoder cut by encoder_depth).
+
+    DDP must then be told to look for them, which costs time, so it is switched on only when needed.
+    """
+    device, was_training = next(model.parameters()).device, model.training
+    model.eval()  # eval mode: the probe must not touch BatchNorm running statistics
+    model.zero_grad(set_to_none=True)
+    model(torch.zeros(1, 3, height, width, device=device)).float().sum().backward()
+    unused = any(p.requires_grad and p.grad is None for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return unused
 
 
 def _maybe_fault(step: int) -> None:

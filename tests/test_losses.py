@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import torch
+
+from pipeline.errors import PipelineError
+from pipeline.losses import LOSSES, border_weights, make_loss
+
+
+def test_border_weights_truth_table():
+    # 1x1x6x6 target, left half foreground; kernel 3: columns 2 and 3 touch the boundary.
+    target = torch.zeros(1, 1, 6, 6)
+    target[..., :3] = 1
+    weights = border_weights(target, kernel=3, factor=2.0)[0, 0]
+    raw = np.ones((6, 6))
+    raw[:, 2:4] = 3.0
+    expected = raw * raw.size / raw.sum()  # rescaled so the total weight is unchanged
+    np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-6)
+    assert weights.sum().item() == pytest.approx(36.0)
+
+
+def test_border_weights_flat_target_is_all_ones():
+    for value in (0.0, 1.0):
+        w = border_weights(torch.full((2, 1, 8, 8), value), kernel=5, factor=3.0)
+        torch.testing.assert_close(w, torch.ones_like(w))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_forward_backward(name):
+    torch.manual_seed(0)
+    logits = torch.randn(2, 1, 8, 12, requires_grad=True)
+    target = (torch.rand(2, 1, 8, 12) > 0.5).float()
+    valid = torch.ones(2, 1, 8, 12)
+    valid[..., -2:] = 0
+    loss = make_loss(name, border_kernel=3)(logits, target, valid)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+    assert logits.grad[..., -2:].abs().sum() == 0  # padding gets no gradient
+
+
+@pytest.mark.parametrize("name", ["bce", "dice", "bce_dice", "bce_logdice"])
+def test_perfect_prediction_beats_wrong_one(name):
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., :2] = 1
+    good, bad = (target * 2 - 1) * 10, (1 - target * 2) * 10
+    loss = make_loss(name)
+    assert loss(good, target) < loss(bad, target)
+
+
+def test_unknown_loss():
+    with pytest.raises(PipelineError, match="unknown; choose one of"):
+        make_loss("nope")

@@ -1,0 +1,191 @@
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.errors import PipelineError
+from pipeline.models import build_model, load_trained
+from pipeline.train import checkpoint
+from pipeline.train.loop import FAULT_ENV
+from tests.conftest import tiny_train_config
+
+RUN = "tiny_64x96"
+
+
+def run_cli(*args):
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def history(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def weights(path):
+    return checkpoint.load(path)["model"]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_carvana, tmp_path_factory):
+    """One uninterrupted 3-epoch run of fold 0, in its own working directory."""
+    work = tmp_path_factory.mktemp("ref")
+    cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana)
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        run_cli("folds", str(cfg))
+        run_cli("train", str(cfg), "--fold", "0")
+    finally:
+        os.chdir(cwd)
+    return work
+
+
+def test_run_writes_every_artifact_and_learns(reference):
+    fold_dir = reference / "artifacts" / "runs" / RUN / "fold0"
+    for name in ("model.pt", "last.pt", "history.csv", "curve.png", "config.yaml", "summary.json"):
+        assert (fold_dir / name).is_file(), name
+    rows = history(fold_dir / "history.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert {"epoch", "train_loss", "val_loss", "val_dice", "lr"} <= set(rows[0])
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert 0.0 <= float(rows[-1]["val_dice"]) <= 1.0
+    assert not (reference / "artifacts" / "runs" / RUN / "fold1").exists()  # --fold 0 only
+
+
+def test_same_seed_same_history_and_weights(reference, tiny_carvana, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(reference / "folds", tmp_path / "folds")
+    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
+    run_cli("train", str(cfg), "--fold", "0")
+    ours, theirs = (d / "artifacts" / "runs" / RUN / "fold0" for d in (tmp_path, reference))
+    cols = ("epoch", "train_loss", "val_loss", "val_dice", "lr")
+    assert [[r[c] for c in cols] for r in history(ours / "history.csv")] == \
+           [[r[c] for c in cols] for r in history(theirs / "history.csv")]
+    for key, value in weights(theirs / "last.pt").items():
+        assert torch.equal(value, weights(ours / "last.pt")[key]), key
+
+
+def test_killed_run_resumes_to_identical_weights(reference, tiny_carvana, tmp_path):
+    shutil.copytree(reference / "folds", tmp_path / "folds")
+    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
+    cmd = [sys.executable, "-m", "pipeline", "train", str(cfg), "--fold", "0"]
+    # 12 training images / batch 4 = 3 steps per epoch: step 4 is the middle of epoch 2.
+    killed = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, FAULT_ENV: "4"}, capture_output=True)
+    assert killed.returncode == -9
+    fold_dir = tmp_path / "artifacts" / "runs" / RUN / "fold0"
+    assert checkpoint.load(fold_dir / "last.pt")["epoch"] == 1 and not (fold_dir / "summary.json").exists()
+    resumed = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(history(fold_dir / "history.csv")) == 3
+    ref = reference / "artifacts" / "runs" / RUN / "fold0" / "last.pt"
+    for key, value in weights(ref).items():
+        assert torch.equal(value, weights(fold_dir / "last.pt")[key]), key
+
+
+def test_finished_folds_are_skipped_and_force_retrains(reference, tiny_carvana, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(reference / "folds", tmp_path / "folds")
+    shutil.copytree(reference / "artifacts", tmp_path / "artifacts")
+    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
+    model = tmp_path / "artifacts" / "runs" / RUN / "fold0" / "model.pt"
+    before = model.stat().st_mtime_ns
+    assert "done before" in run_cli("train", str(cfg), "--fold", "0").output
+    assert model.stat().st_mtime_ns == before
+    run_cli("train", str(cfg), "--fold", "0", "--force", "--set", "train.epochs=1")
+    assert len(history(model.parent / "history.csv")) == 1
+
+
+def test_changed_config_does_not_resume_silently(reference, tiny_carvana, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(reference / "folds", tmp_path / "folds")
+    shutil.copytree(reference / "artifacts", tmp_path / "artifacts")
+    (tmp_path / "artifacts" / "runs" / RUN / "fold0" / "summary.json").unlink()
+    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
+    result = CliRunner().invoke(cli, ["train", str(cfg), "--fold", "0", "--set", "optim.lr=0.01"])
+    assert result.exit_code == 1 and "different config" in result.output and "--force" in result.output
+
+
+def test_checkpoint_loads_with_network_impossible(reference, monkeypatch):
+    path = reference / "artifacts" / "runs" / RUN / "fold0" / "model.pt"
+    payload = checkpoint.load(path)
+    payload["config"]["model"]["encoder_weights"] = "imagenet"  # the smp re-download pitfall
+    patched = path.parent / "imagenet_model.pt"
+    checkpoint.save(patched, {k: v for k, v in payload.items() if k != "format"})
+
+    def no_network(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    model, meta = load_trained(patched)
+    x = torch.rand(1, 3, 64, 96) * 255
+    assert model(x).shape == (1, 1, 64, 96) and meta["fold"] == 0
+
+
+def test_imagenet_offline_is_a_clear_error(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from pipeline.config.schema import ModelConfig
+
+    with pytest.raises(PipelineError, match="download failed.*local weights file"):
+        build_model(ModelConfig(encoder="resnet18", encoder_weights="imagenet",
+                                kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 4]}), 1)
+
+
+def test_local_encoder_weights_file(tmp_path):
+    from pipeline.config.schema import ModelConfig
+
+    kw = {"encoder_depth": 3, "decoder_channels": [16, 8, 4]}
+    torch.manual_seed(1)
+    donor = build_model(ModelConfig(encoder="resnet18", kwargs=kw), 1)
+    torch.save(donor.net.encoder.state_dict(), tmp_path / "r18.pth")
+    model = build_model(ModelConfig(encoder="resnet18", encoder_weights=str(tmp_path / "r18.pth"), kwargs=kw), 1)
+    for key, value in donor.net.encoder.state_dict().items():
+        assert torch.equal(value, model.net.encoder.state_dict()[key])
+    with pytest.raises(PipelineError, match="not found"):
+        build_model(ModelConfig(encoder="resnet18", encoder_weights=str(tmp_path / "none.pth"), kwargs=kw), 1)
+
+
+def test_two_resolutions_make_two_runs(tiny_carvana, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana, resolutions=[[32, 64], [64, 96]], epochs=1)
+    run_cli("folds", str(cfg))
+    out = run_cli("train", str(cfg), "--fold", "1").output
+    assert "tiny_32x64" in out and "tiny_64x96" in out
+    for run in ("tiny_32x64", "tiny_64x96"):
+        assert (tmp_path / "artifacts" / "runs" / run / "fold1" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("override, message", [("train.resolutions=[[60, 96]]", "multiples of 32"),
+                                               ("model.arch=Nope", "model.arch 'Nope' is unknown"),
+                                               ("augment.preset=wild", "augment.preset 'wild' is unknown")])
+def test_bad_training_config(reference, tiny_carvana, tmp_path, monkeypatch, override, message):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(reference / "folds", tmp_path / "folds")
+    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
+    result = CliRunner().invoke(cli, ["train", str(cfg), "--fold", "0", "--set", override])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_ddp_two_processes_on_cpu(reference, tiny_carvana, tmp_path):
+    shutil.copytree(reference / "folds", tmp_path / "folds")
+    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana, epochs=1)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    result = subprocess.run([*torchrun, "-m", "pipeline", "train", str(cfg), "--fold", "0"], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-6000:]
+    fold_dir = tmp_path / "artifacts" / "runs" / RUN / "fold0"
+    assert len(history(fold_dir / "history.csv")) == 1 and (fold_dir / "model.pt").is_file()
