@@ -9,7 +9,7 @@ DEMO_DATA := data/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint folds demo demo-data clean
+.PHONY: help install test test-all lint folds train demo demo-data clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ demo-data: $(DEMO_DATA)/sample_submission.csv ## Generate the synthetic Carvana-
 
 folds: $(STAMP) ## Make folds for CONFIG (default configs/demo.yaml)
 	$(BIN)/pipeline folds $(CONFIG)
+
+train: $(STAMP) ## Train every fold x resolution of CONFIG (resumable; FOLD=k for one fold)
+	$(BIN)/pipeline train $(CONFIG) --fold $(or $(FOLD),all)
 
 demo: demo-data ## Run the main job end to end on the built-in demo dataset
 	$(BIN)/pipeline folds configs/demo.yaml

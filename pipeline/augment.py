@@ -84,3 +84,14 @@ def build_transform(preset: str, geometry: Geometry, seed: int | None = None) ->
     if preset not in AUGMENTS:
         raise PipelineError(f"augment.preset '{preset}' is unknown; choose one of {sorted(AUGMENTS)}")
     return A.Compose([*AUGMENTS[preset](), geometry.pad()], additional_targets={"valid": "mask"}, seed=seed)
+
+
+def restore_size(probs: np.ndarray, fitted: tuple[int, int], original: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) network-size probabilities -> (C, h0, w0): crop the padding, resize linearly."""
+    h, w = fitted
+    crop = probs[:, :h, :w]
+    if (h, w) == tuple(original):
+        return np.ascontiguousarray(crop)
+    hwc = np.ascontiguousarray(crop.transpose(1, 2, 0))
+    out = cv2.resize(hwc, (original[1], original[0]), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(original[0], original[1], -1).transpose(2, 0, 1)

@@ -1,6 +1,7 @@
 """The ``pipeline`` command: parse -> load config -> call one stage -> print a rich summary."""
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -96,6 +97,61 @@ def train_cmd(config: Path, overrides: tuple[str, ...], fold: str, force: bool) 
         note = " (done before)" if r.skipped else ""
         table.add_row(r.run, str(r.fold), f"{r.best_dice:.4f}", str(r.best_epoch), f"{r.epochs}{note}",
                       f"{r.img_per_s:.1f}", f"{r.seconds:.0f}s")
+    console.print(table)
+
+
+@cli.command("predict")
+@config_argument
+@click.option("--fold", default="all", show_default=True, help="Fold number, or 'all'.")
+@click.option("--split", type=click.Choice(["oof", "test", "both"]), default="both", show_default=True)
+@click.option("--tta", type=click.Choice(["none", "hflip", "flip", "d4"]), default=None,
+              help="Test-time augmentation (default: predict.tta of the config).")
+@click.option("--force", is_flag=True, help="Recompute stores from scratch.")
+def predict_cmd(config: Path, overrides: tuple[str, ...], fold: str, split: str, tta: str | None, force: bool) -> None:
+    """Write out-of-fold and test probability stores (flip TTA, resumable)."""
+    from pipeline.stages.predict import run_predict
+
+    cfg = load_config(config, overrides)
+    reports = run_predict(cfg, Layout(), fold, split, tta, force, progress_for=progress_bar)
+    for report in reports:
+        table = Table(title=f"{report.run}: OOF Dice at threshold 0.5 (TTA {report.tta})")
+        for col in ("fold", "images", "no TTA", "TTA", "gain"):
+            table.add_column(col, justify="right")
+        rows = [(str(k), v) for k, v in sorted(report.folds.items())]
+        if report.oof:
+            rows.append(("all", report.oof))
+        for label, v in rows:
+            table.add_row(label, str(v["images"]), f"{v['dice_plain']:.4f}", f"{v['dice']:.4f}",
+                          f"{v['dice'] - v['dice_plain']:+.4f}")
+        console.print(table)
+        if report.test_images:
+            console.print(f"test store: {report.test_images} images (mean of the fold models)")
+        for note in report.notes:
+            console.print(f"note: {note}")
+
+
+@cli.group("store")
+def store_group() -> None:
+    """Inspect probability stores."""
+
+
+@store_group.command("info")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+def store_info_cmd(path: Path) -> None:
+    """Show what a probability store holds."""
+    from pipeline.store import ProbStore
+
+    store = ProbStore.open(path)
+    m = store.manifest
+    ids = store.ids()
+    size = sum(p.stat().st_size for p in path.glob("*.png"))
+    table = Table(show_header=False, title=str(path))
+    for key, value in [("run", m.get("run")), ("split", m.get("split")), ("folds", m.get("folds")),
+                       ("tta", m.get("tta")), ("classes", ", ".join(m.get("classes", []))),
+                       ("resolution", m.get("resolution")), ("complete", m.get("complete")),
+                       ("images", len(ids)), ("size on disk", f"{size / 1e6:.1f} MB"),
+                       ("checkpoints", json.dumps(m.get("checkpoints", {})))]:
+        table.add_row(key, str(value))
     console.print(table)
 
 

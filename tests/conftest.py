@@ -1,6 +1,8 @@
 """Shared fixtures: tiny generated datasets (tests never read ../shared)."""
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +62,31 @@ optim: {{name: adam, lr: 0.003, scheduler: plateau}}
 train:
 {train_yaml}
 """)
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tiny_carvana, tmp_path_factory) -> Path:
+    """A working directory with folds and both folds of run ``tiny_64x96`` trained (2 epochs).
+
+    Treat as read-only: copy it (``copy_project``) before running commands that write.
+    """
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    work = tmp_path_factory.mktemp("project")
+    cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana, epochs=2)
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        for args in (["folds", str(cfg)], ["train", str(cfg)]):
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 0, result.output
+    finally:
+        os.chdir(cwd)
+    return work
+
+
+def copy_project(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    return dst

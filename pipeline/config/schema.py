@@ -150,6 +150,14 @@ class TrainConfig(Section):
         return value
 
 
+class PredictConfig(Section):
+    tta: Literal["none", "hflip", "flip", "d4"] = Field("hflip", description="flip TTA, merged in probability space")
+    batch_size: int = Field(8, ge=1, description="images per loader batch")
+    max_forward: int = Field(32, ge=1, description="most images in one forward pass (TTA copies included)")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes for decoding")
+    device: str = "auto"
+
+
 class Config(Section):
     """A whole experiment config."""
 
@@ -161,6 +169,7 @@ class Config(Section):
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    predict: PredictConfig = PredictConfig()
 
     def run_names(self) -> list[str]:
         """One run per resolution: ``<name>_<H>x<W>``."""

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from pipeline.augment import restore_size
 from pipeline.errors import PipelineError
 from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, SegmentationSet
@@ -238,17 +238,6 @@ class FoldTrainer:
             self.s.ctx.barrier()
             self.reporter.end_epoch(record, improved)
         return self.history
-
-
-def restore_size(probs: np.ndarray, fitted: tuple[int, int], original: tuple[int, int]) -> np.ndarray:
-    """(C, H, W) network-size probabilities -> (C, h0, w0): crop the padding, resize linearly."""
-    h, w = fitted
-    crop = probs[:, :h, :w]
-    if (h, w) == tuple(original):
-        return np.ascontiguousarray(crop)
-    hwc = np.ascontiguousarray(crop.transpose(1, 2, 0))
-    out = cv2.resize(hwc, (original[1], original[0]), interpolation=cv2.INTER_LINEAR)
-    return out.reshape(original[0], original[1], -1).transpose(2, 0, 1)
 
 
 def has_unused_parameters(model: torch.nn.Module, height: int, width: int) -> bool:

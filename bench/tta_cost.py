@@ -1,0 +1,60 @@
+"""Cost of hflip TTA: prediction time with hflip TTA / without, same images and model, same run.
+
+    .venv/bin/python bench/tta_cost.py [--size 256x384] [--images 32] [--encoder resnet34]
+
+Last line: ``ratio = <TTA time / plain time>`` (target <= 2.1: the two copies go through one
+forward pass, and the per-image work around the network is shared).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from pipeline.config.schema import ModelConfig
+from pipeline.models import build_model
+from pipeline.predict.engine import Predictor
+from pipeline.task import BinaryTask
+
+
+def timed(predictor: Predictor, batches: list[dict]) -> float:
+    start = time.perf_counter()
+    for batch in batches:
+        predictor(batch)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="256x384")
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--encoder", default="resnet34")
+    parser.add_argument("--original", default="1280x1918", help="size the probabilities are restored to")
+    args = parser.parse_args()
+    height, width = (int(v) for v in args.size.split("x"))
+    oh, ow = (int(v) for v in args.original.split("x"))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder=args.encoder), 1).eval()
+    batches = [{"image": torch.randint(0, 255, (args.batch, 3, height, width), dtype=torch.uint8),
+                "fitted": torch.tensor([[height, width]] * args.batch),
+                "original": torch.tensor([[oh, ow]] * args.batch)}
+               for _ in range(max(1, args.images // args.batch))]
+    plain = Predictor([model], BinaryTask(), "none", torch.device("cpu"), max_forward=2 * args.batch)
+    tta = Predictor([model], BinaryTask(), "hflip", torch.device("cpu"), max_forward=2 * args.batch)
+    timed(plain, batches[:1])
+    timed(tta, batches[:1])  # warm-up
+    t_plain, t_tta = [], []
+    for _ in range(3):  # interleaved repeats; the minimum is the least disturbed
+        t_plain.append(timed(plain, batches))
+        t_tta.append(timed(tta, batches))
+    n = len(batches) * args.batch
+    print(f"{n} images {height}x{width} -> {oh}x{ow}, {args.encoder}, {torch.get_num_threads()} threads")
+    print(f"plain: {min(t_plain):.2f}s ({n / min(t_plain):.2f} img/s)   hflip TTA: {min(t_tta):.2f}s "
+          f"({n / min(t_tta):.2f} img/s)")
+    print(f"ratio = {min(t_tta) / min(t_plain):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Prediction components: flip TTA merged in probability space, fold-model ensembles per image."""

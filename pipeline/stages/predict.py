@@ -1,0 +1,196 @@
+"""Stage: out-of-fold and test probability stores of each run, with TTA, resumable.
+
+``artifacts/runs/<run>/oof/``: each labelled image predicted by the model of the fold that held
+it out. ``artifacts/runs/<run>/test/``: the mean of the fold models, image by image. A rerun skips
+images already stored; predictions of a fold whose checkpoint changed are replaced.
+``artifacts/runs/<run>/predict_report.json``: OOF Dice per fold and overall, with and without TTA.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from pipeline.config import Config
+from pipeline.data import Sample, open_dataset
+from pipeline.errors import PipelineError
+from pipeline.folds import FoldRow, fold_ids
+from pipeline.fsio import atomic_write_text
+from pipeline.models import load_trained
+from pipeline.paths import Layout
+from pipeline.predict.engine import Predictor, PredictSet, make_geometry
+from pipeline.stages.folds import load_folds
+from pipeline.stages.train import select_folds
+from pipeline.store import ProbStore, dequantize, quantize
+from pipeline.task import make_task
+from pipeline.train.data import ArrayCache
+from pipeline.train.dist import resolve_device
+
+OOF_IDENTITY = ("run", "split", "tta", "classes", "resolution")
+
+
+@dataclass
+class RunReport:
+    run: str
+    tta: str
+    folds: dict[int, dict[str, float]] = field(default_factory=dict)  # fold -> {n, dice, dice_plain}
+    oof: dict[str, float] = field(default_factory=dict)
+    test_images: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _header(run: str, split: str, folds: list[int], tta: str, classes: list[str], checkpoints: dict) -> dict:
+    return {"run": run, "split": split, "folds": folds, "tta": tta, "classes": classes,
+            "checkpoints": {str(k): v for k, v in checkpoints.items()}, "resolution": "original"}
+
+
+def _loader(samples: list[Sample], cache: ArrayCache, cfg: Config) -> DataLoader:
+    return DataLoader(PredictSet(samples, cache), batch_size=cfg.predict.batch_size, shuffle=False,
+                      num_workers=cfg.predict.workers)
+
+
+def _write_all(predictor: Predictor, samples: list[Sample], store: ProbStore, cache: ArrayCache, cfg: Config,
+               on_image=None, progress=None) -> None:
+    """Predict and store every sample (in batches); ``on_image(sample, merged_u8, plain)`` sees each."""
+    for batch in _loader(samples, cache, cfg):
+        for j, (merged, plain) in enumerate(predictor(batch)):
+            sample = samples[int(batch["index"][j])]
+            probs_u8 = quantize(merged)
+            store.write(sample.image_id, probs_u8)
+            if on_image:
+                on_image(sample, probs_u8, plain)
+            if progress:
+                progress(1)
+
+
+def _plain_scores(model, task, samples, cache, cfg, device) -> dict[str, float]:
+    """No-TTA scores of images stored by an earlier, interrupted run (recomputed without TTA)."""
+    predictor, scores = Predictor([model], task, "none", device, cfg.predict.max_forward), {}
+    for batch in _loader(samples, cache, cfg):
+        for j, (_, plain) in enumerate(predictor(batch)):
+            sample = samples[int(batch["index"][j])]
+            scores[sample.image_id] = task.scores(plain, cache.original_mask(sample))[task.primary]
+    return scores
+
+
+def _predict_fold(cfg: Config, model, task, val: list[Sample], store: ProbStore, cache: ArrayCache, tta: str,
+                  progress=None) -> dict[str, float]:
+    """Store the fold's held-out images; return its Dice with and without TTA."""
+    device = resolve_device(cfg.predict.device)
+    predictor = Predictor([model], task, tta, device, cfg.predict.max_forward)
+    todo = [s for s in val if not store.has(s.image_id)]
+    plain: dict[str, float] = {}
+
+    def score(sample, _probs_u8, plain_probs):
+        plain[sample.image_id] = task.scores(plain_probs, cache.original_mask(sample))[task.primary]
+
+    _write_all(predictor, todo, store, cache, cfg, score, progress)
+    resumed = [s for s in val if s.image_id not in plain]
+    plain.update(_plain_scores(model, task, resumed, cache, cfg, device) if resumed else {})
+    if progress:
+        progress(len(resumed))
+    merged = [task.scores(dequantize(store.read(s.image_id)), cache.original_mask(s))[task.primary] for s in val]
+    return {"images": len(val), "dice": float(np.mean(merged)),
+            "dice_plain": float(np.mean([plain[s.image_id] for s in val]))}
+
+
+def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], folds: list[int], tta: str,
+                force: bool, report: RunReport, progress=None) -> None:
+    """Each fold's model predicts its held-out images into ``<run>/oof``; stale folds are redone."""
+    dataset = open_dataset(cfg.dataset)
+    by_id = {s.image_id: s for s in dataset.train}
+    task = make_task(dataset.num_classes, dataset.ignore_index, 0.5)
+    all_folds = fold_ids(rows)
+    store = ProbStore.create(layout.run_dir(run) / "oof", _header(run, "oof", all_folds, tta, dataset.classes, {}),
+                             identity=OOF_IDENTITY, force=force)
+    if store.replaced:
+        report.notes.append(f"oof store replaced ({store.replaced})")
+    recorded = dict(store.manifest.get("checkpoints", {}))
+    for k in folds:
+        model_path = layout.fold_dir(run, k) / "model.pt"
+        model, meta = load_trained(model_path)
+        digest, geometry = file_hash(model_path), make_geometry(meta)
+        val = [by_id[r.image_id] for r in rows if r.fold == k]
+        if recorded.get(str(k)) not in (None, digest):
+            store.remove([s.image_id for s in val])
+            report.notes.append(f"fold {k}: model changed, its OOF predictions were redone")
+        recorded[str(k)] = digest
+        store.update_manifest(checkpoints=recorded)
+        cache = ArrayCache(dataset, geometry, _cache_dir(cfg, layout, geometry))
+        report.folds[k] = _predict_fold(cfg, model, task, val, store, cache, tta, progress)
+    if set(folds) == set(all_folds):
+        index = [(r.image_id, *dataset.image_size(by_id[r.image_id])) for r in rows if r.fold >= 0]
+        store.finalize(index, {"folds": all_folds})
+    n = sum(f["images"] for f in report.folds.values())
+    report.oof = {"images": n, **{key: sum(f[key] * f["images"] for f in report.folds.values()) / max(n, 1)
+                                  for key in ("dice", "dice_plain")}}
+
+
+def _cache_dir(cfg: Config, layout: Layout, geometry) -> Path | None:
+    if not cfg.train.cache:
+        return None
+    return layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) / geometry.mode
+
+
+def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: str, force: bool,
+                 report: RunReport, progress=None) -> None:
+    dataset = open_dataset(cfg.dataset)
+    if not dataset.test:
+        report.notes.append("no test images in the dataset: test store skipped")
+        return
+    loaded = [load_trained(layout.fold_dir(run, k) / "model.pt") for k in folds]
+    hashes = {k: file_hash(layout.fold_dir(run, k) / "model.pt") for k in folds}
+    task = make_task(dataset.num_classes, dataset.ignore_index, 0.5)
+    store = ProbStore.create(layout.run_dir(run) / "test",
+                             _header(run, "test", folds, tta, dataset.classes, hashes), force=force)
+    if store.replaced:
+        report.notes.append(f"test store replaced ({store.replaced})")
+    geometry = make_geometry(loaded[0][1])
+    cache = ArrayCache(dataset, geometry, None)  # test images are read once: no disk cache
+    predictor = Predictor([m for m, _ in loaded], task, tta, resolve_device(cfg.predict.device),
+                          cfg.predict.max_forward)
+    todo = [s for s in dataset.test if not store.has(s.image_id)]
+    if progress:
+        progress(len(dataset.test) - len(todo))
+    _write_all(predictor, todo, store, cache, cfg, None, progress)
+    store.finalize([(s.image_id, *dataset.image_size(s)) for s in dataset.test])
+    report.test_images = len(dataset.test)
+
+
+def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "both", tta: str | None = None,
+                force: bool = False, progress_for=None) -> list[RunReport]:
+    """Predict every run (resolution) of ``cfg``; returns one report per run (also written as JSON)."""
+    tta = tta or cfg.predict.tta
+    rows = load_folds(cfg, layout)
+    folds = select_folds(fold_ids(rows), fold)
+    reports = []
+    for run in cfg.run_names():
+        missing = [k for k in folds if not (layout.fold_dir(run, k) / "model.pt").is_file()]
+        if missing:
+            raise PipelineError(f"{layout.fold_dir(run, missing[0]) / 'model.pt'}: not trained yet; "
+                                f"run 'pipeline train' first")
+        report = RunReport(run, tta)
+        dataset = open_dataset(cfg.dataset)
+        if split in ("oof", "both"):
+            total = sum(1 for r in rows if r.fold in folds)
+            with progress_for(f"{run} oof", total) as advance:
+                predict_oof(cfg, layout, run, rows, folds, tta, force, report, advance)
+        if split in ("test", "both"):
+            with progress_for(f"{run} test", len(dataset.test)) as advance:
+                predict_test(cfg, layout, run, folds, tta, force, report, advance)
+        path = layout.run_dir(run) / "predict_report.json"
+        atomic_write_text(path, json.dumps(report.__dict__, indent=2, default=str))
+        reports.append(report)
+    return reports

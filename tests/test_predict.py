@@ -1,0 +1,108 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.errors import PipelineError
+from pipeline.folds import rows_from_csv
+from pipeline.store import ProbStore
+from tests.conftest import copy_project
+
+RUN = "tiny_64x96"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture()
+def project(tiny_project, tmp_path, monkeypatch):
+    work = copy_project(tiny_project, tmp_path / "work")
+    monkeypatch.chdir(work)
+    return work
+
+
+def test_predict_writes_complete_stores_and_report(project):
+    result = invoke("predict", "tiny.yaml", "--tta", "hflip")
+    assert result.exit_code == 0, result.output
+    assert "OOF Dice" in result.output and "all" in result.output
+    run_dir = project / "artifacts" / "runs" / RUN
+    rows = rows_from_csv((project / "folds" / "tiny.csv").read_text(), "folds")
+    oof = ProbStore.open(run_dir / "oof")
+    assert oof.complete and sorted(oof.ids()) == sorted(r.image_id for r in rows)
+    assert oof.read(oof.ids()[0]).shape == (1, 64, 96)  # original size
+    test = ProbStore.open(run_dir / "test")
+    assert test.complete and len(test.ids()) == 4 and test.manifest["folds"] == [0, 1]
+    assert set(test.manifest["checkpoints"]) == {"0", "1"}
+    report = json.loads((run_dir / "predict_report.json").read_text())
+    assert set(report["folds"]) == {"0", "1"} and 0 <= report["oof"]["dice"] <= 1
+    assert report["oof"]["images"] == len(rows)
+    info = invoke("store", "info", str(run_dir / "test"))
+    assert info.exit_code == 0 and "hflip" in info.output and "complete" in info.output
+
+
+def test_killed_predict_resumes_and_skips_done_images(project, monkeypatch):
+    writes = []
+    original = ProbStore.write
+
+    def crash_after_three(self, image_id, probs):
+        if len(writes) == 3:
+            raise KeyboardInterrupt  # the process dies here
+        writes.append(image_id)
+        original(self, image_id, probs)
+
+    monkeypatch.setattr(ProbStore, "write", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        from pipeline.config import load_config
+        from pipeline.paths import Layout
+        from pipeline.stages.predict import run_predict
+        from pipeline.console import progress_bar
+
+        run_predict(load_config("tiny.yaml"), Layout(), split="oof", progress_for=progress_bar)
+    store_dir = project / "artifacts" / "runs" / RUN / "oof"
+    assert len(list(store_dir.glob("*.png"))) == 3 and not list(store_dir.glob(".*tmp"))
+    assert not ProbStore.open(store_dir).complete
+    done, resumed = set(writes), []
+    monkeypatch.setattr(ProbStore, "write", lambda self, i, p: (resumed.append(i), original(self, i, p)))
+    assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
+    assert done.isdisjoint(resumed) and len(resumed) == 24 - 3
+    assert ProbStore.open(store_dir).complete
+
+
+def test_rerun_skips_everything_and_retrained_fold_is_redone(project, monkeypatch):
+    assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
+    written = []
+    original = ProbStore.write
+    monkeypatch.setattr(ProbStore, "write", lambda self, i, p: (written.append(i), original(self, i, p)))
+    assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
+    assert written == []
+    assert invoke("train", "tiny.yaml", "--fold", "1", "--force", "--set", "train.epochs=1").exit_code == 0
+    result = invoke("predict", "tiny.yaml", "--split", "oof")
+    assert result.exit_code == 0 and "fold 1: model changed" in result.output
+    rows = rows_from_csv((project / "folds" / "tiny.csv").read_text(), "folds")
+    assert sorted(written) == sorted(r.image_id for r in rows if r.fold == 1)
+
+
+def test_store_mismatching_dataset_is_a_clear_error(project):
+    assert invoke("predict", "tiny.yaml", "--split", "test").exit_code == 0
+    store = ProbStore.open(project / "artifacts" / "runs" / RUN / "test")
+    with pytest.raises(PipelineError, match="does not have"):
+        store.check_against({i: (64, 96) for i in store.ids()[1:]})
+    with pytest.raises(PipelineError, match="was predicted at"):
+        store.check_against({i: (64, 97) for i in store.ids()})
+
+
+def test_predict_before_training_is_a_clear_error(project):
+    result = invoke("predict", "tiny.yaml", "--set", "name=other")
+    assert result.exit_code == 1 and "not trained yet" in result.output
+
+
+def test_tta_none_equals_plain(project):
+    result = invoke("predict", "tiny.yaml", "--split", "oof", "--tta", "none")
+    assert result.exit_code == 0
+    report = json.loads((project / "artifacts" / "runs" / RUN / "predict_report.json").read_text())
+    assert report["oof"]["dice"] == pytest.approx(report["oof"]["dice_plain"], abs=2e-3)
+    store = ProbStore.open(project / "artifacts" / "runs" / RUN / "oof")
+    assert store.manifest["tta"] == "none" and np.issubdtype(store.read(store.ids()[0]).dtype, np.uint8)
