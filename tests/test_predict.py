@@ -5,8 +5,12 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.config import load_config
+from pipeline.console import progress_bar
 from pipeline.errors import PipelineError
 from pipeline.folds import rows_from_csv
+from pipeline.paths import Layout
+from pipeline.stages.predict import run_predict
 from pipeline.store import ProbStore
 from tests.conftest import copy_project
 
@@ -55,11 +59,6 @@ def test_killed_predict_resumes_and_skips_done_images(project, monkeypatch):
 
     monkeypatch.setattr(ProbStore, "write", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
-        from pipeline.config import load_config
-        from pipeline.paths import Layout
-        from pipeline.stages.predict import run_predict
-        from pipeline.console import progress_bar
-
         run_predict(load_config("tiny.yaml"), Layout(), split="oof", progress_for=progress_bar)
     store_dir = project / "artifacts" / "runs" / RUN / "oof"
     assert len(list(store_dir.glob("*.png"))) == 3 and not list(store_dir.glob(".*tmp"))
