@@ -1,5 +1,8 @@
 """Cost of hflip TTA: prediction time with hflip TTA / without, same images and model, same run.
 
+"Prediction" is the test-split work of ``pipeline predict`` per image: the fold model under TTA,
+restoring probabilities to the original 1918x1280, quantising and writing the store entry.
+
     .venv/bin/python bench/tta_cost.py [--size 256x384] [--images 32] [--encoder resnet34]
 
 Last line: ``ratio = <TTA time / plain time>`` (target <= 2.1: the two copies go through one
@@ -8,20 +11,24 @@ forward pass, and the per-image work around the network is shared).
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from pipeline.config.schema import ModelConfig
 from pipeline.models import build_model
 from pipeline.predict.engine import Predictor
+from pipeline.store import ProbStore, quantize
 from pipeline.task import BinaryTask
 
 
-def timed(predictor: Predictor, batches: list[dict]) -> float:
+def timed(predictor: Predictor, batches: list[dict], store: ProbStore) -> float:
     start = time.perf_counter()
-    for batch in batches:
-        predictor(batch)
+    for b, batch in enumerate(batches):
+        for j, (probs, _) in enumerate(predictor(batch)):
+            store.write(f"img{b}_{j}", quantize(probs))
     return time.perf_counter() - start
 
 
@@ -41,14 +48,18 @@ def main() -> None:
                 "fitted": torch.tensor([[height, width]] * args.batch),
                 "original": torch.tensor([[oh, ow]] * args.batch)}
                for _ in range(max(1, args.images // args.batch))]
-    plain = Predictor([model], BinaryTask(), "none", torch.device("cpu"), max_forward=2 * args.batch)
-    tta = Predictor([model], BinaryTask(), "hflip", torch.device("cpu"), max_forward=2 * args.batch)
-    timed(plain, batches[:1])
-    timed(tta, batches[:1])  # warm-up
-    t_plain, t_tta = [], []
-    for _ in range(3):  # interleaved repeats; the minimum is the least disturbed
-        t_plain.append(timed(plain, batches))
-        t_tta.append(timed(tta, batches))
+    plain = Predictor([model], BinaryTask(), "none", torch.device("cpu"), batch_size=args.batch)
+    tta = Predictor([model], BinaryTask(), "hflip", torch.device("cpu"), batch_size=args.batch)
+    header = {"run": "bench", "split": "test", "folds": [0], "tta": "-", "classes": ["bg", "fg"],
+              "checkpoints": {}, "resolution": "original"}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ProbStore.create(Path(tmp) / "store", header)
+        timed(plain, batches[:1], store)
+        timed(tta, batches[:1], store)  # warm-up
+        t_plain, t_tta = [], []
+        for _ in range(3):  # interleaved repeats; the minimum is the least disturbed
+            t_plain.append(timed(plain, batches, store))
+            t_tta.append(timed(tta, batches, store))
     n = len(batches) * args.batch
     print(f"{n} images {height}x{width} -> {oh}x{ow}, {args.encoder}, {torch.get_num_threads()} threads")
     print(f"plain: {min(t_plain):.2f}s ({n / min(t_plain):.2f} img/s)   hflip TTA: {min(t_tta):.2f}s "

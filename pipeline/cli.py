@@ -130,6 +130,36 @@ def predict_cmd(config: Path, overrides: tuple[str, ...], fold: str, split: str,
             console.print(f"note: {note}")
 
 
+@cli.command("tune")
+@click.option("--run", "run", default=None, help="Run name (artifacts/runs/<run>).")
+@click.option("--ensemble", default=None, help="Ensemble name (artifacts/ensembles/<name>).")
+@click.option("--cleanup/--no-cleanup", default=True, show_default=True,
+              help="Evaluate largest-component + hole filling on OOF (kept only if it helps).")
+def tune_cmd(run: str | None, ensemble: str | None, cleanup: bool) -> None:
+    """Find the threshold (and min area) that maximise OOF Dice, exactly."""
+    from pipeline.stages.tune import run_tune
+
+    with progress_bar("histograms", None) as advance:
+        out = run_tune(Layout(), run, ensemble, cleanup, advance)
+    table = Table(title=f"{out['source']}: exact OOF search over {out['images']} images")
+    for col in ("class", "threshold", "min area", "Dice @0.5", "Dice tuned", "gain", "fold thr. spread"):
+        table.add_column(col, justify="right")
+    for ch in out["channels"]:
+        table.add_row(ch["class"], f"{ch['threshold']:.4f}", f"{ch['min_area']:g}", f"{ch['oof_dice_at_0.5']:.5f}",
+                      f"{ch['oof_dice_tuned']:.5f}", f"{ch['gain']:+.5f}", f"{ch['threshold_spread']:.3f}")
+    console.print(table)
+    for ch in out["channels"]:
+        for f in ch["per_fold"]:
+            console.print(f"  {ch['class']} fold {f['fold']}: best threshold {f['best_threshold']:.3f}, Dice @0.5 "
+                          f"{f['dice_half']:.5f}, at tuned {f['dice_tuned']:.5f}")
+        if ch["warning"]:
+            console.print(f"[yellow]warning[/yellow]: {ch['class']}: {ch['warning']}")
+    if "cleanup" in out and "oof_dice_cleanup" in out:
+        verdict = "kept" if out["cleanup"] else "not kept"
+        console.print(f"clean-up (largest component + fill holes): OOF Dice {out['oof_dice_cleanup']:.5f} ({verdict})")
+    console.print(f"wrote {out['source']}/thresholds.json and threshold_curve.png")
+
+
 @cli.group("store")
 def store_group() -> None:
     """Inspect probability stores."""

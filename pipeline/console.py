@@ -12,7 +12,7 @@ console = Console(stderr=False, highlight=False)
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator:
+def progress_bar(description: str, total: int | None) -> Iterator:
     """Yield ``advance(n)``, driving a rich progress bar with count, elapsed time and ETA."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())

@@ -4,7 +4,8 @@ All locations are relative to ``root`` (the working directory by default)::
 
     folds/<dataset>.csv, folds/<dataset>.config.yaml
     artifacts/runs/<run>/fold<k>/{model.pt, last.pt, history.csv, config.yaml}
-    artifacts/runs/<run>/{oof,test}/
+    artifacts/runs/<run>/{oof,test}/, predict_report.json, thresholds.json, threshold_curve.png
+    artifacts/ensembles/<name>/{oof,test}/, thresholds.json, ...
     artifacts/cache/<dataset>/<HxW>/
     submissions/<name>.csv(.gz), submissions/<name>.json, submissions/ledger.csv
 """
@@ -39,6 +40,9 @@ class Layout:
 
     def fold_dir(self, run: str, fold: int) -> Path:
         return self.run_dir(run) / f"fold{fold}"
+
+    def ensemble_dir(self, name: str) -> Path:
+        return self.artifacts / "ensembles" / name
 
     def cache_dir(self, dataset: str, height: int, width: int) -> Path:
         return self.artifacts / "cache" / dataset / f"{height}x{width}"

@@ -105,3 +105,23 @@ def test_tta_none_equals_plain(project):
     assert report["oof"]["dice"] == pytest.approx(report["oof"]["dice_plain"], abs=2e-3)
     store = ProbStore.open(project / "artifacts" / "runs" / RUN / "oof")
     assert store.manifest["tta"] == "none" and np.issubdtype(store.read(store.ids()[0]).dtype, np.uint8)
+
+
+def test_tune_on_oof_store(project):
+    assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
+    result = invoke("tune", "--run", RUN)
+    assert result.exit_code == 0, result.output
+    out = json.loads((project / "artifacts" / "runs" / RUN / "thresholds.json").read_text())
+    assert 0 <= out["threshold"] <= 1 and out["oof_dice_tuned"] >= out["oof_dice_at_0.5"] - 1e-12
+    assert {f["fold"] for f in out["channels"][0]["per_fold"]} == {0, 1}
+    assert out["oof_dice_final"] >= out["oof_dice_tuned"] - 1e-9 or not out["cleanup"]
+    assert (project / "artifacts" / "runs" / RUN / "threshold_curve.png").stat().st_size > 1000
+    report = json.loads((project / "artifacts" / "runs" / RUN / "predict_report.json").read_text())
+    assert out["oof_dice_at_0.5"] == pytest.approx(report["oof"]["dice"], abs=1e-9)
+
+
+def test_tune_errors(project):
+    assert "exactly one of" in invoke("tune").output
+    assert "not found" in invoke("tune", "--run", "nope").output
+    result = invoke("tune", "--run", RUN)  # no predict yet
+    assert result.exit_code == 1 and "not a probability store" in result.output

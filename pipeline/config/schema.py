@@ -153,7 +153,9 @@ class TrainConfig(Section):
 class PredictConfig(Section):
     tta: Literal["none", "hflip", "flip", "d4"] = Field("hflip", description="flip TTA, merged in probability space")
     batch_size: int = Field(8, ge=1, description="images per loader batch")
-    max_forward: int = Field(32, ge=1, description="most images in one forward pass (TTA copies included)")
+    max_forward: Optional[int] = Field(
+        None, ge=1, description="most images in one forward pass (TTA copies included); null = auto: all copies "
+                                "of a batch at once on CUDA, batch_size on CPU (bigger CPU batches run slower)")
     workers: int = Field(0, ge=0, description="DataLoader worker processes for decoding")
     device: str = "auto"
 

@@ -65,7 +65,7 @@ def _write_all(predictor: Predictor, samples: list[Sample], store: ProbStore, ca
                on_image=None, progress=None) -> None:
     """Predict and store every sample (in batches); ``on_image(sample, merged_u8, plain)`` sees each."""
     for batch in _loader(samples, cache, cfg):
-        for j, (merged, plain) in enumerate(predictor(batch)):
+        for j, (merged, plain) in enumerate(predictor(batch, with_plain=on_image is not None)):
             sample = samples[int(batch["index"][j])]
             probs_u8 = quantize(merged)
             store.write(sample.image_id, probs_u8)
@@ -77,9 +77,9 @@ def _write_all(predictor: Predictor, samples: list[Sample], store: ProbStore, ca
 
 def _plain_scores(model, task, samples, cache, cfg, device) -> dict[str, float]:
     """No-TTA scores of images stored by an earlier, interrupted run (recomputed without TTA)."""
-    predictor, scores = Predictor([model], task, "none", device, cfg.predict.max_forward), {}
+    predictor, scores = Predictor([model], task, "none", device, cfg.predict.max_forward, cfg.predict.batch_size), {}
     for batch in _loader(samples, cache, cfg):
-        for j, (_, plain) in enumerate(predictor(batch)):
+        for j, (_, plain) in enumerate(predictor(batch, with_plain=True)):
             sample = samples[int(batch["index"][j])]
             scores[sample.image_id] = task.scores(plain, cache.original_mask(sample))[task.primary]
     return scores
@@ -89,7 +89,7 @@ def _predict_fold(cfg: Config, model, task, val: list[Sample], store: ProbStore,
                   progress=None) -> dict[str, float]:
     """Store the fold's held-out images; return its Dice with and without TTA."""
     device = resolve_device(cfg.predict.device)
-    predictor = Predictor([model], task, tta, device, cfg.predict.max_forward)
+    predictor = Predictor([model], task, tta, device, cfg.predict.max_forward, cfg.predict.batch_size)
     todo = [s for s in val if not store.has(s.image_id)]
     plain: dict[str, float] = {}
 
@@ -160,7 +160,7 @@ def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: s
     geometry = make_geometry(loaded[0][1])
     cache = ArrayCache(dataset, geometry, None)  # test images are read once: no disk cache
     predictor = Predictor([m for m, _ in loaded], task, tta, resolve_device(cfg.predict.device),
-                          cfg.predict.max_forward)
+                          cfg.predict.max_forward, cfg.predict.batch_size)
     todo = [s for s in dataset.test if not store.has(s.image_id)]
     if progress:
         progress(len(dataset.test) - len(todo))

@@ -1,0 +1,92 @@
+"""Stage: tune threshold, min area and clean-up on a run's (or an ensemble's) OOF store.
+
+Writes ``thresholds.json`` and ``threshold_curve.png`` beside the store's run/ensemble folder.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import Config, load_config
+from pipeline.data import open_dataset
+from pipeline.errors import PipelineError
+from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.ops.metrics import dice_score
+from pipeline.paths import Layout
+from pipeline.plots import threshold_curve
+from pipeline.postprocess import clean
+from pipeline.stages.folds import load_folds
+from pipeline.store import ProbStore
+from pipeline.tune import Collector, channel_targets, min_area_grid, stability, tune_channel
+
+
+def source_dir(layout: Layout, run: str | None, ensemble: str | None) -> Path:
+    if bool(run) == bool(ensemble):
+        raise PipelineError("give exactly one of --run RUN or --ensemble NAME")
+    folder = layout.run_dir(run) if run else layout.ensemble_dir(ensemble)
+    if not (folder / "config.yaml").is_file():
+        what = f"run '{run}'" if run else f"ensemble '{ensemble}'"
+        raise PipelineError(f"{folder}: {what} not found (no config.yaml); train/ensemble it first")
+    return folder
+
+
+def oof_inputs(cfg: Config, layout: Layout, folder: Path):
+    """The OOF store (checked against the dataset), the dataset and each id's fold."""
+    store = ProbStore.open(folder / "oof")
+    dataset = open_dataset(cfg.dataset)
+    by_id = {s.image_id: s for s in dataset.train}
+    fold_of = {r.image_id: r.fold for r in load_folds(cfg, layout) if r.fold >= 0}
+    missing = [i for i in fold_of if i not in by_id]
+    if missing:
+        raise PipelineError(f"folds table lists '{missing[0]}' which the dataset lacks; rerun 'pipeline folds'")
+    store.check_against({i: dataset.image_size(by_id[i]) for i in fold_of})
+    return store, dataset, by_id, fold_of
+
+
+def _cleanup_gain(store, dataset, by_id, level: int, min_area: float) -> tuple[float, float]:
+    """Mean Dice at (level, min_area) without and with largest-component + hole filling."""
+    raw, cleaned = [], []
+    for image_id in store.ids():
+        mask = dataset.read_mask(by_id[image_id]) == 1
+        pred = (store.read(image_id)[0] > level).astype(np.uint8)
+        if pred.sum() < min_area:
+            pred[:] = 0
+        raw.append(dice_score(pred, mask))
+        cleaned.append(dice_score(clean(pred), mask))
+    return float(np.mean(raw)), float(np.mean(cleaned))
+
+
+def run_tune(layout: Layout, run: str | None = None, ensemble: str | None = None, cleanup: bool = True,
+             progress=None) -> dict:
+    folder = source_dir(layout, run, ensemble)
+    cfg = load_config(folder / "config.yaml")
+    store, dataset, by_id, fold_of = oof_inputs(cfg, layout, folder)
+    collector = Collector(store.channels)
+    for image_id in store.ids():
+        target, valid = channel_targets(dataset.read_mask(by_id[image_id]), store.channels, dataset.ignore_index)
+        collector.add(store.read(image_id), target, valid, fold_of[image_id])
+        if progress:
+            progress(1)
+    pred, tp, gt, folds = collector.arrays()
+    grid = min_area_grid(int(np.median(collector.pixels)))
+    names = dataset.classes[1:] if store.channels == 1 else dataset.classes
+    results = [tune_channel(names[c], pred[:, c], tp[:, c], gt[:, c], folds, grid) for c in range(store.channels)]
+    out = {"source": str(folder), "images": len(folds), "min_area_grid": grid,
+           "channels": [{"class": r.name, "threshold": r.threshold, "level": r.level, "min_area": r.min_area,
+                         "oof_dice_at_0.5": r.dice_half, "oof_dice_tuned": r.dice_tuned, "per_fold": r.per_fold,
+                         **stability(r)} for r in results]}
+    if store.channels == 1:
+        best = out["channels"][0]
+        out.update({k: best[k] for k in ("threshold", "level", "min_area", "oof_dice_at_0.5", "oof_dice_tuned")})
+        out["cleanup"], out["oof_dice_final"] = False, best["oof_dice_tuned"]
+        if cleanup:
+            raw, cleaned = _cleanup_gain(store, dataset, by_id, best["level"], best["min_area"])
+            out["oof_dice_cleanup"] = cleaned
+            out["cleanup"] = cleaned > raw
+            out["oof_dice_final"] = max(raw, cleaned)
+    atomic_write_text(folder / "thresholds.json", json.dumps(out, indent=2))
+    curves = [(r.name, r.curve, r.level, r.min_area) for r in results]
+    atomic_write_bytes(folder / "threshold_curve.png", threshold_curve(curves, folder.name))
+    return out
