@@ -160,6 +160,47 @@ def tune_cmd(run: str | None, ensemble: str | None, cleanup: bool) -> None:
     console.print(f"wrote {out['source']}/thresholds.json and threshold_curve.png")
 
 
+@cli.command("ensemble")
+@config_argument
+@click.option("--name", default=None, help="Submission name (default: the ensemble's name).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing submission of that name.")
+def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, overwrite: bool) -> None:
+    """Fuse runs, tune on fused OOF, write a validated submission under submissions/."""
+    from pipeline.stages.ensemble import run_ensemble
+
+    s = run_ensemble(config, overrides, Layout(), name, overwrite, progress_for=progress_bar)
+    table = Table(title=f"ensemble {s['name']}: {len(s['members'])} members, fusion {s['fusion']}")
+    for col in ("member", "weight", "OOF Dice @0.5 (TTA)"):
+        table.add_column(col, justify="right")
+    for run, weight in zip(s["members"], s["weights"], strict=True):
+        dice = s["member_oof_dice"].get(run)
+        table.add_row(run, f"{weight:.3f}", "-" if dice is None else f"{dice:.5f}")
+    console.print(table)
+    oof = "-" if s["oof_dice"] is None else f"{s['oof_dice']:.5f}"
+    console.print(f"ensemble OOF Dice {oof} at threshold {s['threshold']:.4f}, min_area {s['min_area']:g}, "
+                  f"clean-up {s['cleanup']}")
+    console.print(f"wrote {s['path']} ({s['rows']} rows, validated) in {s['seconds']:.0f}s")
+
+
+@cli.command("validate")
+@click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="sample_submission.csv giving the expected ids and order.")
+@click.option("--format", "format_name", default=None, help="Submission format (carvana, severstal).")
+@click.option("--size", default=None, callback=lambda c, p, v: _parse_size(c, p, v)[::-1] if v else None,
+              help="Image WIDTHxHEIGHT when validating with --sample (default: the format's).")
+def validate_cmd(submission: Path, sample: Path | None, format_name: str | None, size) -> None:
+    """Check a submission: header, ids once and in order, well-formed RLE, round trip."""
+    from pipeline.stages.validate import validate_submission
+
+    problems, fmt = validate_submission(submission, sample, format_name, size)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]invalid[/red] {problem}")
+        raise PipelineError(f"{submission}: {len(problems)} problem(s); first: {problems[0]}")
+    console.print(f"{submission}: valid {fmt} submission")
+
+
 @cli.group("store")
 def store_group() -> None:
     """Inspect probability stores."""

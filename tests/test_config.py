@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.config import load_config
 from pipeline.config.loader import parse_overrides
+from pipeline.config.schema import EnsembleConfig
 from pipeline.errors import PipelineError
 from tests.conftest import write_config
 
@@ -18,8 +19,10 @@ def test_configs_folder_is_not_empty():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_config_loads(path):
-    cfg = load_config(path)
-    assert cfg.dataset.name
+    if path.name.startswith("ensemble_"):
+        assert load_config(path, schema=EnsembleConfig).members
+    else:
+        assert load_config(path).dataset.name
 
 
 BASE = "name: base\ndataset: {layout: carvana, name: d, root: data}\nfolds: {k: 3, seed: 7}\n"

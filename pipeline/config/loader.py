@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pipeline.config.errors import format_validation_error
 from pipeline.config.schema import Config
@@ -94,15 +94,15 @@ def apply_overrides(data: dict, overrides: Iterable[tuple[list[str], Any]]) -> d
     return out
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Load, merge, override and validate a config file into a typed :class:`Config`."""
+def load_config(path: str | Path, overrides: Iterable[str] = (), schema: type[BaseModel] = Config):
+    """Load, merge, override and validate a config file into a typed ``schema`` (default :class:`Config`)."""
     data = apply_overrides(load_raw(path), parse_overrides(overrides))
     try:
-        return Config.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as err:
-        raise PipelineError(format_validation_error(err, Config, str(path))) from None
+        raise PipelineError(format_validation_error(err, schema, str(path))) from None
 
 
-def dump_config(config: Config) -> str:
+def dump_config(config: BaseModel) -> str:
     """The resolved config as YAML (written next to every output)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -176,3 +176,34 @@ class Config(Section):
     def run_names(self) -> list[str]:
         """One run per resolution: ``<name>_<H>x<W>``."""
         return [f"{self.name}_{h}x{w}" for h, w in self.train.resolutions]
+
+
+class MemberConfig(Section):
+    run: SafeName = Field(description="run name: artifacts/runs/<run> with oof/ and test/ stores")
+    weight: float = Field(1.0, ge=0, description="used when weights: fixed")
+
+
+class EnsembleConfig(Section):
+    """Fuse runs (any architecture/resolution), threshold, encode, write a submission."""
+
+    name: SafeName
+    members: list[MemberConfig] = Field(min_length=1)
+    weights: Literal["equal", "fixed", "fit"] = "equal"
+    fit_grid: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0],
+                                  description="candidate weights per member for weights: fit")
+    fit_rounds: int = Field(2, ge=1, description="coordinate-ascent rounds for weights: fit")
+    fusion: Literal["mean", "gmean"] = "mean"
+    threshold: Union[Literal["tune"], float] = Field("tune", description="'tune' (on fused OOF) or a fixed value")
+    min_area: Union[Literal["tune"], float] = Field("tune", description="'tune' or a fixed pixel count")
+    cleanup: Union[Literal["tune"], bool] = Field("tune", description="largest component + fill holes")
+    format: str = Field("carvana", description="submission format: carvana, severstal")
+    gzip: bool = False
+    workers: int = Field(2, ge=0, description="worker processes over test images (0 = in-process)")
+    save_test_store: bool = Field(True, description="also write the fused test probabilities (for pseudo-labels)")
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_range(cls, value):
+        if not isinstance(value, str) and not 0 <= value < 1:
+            raise ValueError("threshold must be in [0, 1) or 'tune'")
+        return value

@@ -76,3 +76,175 @@ def rle_decode_numpy(rle: str, shape: tuple[int, int], order: str = "C") -> np.n
     np.add.at(flat, starts + lengths, -1)
     mask = np.cumsum(flat[:-1], dtype=np.int8).astype(np.uint8)
     return mask.reshape(shape, order=order)
+
+
+# ---- Numba kernels ------------------------------------------------------------------------------
+import numba  # noqa: E402  (kept below the numpy reference on purpose: reference first, kernels second)
+
+# Typed constants: comparing a uint64 with a Python int makes Numba compare as float64, which
+# rounds 0x0101010101010100 onto 0x0101010101010101 and would skip a zero pixel.
+_ALL_OFF = np.uint64(0)
+_ALL_ON = np.uint64(0x0101010101010101)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _write_int(buf, pos: int, value: int) -> int:
+    """Write ``value`` (>= 0) as ASCII digits at ``buf[pos:]``; return the new position."""
+    if value == 0:
+        buf[pos] = 48
+        return pos + 1
+    start = pos
+    while value > 0:
+        buf[pos] = 48 + value % 10
+        value //= 10
+        pos += 1
+    end = pos - 1
+    while start < end:  # digits came out least significant first
+        buf[start], buf[end] = buf[end], buf[start]
+        start += 1
+        end -= 1
+    return pos
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode_runs(flat: np.ndarray, level: int, height: int, width: int, column_major: bool) -> np.ndarray:
+    """ASCII 'start length ...' of pixels ``> level`` in a (height*width,) uint8 row-major buffer,
+    numbered in row-major or column-major order (1-based)."""
+    size = height * width
+    out = np.empty(64, np.uint8)
+    pos = 0
+    run_start = -1
+    for n in range(size):
+        i = n if not column_major else (n % height) * width + n // height
+        on = flat[i] > level
+        if on and run_start < 0:
+            run_start = n
+        elif not on and run_start >= 0:
+            if pos + 42 > out.size:
+                grown = np.empty(out.size * 2, np.uint8)
+                grown[:pos] = out[:pos]
+                out = grown
+            if pos > 0:
+                out[pos] = 32
+                pos += 1
+            pos = _write_int(out, pos, run_start + 1)
+            out[pos] = 32
+            pos = _write_int(out, pos + 1, n - run_start)
+            run_start = -1
+    if run_start >= 0:  # the last pixel is set: close the final run (the copied Kaggle bug drops it)
+        if pos + 42 > out.size:
+            grown = np.empty(out.size * 2, np.uint8)
+            grown[:pos] = out[:pos]
+            out = grown
+        if pos > 0:
+            out[pos] = 32
+            pos += 1
+        pos = _write_int(out, pos, run_start + 1)
+        out[pos] = 32
+        pos = _write_int(out, pos + 1, size - run_start)
+    return out[:pos]
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode_runs_c(flat: np.ndarray, level: int) -> np.ndarray:
+    """Row-major fast path: skips 8 pixels at a time while they are all off or all on."""
+    size = flat.size
+    words = flat[: size - size % 8].view(np.uint64)
+    out = np.empty(64, np.uint8)
+    pos = 0
+    run_start = -1
+    n = 0
+    while n < size:
+        if level == 0 and n % 8 == 0 and n + 8 <= size:  # masks {0,1}: test whole words
+            w = words[n // 8]
+            if (w == _ALL_OFF and run_start < 0) or (w == _ALL_ON and run_start >= 0):
+                n += 8
+                continue
+        on = flat[n] > level
+        if on and run_start < 0:
+            run_start = n
+        elif not on and run_start >= 0:
+            if pos + 42 > out.size:
+                grown = np.empty(out.size * 2, np.uint8)
+                grown[:pos] = out[:pos]
+                out = grown
+            if pos > 0:
+                out[pos] = 32
+                pos += 1
+            pos = _write_int(out, pos, run_start + 1)
+            out[pos] = 32
+            pos = _write_int(out, pos + 1, n - run_start)
+            run_start = -1
+        n += 1
+    if run_start >= 0:
+        if pos + 42 > out.size:
+            grown = np.empty(out.size * 2, np.uint8)
+            grown[:pos] = out[:pos]
+            out = grown
+        if pos > 0:
+            out[pos] = 32
+            pos += 1
+        pos = _write_int(out, pos, run_start + 1)
+        out[pos] = 32
+        pos = _write_int(out, pos + 1, size - run_start)
+    return out[:pos]
+
+
+def _encode(values: np.ndarray, level: int, order: str) -> str:
+    _check_order(order)
+    if values.ndim != 2:
+        raise ValueError(f"expected a 2-D (H, W) array, got shape {values.shape}")
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if order == "C":
+        return _encode_runs_c(flat, level).tobytes().decode("ascii")
+    return _encode_runs(flat, level, values.shape[0], values.shape[1], True).tobytes().decode("ascii")
+
+
+def rle_encode(mask: np.ndarray, order: str = "C") -> str:
+    """Kaggle RLE of a (H, W) mask (nonzero = foreground): 1-based sorted 'start length' pairs.
+
+    ``order="C"`` numbers pixels row-major (Carvana), ``"F"`` column-major (Severstal, TGS, Airbus).
+    An empty mask gives ``""``; a set first or last pixel is encoded correctly.
+    """
+    mask = np.asarray(mask)
+    if mask.dtype == np.bool_:
+        mask = mask.view(np.uint8)
+    elif mask.dtype != np.uint8:
+        mask = (mask != 0).astype(np.uint8)
+    elif mask.size and mask.max() > 1:
+        mask = (mask != 0).astype(np.uint8)
+    return _encode(mask, 0, order)
+
+
+def rle_encode_probs(probs_u8: np.ndarray, threshold: float, order: str = "C") -> str:
+    """RLE of ``probs_u8 > threshold * 255`` straight from uint8 probabilities (no mask array).
+
+    Uses the project's binarisation rule: pixel positive when p > threshold (see ``ops.threshold``).
+    """
+    if probs_u8.dtype != np.uint8:
+        raise ValueError(f"probs_u8 must be uint8, got {probs_u8.dtype}")
+    level = int(np.floor(threshold * 255.0))  # v > t*255  <=>  v > floor(t*255) for integer v
+    if level < 0:
+        return _encode(np.ones_like(probs_u8), 0, order)
+    if level >= 255:
+        return ""
+    return _encode(probs_u8, level, order)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
+    for r in range(starts.size):
+        flat[starts[r]:starts[r] + lengths[r]] = 1
+
+
+def rle_decode(rle: str, shape: tuple[int, int], order: str = "C") -> np.ndarray:
+    """(H, W) uint8 {0,1} mask from a Kaggle RLE string. Raises ValueError on malformed RLE."""
+    _check_order(order)
+    height, width = shape
+    starts, lengths = parse_rle(rle)
+    problem = check_runs(starts, lengths, height * width)
+    if problem:
+        raise ValueError(problem)
+    flat = np.zeros(height * width, np.uint8)
+    _fill(flat, starts, lengths)
+    return flat.reshape(shape) if order == "C" else flat.reshape((width, height)).T.copy()

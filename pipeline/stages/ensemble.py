@@ -1,0 +1,204 @@
+"""Stage: fuse member runs -> tuned decision -> streamed, validated submission CSV.
+
+``artifacts/ensembles/<name>/``: ``ensemble.yaml`` (resolved), ``config.yaml`` (the members' data
+config, so ``pipeline tune --ensemble`` works), ``oof/`` (fused OOF store), ``test/`` (fused test
+store, optional), ``thresholds.json``. ``submissions/<name>.csv[.gz]`` + ``<name>.json`` sidecar and
+a row in ``submissions/ledger.csv``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import Config, dump_config, load_config
+from pipeline.config.schema import EnsembleConfig
+from pipeline.data import open_dataset
+from pipeline.ensemble import Decision, fit_weights, normalized
+from pipeline.errors import PipelineError
+from pipeline.fsio import atomic_write_text
+from pipeline.ops.fusion import fuse
+from pipeline.paths import Layout
+from pipeline.stages.submit import SubmissionWriter, expected_image_ids, write_sidecar_and_ledger
+from pipeline.stages.tune import run_tune
+from pipeline.stages.validate import validate_file
+from pipeline.store import ProbStore
+from pipeline.submission import encode_rows, get_format
+
+
+@dataclass
+class Member:
+    run: str
+    cfg: Config
+    oof: ProbStore
+    test: ProbStore
+    report: dict
+
+
+def load_members(ecfg: EnsembleConfig, layout: Layout) -> list[Member]:
+    members = []
+    for m in ecfg.members:
+        run_dir = layout.run_dir(m.run)
+        if not (run_dir / "config.yaml").is_file():
+            raise PipelineError(f"ensemble member '{m.run}': {run_dir} not found; train and predict it first")
+        report_path = run_dir / "predict_report.json"
+        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+        oof, test = ProbStore.open(run_dir / "oof"), ProbStore.open(run_dir / "test")
+        for store in (oof, test):
+            if not store.complete:
+                raise PipelineError(f"{store.path}: incomplete store; rerun 'pipeline predict' for '{m.run}'")
+        members.append(Member(m.run, load_config(run_dir / "config.yaml"), oof, test, report))
+    data = {json.dumps(m.cfg.dataset.model_dump(), sort_keys=True) for m in members}
+    if len(data) > 1:
+        raise PipelineError("ensemble members were trained on different datasets; fuse runs of one dataset only")
+    classes = {tuple(m.oof.manifest["classes"]) for m in members}
+    if len(classes) > 1:
+        raise PipelineError(f"ensemble members predict different classes: {sorted(classes)}")
+    return members
+
+
+def _oof_images(members: list[Member], dataset):
+    by_id = {s.image_id: s for s in dataset.train}
+    ids = members[0].oof.ids()
+    for m in members[1:]:
+        if sorted(m.oof.ids()) != sorted(ids):
+            raise PipelineError(f"OOF stores of '{members[0].run}' and '{m.run}' hold different images; "
+                                "were they trained on the same folds?")
+
+    def images():
+        for image_id in ids:
+            yield [m.oof.read(image_id) for m in members], dataset.read_mask(by_id[image_id]) == 1
+
+    return ids, images
+
+
+def choose_weights(ecfg: EnsembleConfig, members: list[Member], dataset) -> np.ndarray:
+    if ecfg.weights == "equal":
+        return normalized([1.0] * len(members))
+    if ecfg.weights == "fixed":
+        if sum(m.weight for m in ecfg.members) <= 0:
+            raise PipelineError("ensemble weights: fixed needs at least one member weight > 0")
+        return normalized(m.weight for m in ecfg.members)
+    if len(members) == 1:
+        return np.ones(1)
+    _, images = _oof_images(members, dataset)
+    weights, _ = fit_weights(images, len(members), ecfg.fit_grid, ecfg.fit_rounds, ecfg.fusion)
+    return weights
+
+
+def write_fused_oof(ecfg: EnsembleConfig, members: list[Member], weights: np.ndarray, folder: Path) -> None:
+    ids = members[0].oof.ids()
+    header = {"run": ecfg.name, "split": "oof", "folds": members[0].oof.manifest["folds"], "tta": "ensemble",
+              "classes": members[0].oof.manifest["classes"], "resolution": "original",
+              "checkpoints": {m.run: {"oof": m.oof.manifest["checkpoints"], "weight": float(w), "fusion": ecfg.fusion}
+                              for m, w in zip(members, weights, strict=True)}}
+    store = ProbStore.create(folder / "oof", header)
+    for image_id in ids:
+        if not store.has(image_id):
+            store.write(image_id, fuse([m.oof.read(image_id) for m in members], weights, ecfg.fusion))
+    store.finalize([(i, *members[0].oof.shapes()[i]) for i in ids])
+
+
+def decide(ecfg: EnsembleConfig, layout: Layout) -> tuple[Decision, dict]:
+    """Threshold/min_area/cleanup: tuned on the fused OOF store where the config says 'tune'."""
+    tuned = {}
+    if "tune" in (ecfg.threshold, ecfg.min_area, ecfg.cleanup):
+        tuned = run_tune(layout, ensemble=ecfg.name, cleanup=ecfg.cleanup == "tune")
+    decision = Decision(
+        threshold=tuned["threshold"] if ecfg.threshold == "tune" else float(ecfg.threshold),
+        min_area=tuned["min_area"] if ecfg.min_area == "tune" else float(ecfg.min_area),
+        cleanup=bool(tuned.get("cleanup")) if ecfg.cleanup == "tune" else bool(ecfg.cleanup))
+    return decision, tuned
+
+
+# ---- the streamed test pass (module-level state so worker processes can use it) -----------------
+_STATE: dict = {}
+
+
+def _init_worker(state: dict) -> None:
+    _STATE.clear()
+    _STATE.update(state)
+    _STATE["members"] = [ProbStore.open(p) for p in state["member_paths"]]
+    _STATE["fused"] = ProbStore.open(state["fused_path"]) if state["fused_path"] else None
+
+
+def _encode_image(image_id: str) -> list[tuple[str, str]]:
+    s = _STATE
+    fused = fuse([m.read(image_id) for m in s["members"]], s["weights"], s["fusion"])
+    if s["fused"] is not None:
+        s["fused"].write(image_id, fused)
+    decision = s["decision"]
+    return encode_rows(s["format"], image_id, [decision.mask(fused[0])])
+
+
+def stream_test(ids: list[str], state: dict, workers: int, writer: SubmissionWriter, progress=None) -> None:
+    if workers <= 1:
+        _init_worker(state)
+        results = map(_encode_image, ids)
+        for rows in results:
+            writer.write(rows)
+            if progress:
+                progress(1)
+        return
+    with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
+        for rows in pool.imap(_encode_image, ids, chunksize=4):
+            writer.write(rows)
+            if progress:
+                progress(1)
+
+
+def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, name: str | None = None,
+                 overwrite: bool = False, progress_for=None) -> dict:
+    ecfg: EnsembleConfig = load_config(config_path, overrides, schema=EnsembleConfig)
+    fmt = get_format(ecfg.format)
+    members = load_members(ecfg, layout)
+    if len(members[0].oof.manifest["classes"]) != 2:
+        raise PipelineError("multi-class ensembles arrive with the multi-class issue; use a binary dataset")
+    cfg = members[0].cfg
+    dataset = open_dataset(cfg.dataset)
+    sub_name = name or ecfg.name
+    writer = SubmissionWriter(layout.submissions, sub_name, fmt, ecfg.gzip, overwrite)
+    folder = layout.ensemble_dir(ecfg.name)
+    atomic_write_text(folder / "ensemble.yaml", dump_config(ecfg))
+    atomic_write_text(folder / "config.yaml", dump_config(cfg))
+    started = time.time()
+    weights = choose_weights(ecfg, members, dataset)
+    write_fused_oof(ecfg, members, weights, folder)
+    decision, tuned = decide(ecfg, layout)
+    ids = expected_image_ids(dataset)
+    missing = [i for i in ids if not members[0].test.has(i)]
+    if missing:
+        raise PipelineError(f"{members[0].test.path}: no probabilities for test image '{missing[0]}'; "
+                            "rerun 'pipeline predict'")
+    fused_path = None
+    if ecfg.save_test_store:
+        header = {"run": ecfg.name, "split": "test", "folds": members[0].test.manifest["folds"], "tta": "ensemble",
+                  "classes": members[0].test.manifest["classes"], "resolution": "original",
+                  "checkpoints": {m.run: {"test": m.test.manifest["checkpoints"], "weight": float(w)}
+                                  for m, w in zip(members, weights, strict=True)}}
+        fused_path = str(ProbStore.create(folder / "test", header, force=True).path)
+    state = {"member_paths": [str(m.test.path) for m in members], "fused_path": fused_path,
+             "weights": weights, "fusion": ecfg.fusion, "decision": decision, "format": fmt}
+    with writer, progress_for("submission", len(ids)) as advance:
+        stream_test(ids, state, ecfg.workers, writer, advance)
+        writer.commit()
+    if fused_path:
+        ProbStore.open(fused_path).finalize([(s.image_id, *dataset.image_size(s)) for s in dataset.test])
+    problems = validate_file(writer.path, fmt, dataset)
+    if problems:
+        raise PipelineError(f"{writer.path}: the written submission failed validation: {problems[0]}")
+    summary = {
+        "name": sub_name, "path": str(writer.path), "format": fmt.name, "members": [m.run for m in members],
+        "weights": [float(w) for w in weights], "fusion": ecfg.fusion, "threshold": decision.threshold,
+        "min_area": decision.min_area, "cleanup": decision.cleanup,
+        "oof_dice": tuned.get("oof_dice_final", tuned.get("oof_dice_tuned")),
+        "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
+        "member_oof_dice": {m.run: m.report.get("oof", {}).get("dice") for m in members},
+        "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
+        "dataset": cfg.dataset.name, "run_config": str(folder / "config.yaml")}
+    write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg)
+    return summary

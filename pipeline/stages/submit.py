@@ -1,0 +1,109 @@
+"""Submission files: an atomic (optionally gzipped) CSV writer, the expected id order, the
+sidecar JSON and the ledger."""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline.config import dump_config
+from pipeline.data import Dataset
+from pipeline.data.carvana import read_csv_column
+from pipeline.errors import PipelineError
+from pipeline.fsio import atomic_write_text
+from pipeline.submission import SubmissionFormat
+
+LEDGER_COLUMNS = ("time", "name", "path", "members", "weights", "threshold", "min_area", "cleanup", "oof_dice",
+                  "git_commit", "config_hash")
+
+
+def expected_image_ids(dataset: Dataset) -> list[str]:
+    """Test image ids in submission order: the sample submission's order when there is one."""
+    sample = dataset.root / "sample_submission.csv"
+    if sample.is_file():
+        return [Path(name).stem for name in read_csv_column(sample, "img")]
+    return sorted(s.image_id for s in dataset.test)
+
+
+class SubmissionWriter:
+    """Streams rows to a temp file beside the target; ``commit()`` renames it into place.
+
+    Leaving the ``with`` block without ``commit()`` (an error, a kill) removes the temp file, so
+    no partial submission ever appears under its real name. An existing file is an error unless
+    ``overwrite``.
+    """
+
+    def __init__(self, folder: Path, name: str, fmt: SubmissionFormat, gz: bool, overwrite: bool):
+        self.path = Path(folder) / f"{name}.csv{'.gz' if gz else ''}"
+        self.fmt, self.gz, self.overwrite, self.rows = fmt, gz, overwrite, 0
+        if self.path.exists() and not overwrite:
+            raise PipelineError(f"{self.path} exists; choose another --name or pass --overwrite")
+
+    def __enter__(self) -> SubmissionWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self.raw = os.fdopen(fd, "wb")
+        self.binary = gzip.GzipFile(fileobj=self.raw, mode="wb", mtime=0) if self.gz else self.raw
+        self.text = io.TextIOWrapper(self.binary, encoding="utf-8", newline="")
+        self.csv = csv.writer(self.text, lineterminator="\n")
+        self.csv.writerow(self.fmt.header)
+        self.committed = False
+        return self
+
+    def write(self, rows: list[tuple[str, str]]) -> None:
+        self.csv.writerows(rows)
+        self.rows += len(rows)
+
+    def commit(self) -> None:
+        self.text.flush()
+        self.text.detach()
+        if self.gz:
+            self.binary.close()
+        self.raw.flush()
+        os.fsync(self.raw.fileno())
+        self.raw.close()
+        os.replace(self.tmp, self.path)
+        self.committed = True
+
+    def __exit__(self, *exc) -> None:
+        if not self.committed:
+            try:
+                self.raw.close()
+            finally:
+                Path(self.tmp).unlink(missing_ok=True)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_sidecar_and_ledger(folder: Path, writer: SubmissionWriter, summary: dict, ecfg) -> None:
+    config_text = dump_config(ecfg)
+    config_hash = hashlib.sha1(config_text.encode()).hexdigest()[:12]
+    sidecar = {**summary, "git_commit": git_commit(), "config_hash": config_hash,
+               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": ecfg.model_dump(mode="json")}
+    name = writer.path.name.split(".csv")[0]
+    atomic_write_text(Path(folder) / f"{name}.json", json.dumps(sidecar, indent=2))
+    ledger = Path(folder) / "ledger.csv"
+    new = not ledger.is_file()
+    with open(ledger, "a", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        if new:
+            out.writerow(LEDGER_COLUMNS)
+        out.writerow([sidecar["time"], name, str(writer.path), " ".join(summary["members"]),
+                      " ".join(f"{w:.4f}" for w in summary["weights"]), f"{summary['threshold']:.6f}",
+                      f"{summary['min_area']:g}", summary["cleanup"],
+                      "" if summary["oof_dice"] is None else f"{summary['oof_dice']:.6f}",
+                      sidecar["git_commit"] or "", sidecar["config_hash"]])
