@@ -31,7 +31,7 @@ lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check pipeline tests bench
 
 $(DEMO_DATA)/sample_submission.csv: | $(STAMP)
-	$(BIN)/pipeline demo-data $(DEMO_DATA)
+	$(BIN)/pipeline demo-data $(DEMO_DATA) --cars 6 --views 8 --test-cars 1
 
 demo-data: $(DEMO_DATA)/sample_submission.csv ## Generate the synthetic Carvana-layout demo dataset (data/demo)
 
@@ -41,8 +41,8 @@ folds: $(STAMP) ## Make folds for CONFIG (default configs/demo.yaml)
 train: $(STAMP) ## Train every fold x resolution of CONFIG (resumable; FOLD=k for one fold)
 	$(BIN)/pipeline train $(CONFIG) --fold $(or $(FOLD),all)
 
-demo: demo-data ## Run the main job end to end on the built-in demo dataset
-	$(BIN)/pipeline folds configs/demo.yaml
+demo: $(STAMP) ## Run the main job end to end on the built-in demo dataset (data, folds, train, predict, tune, ensemble, submission)
+	$(BIN)/pipeline demo
 
 clean: ## Remove generated data and artifacts (keeps .venv)
 	rm -rf data/demo artifacts folds/*.csv folds/*.yaml

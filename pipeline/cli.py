@@ -32,6 +32,14 @@ def config_argument(func):
     return click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(func)
 
 
+def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected WIDTHxHEIGHT, e.g. 480x320") from None
+    return width, height
+
+
 @click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="segfuse")
 def cli() -> None:
@@ -201,6 +209,72 @@ def validate_cmd(submission: Path, sample: Path | None, format_name: str | None,
     console.print(f"{submission}: valid {fmt} submission")
 
 
+def print_summary(runs: list[dict], ensemble: dict | None) -> None:
+    """Per-run fold Dice, TTA gain, tuned threshold; ensemble vs best member (OOF Dice)."""
+    table = Table(title="summary (OOF = out-of-fold Dice over all labelled images)")
+    for col in ("run / ensemble", "fold Dice (train val)", "OOF no TTA", "OOF TTA", "TTA gain", "threshold",
+                "OOF tuned"):
+        table.add_column(col, justify="right")
+
+    def fmt(value, spec=".4f"):
+        return "-" if value is None else format(value, spec)
+
+    for r in runs:
+        folds = " ".join(f"{d:.4f}" for _, d in sorted(r["fold_dice"].items()))
+        gain = None if r["oof_dice_tta"] is None or r["oof_dice_plain"] is None else \
+            r["oof_dice_tta"] - r["oof_dice_plain"]
+        table.add_row(r["run"], folds, fmt(r["oof_dice_plain"]), fmt(r["oof_dice_tta"]), fmt(gain, "+.4f"),
+                      fmt(r["threshold"]), fmt(r["oof_dice_tuned"]))
+    if ensemble:
+        table.add_row(ensemble["ensemble"], "", "", "", "", fmt(ensemble["threshold"]), fmt(ensemble["oof_dice"]))
+    console.print(table)
+    best = max((r["oof_dice_tuned"] for r in runs if r["oof_dice_tuned"] is not None), default=None)
+    if ensemble and ensemble["oof_dice"] is not None and best is not None:
+        console.print(f"ensemble OOF Dice {ensemble['oof_dice']:.5f} vs best member {best:.5f} "
+                      f"({ensemble['oof_dice'] - best:+.5f})")
+
+
+@cli.command("summary")
+@click.argument("runs", nargs=-1)
+@click.option("--ensemble", default=None, help="Also show this ensemble (artifacts/ensembles/<name>).")
+def summary_cmd(runs: tuple[str, ...], ensemble: str | None) -> None:
+    """Summarise runs (and an ensemble) from their artifacts."""
+    from pipeline.stages.summary import ensemble_summary, run_summary
+
+    layout = Layout()
+    if not runs:
+        runs = tuple(sorted(p.name for p in (layout.artifacts / "runs").glob("*") if p.is_dir()))
+    print_summary([run_summary(layout, r) for r in runs], ensemble_summary(layout, ensemble) if ensemble else None)
+
+
+@cli.command("demo")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=Path("configs/demo.yaml"),
+              show_default=True)
+@click.option("--ensemble-config", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("configs/ensemble_demo.yaml"), show_default=True)
+@click.option("--cars", default=6, show_default=True)
+@click.option("--views", default=8, show_default=True)
+@click.option("--test-cars", default=1, show_default=True)
+@click.option("--size", default="480x320", show_default=True, callback=_parse_size, help="Demo image WIDTHxHEIGHT.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the demo config.")
+def demo_cmd(config: Path, ensemble_config: Path, cars: int, views: int, test_cars: int, size: tuple[int, int],
+             overrides: tuple[str, ...]) -> None:
+    """Run everything end to end on the built-in demo dataset (what `make demo` does)."""
+    import time
+
+    from pipeline.console import RichReporter
+    from pipeline.stages.demo import run_demo
+    from pipeline.stages.demo_data import DemoSpec
+
+    started = time.time()
+    out = run_demo(config, ensemble_config, DemoSpec(cars=cars, views=views, test_cars=test_cars, size=size),
+                   overrides,
+                   log=console.print, progress_for=progress_bar, reporter_for=lambda run, k: RichReporter(run, k))
+    print_summary(out["runs"], out["ensemble"])
+    sub = out["submission"]
+    console.print(f"submission {sub['path']}: {sub['rows']} rows, validated; total {time.time() - started:.0f}s")
+
+
 @cli.group("store")
 def store_group() -> None:
     """Inspect probability stores."""
@@ -224,14 +298,6 @@ def store_info_cmd(path: Path) -> None:
                        ("checkpoints", json.dumps(m.get("checkpoints", {})))]:
         table.add_row(key, str(value))
     console.print(table)
-
-
-def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected WIDTHxHEIGHT, e.g. 480x320") from None
-    return width, height
 
 
 @cli.command("demo-data")

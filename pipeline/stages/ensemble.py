@@ -151,8 +151,31 @@ def stream_test(ids: list[str], state: dict, workers: int, writer: SubmissionWri
                 progress(1)
 
 
+def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, fmt, folder: Path) -> dict:
+    """What the test pass (possibly in worker processes) needs; creates the fused test store."""
+    fused_path = None
+    if ecfg.save_test_store:
+        test = members[0].test.manifest
+        header = {"run": ecfg.name, "split": "test", "folds": test["folds"], "tta": "ensemble",
+                  "classes": test["classes"], "resolution": "original",
+                  "checkpoints": {m.run: {"test": m.test.manifest["checkpoints"], "weight": float(w)}
+                                  for m, w in zip(members, weights, strict=True)}}
+        fused_path = str(ProbStore.create(folder / "test", header, force=True).path)
+    return {"member_paths": [str(m.test.path) for m in members], "fused_path": fused_path,
+            "weights": weights, "fusion": ecfg.fusion, "decision": decision, "format": fmt}
+
+
+def _check_test_ids(members: list[Member], ids: list[str]) -> None:
+    for m in members:
+        missing = [i for i in ids if not m.test.has(i)]
+        if missing:
+            raise PipelineError(f"{m.test.path}: no probabilities for test image '{missing[0]}'; "
+                                f"rerun 'pipeline predict' for '{m.run}'")
+
+
 def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, name: str | None = None,
                  overwrite: bool = False, progress_for=None) -> dict:
+    """Fuse, decide, stream the test set into a validated submission; returns the sidecar summary."""
     ecfg: EnsembleConfig = load_config(config_path, overrides, schema=EnsembleConfig)
     fmt = get_format(ecfg.format)
     members = load_members(ecfg, layout)
@@ -160,8 +183,7 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
         raise PipelineError("multi-class ensembles arrive with the multi-class issue; use a binary dataset")
     cfg = members[0].cfg
     dataset = open_dataset(cfg.dataset)
-    sub_name = name or ecfg.name
-    writer = SubmissionWriter(layout.submissions, sub_name, fmt, ecfg.gzip, overwrite)
+    writer = SubmissionWriter(layout.submissions, name or ecfg.name, fmt, ecfg.gzip, overwrite)
     folder = layout.ensemble_dir(ecfg.name)
     atomic_write_text(folder / "ensemble.yaml", dump_config(ecfg))
     atomic_write_text(folder / "config.yaml", dump_config(cfg))
@@ -170,32 +192,21 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
     write_fused_oof(ecfg, members, weights, folder)
     decision, tuned = decide(ecfg, layout)
     ids = expected_image_ids(dataset)
-    missing = [i for i in ids if not members[0].test.has(i)]
-    if missing:
-        raise PipelineError(f"{members[0].test.path}: no probabilities for test image '{missing[0]}'; "
-                            "rerun 'pipeline predict'")
-    fused_path = None
-    if ecfg.save_test_store:
-        header = {"run": ecfg.name, "split": "test", "folds": members[0].test.manifest["folds"], "tta": "ensemble",
-                  "classes": members[0].test.manifest["classes"], "resolution": "original",
-                  "checkpoints": {m.run: {"test": m.test.manifest["checkpoints"], "weight": float(w)}
-                                  for m, w in zip(members, weights, strict=True)}}
-        fused_path = str(ProbStore.create(folder / "test", header, force=True).path)
-    state = {"member_paths": [str(m.test.path) for m in members], "fused_path": fused_path,
-             "weights": weights, "fusion": ecfg.fusion, "decision": decision, "format": fmt}
+    _check_test_ids(members, ids)
+    state = _test_state(ecfg, members, weights, decision, fmt, folder)
     with writer, progress_for("submission", len(ids)) as advance:
         stream_test(ids, state, ecfg.workers, writer, advance)
         writer.commit()
-    if fused_path:
-        ProbStore.open(fused_path).finalize([(s.image_id, *dataset.image_size(s)) for s in dataset.test])
+    if state["fused_path"]:
+        ProbStore.open(state["fused_path"]).finalize([(s.image_id, *dataset.image_size(s)) for s in dataset.test])
     problems = validate_file(writer.path, fmt, dataset)
     if problems:
         raise PipelineError(f"{writer.path}: the written submission failed validation: {problems[0]}")
     summary = {
-        "name": sub_name, "path": str(writer.path), "format": fmt.name, "members": [m.run for m in members],
-        "weights": [float(w) for w in weights], "fusion": ecfg.fusion, "threshold": decision.threshold,
-        "min_area": decision.min_area, "cleanup": decision.cleanup,
-        "oof_dice": tuned.get("oof_dice_final", tuned.get("oof_dice_tuned")),
+        "name": writer.path.name.split(".csv")[0], "ensemble": ecfg.name, "path": str(writer.path),
+        "format": fmt.name, "members": [m.run for m in members], "weights": [float(w) for w in weights],
+        "fusion": ecfg.fusion, "threshold": decision.threshold, "min_area": decision.min_area,
+        "cleanup": decision.cleanup, "oof_dice": tuned.get("oof_dice_final", tuned.get("oof_dice_tuned")),
         "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
         "member_oof_dice": {m.run: m.report.get("oof", {}).get("dice") for m in members},
         "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
