@@ -81,11 +81,6 @@ def rle_decode_numpy(rle: str, shape: tuple[int, int], order: str = "C") -> np.n
 # ---- Numba kernels ------------------------------------------------------------------------------
 import numba  # noqa: E402  (kept below the numpy reference on purpose: reference first, kernels second)
 
-# Typed constants: comparing a uint64 with a Python int makes Numba compare as float64, which
-# rounds 0x0101010101010100 onto 0x0101010101010101 and would skip a zero pixel.
-_ALL_OFF = np.uint64(0)
-_ALL_ON = np.uint64(0x0101010101010101)
-
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _write_int(buf, pos: int, value: int) -> int:
@@ -107,86 +102,66 @@ def _write_int(buf, pos: int, value: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _encode_runs(flat: np.ndarray, level: int, height: int, width: int, column_major: bool) -> np.ndarray:
-    """ASCII 'start length ...' of pixels ``> level`` in a (height*width,) uint8 row-major buffer,
-    numbered in row-major or column-major order (1-based)."""
-    size = height * width
-    out = np.empty(64, np.uint8)
-    pos = 0
-    run_start = -1
-    for n in range(size):
-        i = n if not column_major else (n % height) * width + n // height
-        on = flat[i] > level
-        if on and run_start < 0:
-            run_start = n
-        elif not on and run_start >= 0:
-            if pos + 42 > out.size:
-                grown = np.empty(out.size * 2, np.uint8)
-                grown[:pos] = out[:pos]
-                out = grown
-            if pos > 0:
-                out[pos] = 32
-                pos += 1
-            pos = _write_int(out, pos, run_start + 1)
-            out[pos] = 32
-            pos = _write_int(out, pos + 1, n - run_start)
-            run_start = -1
-    if run_start >= 0:  # the last pixel is set: close the final run (the copied Kaggle bug drops it)
-        if pos + 42 > out.size:
-            grown = np.empty(out.size * 2, np.uint8)
-            grown[:pos] = out[:pos]
-            out = grown
-        if pos > 0:
-            out[pos] = 32
-            pos += 1
-        pos = _write_int(out, pos, run_start + 1)
+def _emit(out: np.ndarray, pos: int, start: int, length: int):
+    """Append 'start+1 length' (space-separated from earlier pairs); grow ``out`` as needed."""
+    if pos + 44 > out.size:
+        grown = np.empty(out.size * 2, np.uint8)
+        grown[:pos] = out[:pos]
+        out = grown
+    if pos > 0:
         out[pos] = 32
-        pos = _write_int(out, pos + 1, size - run_start)
-    return out[:pos]
+        pos += 1
+    pos = _write_int(out, pos, start + 1)
+    out[pos] = 32
+    pos = _write_int(out, pos + 1, length)
+    return out, pos
+
+
+_BLOCK = 64
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scan(flat: np.ndarray, start: int, end: int, level: np.uint8, on: bool, run_start: int, out, pos: int):
+    """Pixel-by-pixel run tracking over ``flat[start:end]``."""
+    for j in range(start, end):
+        cur = flat[j] > level
+        if cur != on:
+            if cur:
+                run_start = j
+            else:
+                out, pos = _emit(out, pos, run_start, j - run_start)
+            on = cur
+    return on, run_start, out, pos
 
 
 @numba.njit(cache=True, nogil=True)
-def _encode_runs_c(flat: np.ndarray, level: int) -> np.ndarray:
-    """Row-major fast path: skips 8 pixels at a time while they are all off or all on."""
+def _encode_runs(flat: np.ndarray, level: int) -> np.ndarray:
+    """ASCII 'start length ...' (1-based) of the pixels ``> level`` of a flat uint8 buffer.
+
+    Works in blocks of 64 pixels. A block's min and max come from a fixed-length loop that LLVM
+    vectorises; a block that is all on (inside a run) or all off (outside) is skipped, so only
+    blocks holding a transition are scanned pixel by pixel. ~0.1 ms of block tests per 1918x1280.
+    """
+    lv = np.uint8(level)
     size = flat.size
-    words = flat[: size - size % 8].view(np.uint64)
-    out = np.empty(64, np.uint8)
+    out = np.empty(1024, np.uint8)
     pos = 0
-    run_start = -1
-    n = 0
-    while n < size:
-        if level == 0 and n % 8 == 0 and n + 8 <= size:  # masks {0,1}: test whole words
-            w = words[n // 8]
-            if (w == _ALL_OFF and run_start < 0) or (w == _ALL_ON and run_start >= 0):
-                n += 8
-                continue
-        on = flat[n] > level
-        if on and run_start < 0:
-            run_start = n
-        elif not on and run_start >= 0:
-            if pos + 42 > out.size:
-                grown = np.empty(out.size * 2, np.uint8)
-                grown[:pos] = out[:pos]
-                out = grown
-            if pos > 0:
-                out[pos] = 32
-                pos += 1
-            pos = _write_int(out, pos, run_start + 1)
-            out[pos] = 32
-            pos = _write_int(out, pos + 1, n - run_start)
-            run_start = -1
-        n += 1
-    if run_start >= 0:
-        if pos + 42 > out.size:
-            grown = np.empty(out.size * 2, np.uint8)
-            grown[:pos] = out[:pos]
-            out = grown
-        if pos > 0:
-            out[pos] = 32
-            pos += 1
-        pos = _write_int(out, pos, run_start + 1)
-        out[pos] = 32
-        pos = _write_int(out, pos + 1, size - run_start)
+    on = False
+    run_start = 0
+    for b in range(size // _BLOCK):
+        base = b * _BLOCK
+        hi = np.uint8(0)
+        lo = np.uint8(255)
+        for j in range(_BLOCK):
+            v = flat[base + j]
+            hi = v if v > hi else hi
+            lo = v if v < lo else lo
+        if (on and lo > lv) or (not on and hi <= lv):
+            continue
+        on, run_start, out, pos = _scan(flat, base, base + _BLOCK, lv, on, run_start, out, pos)
+    on, run_start, out, pos = _scan(flat, size - size % _BLOCK, size, lv, on, run_start, out, pos)
+    if on:  # the last pixel is set: close the final run (the copied Kaggle snippet loses it)
+        out, pos = _emit(out, pos, run_start, size - run_start)
     return out[:pos]
 
 
@@ -194,10 +169,8 @@ def _encode(values: np.ndarray, level: int, order: str) -> str:
     _check_order(order)
     if values.ndim != 2:
         raise ValueError(f"expected a 2-D (H, W) array, got shape {values.shape}")
-    flat = np.ascontiguousarray(values).reshape(-1)
-    if order == "C":
-        return _encode_runs_c(flat, level).tobytes().decode("ascii")
-    return _encode_runs(flat, level, values.shape[0], values.shape[1], True).tobytes().decode("ascii")
+    flat = np.ascontiguousarray(values if order == "C" else values.T).reshape(-1)
+    return _encode_runs(flat, level).tobytes().decode("ascii")
 
 
 def rle_encode(mask: np.ndarray, order: str = "C") -> str:
@@ -211,9 +184,7 @@ def rle_encode(mask: np.ndarray, order: str = "C") -> str:
         mask = mask.view(np.uint8)
     elif mask.dtype != np.uint8:
         mask = (mask != 0).astype(np.uint8)
-    elif mask.size and mask.max() > 1:
-        mask = (mask != 0).astype(np.uint8)
-    return _encode(mask, 0, order)
+    return _encode(mask, 0, order)  # uint8: "> 0" is "nonzero", no conversion pass needed
 
 
 def rle_encode_probs(probs_u8: np.ndarray, threshold: float, order: str = "C") -> str:
