@@ -289,7 +289,7 @@ def store_info_cmd(path: Path) -> None:
     store = ProbStore.open(path)
     m = store.manifest
     ids = store.ids()
-    size = sum(p.stat().st_size for p in path.glob("*.png"))
+    size = sum(p.stat().st_size for p in path.glob("*.u8z"))
     table = Table(show_header=False, title=str(path))
     for key, value in [("run", m.get("run")), ("split", m.get("split")), ("folds", m.get("folds")),
                        ("tta", m.get("tta")), ("classes", ", ".join(m.get("classes", []))),

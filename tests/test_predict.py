@@ -61,7 +61,7 @@ def test_killed_predict_resumes_and_skips_done_images(project, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_predict(load_config("tiny.yaml"), Layout(), split="oof", progress_for=progress_bar)
     store_dir = project / "artifacts" / "runs" / RUN / "oof"
-    assert len(list(store_dir.glob("*.png"))) == 3 and not list(store_dir.glob(".*tmp"))
+    assert len(list(store_dir.glob("*.u8z"))) == 3 and not list(store_dir.glob(".*tmp"))
     assert not ProbStore.open(store_dir).complete
     done, resumed = set(writes), []
     monkeypatch.setattr(ProbStore, "write", lambda self, i, p: (resumed.append(i), original(self, i, p)))
