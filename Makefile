@@ -9,7 +9,7 @@ DEMO_DATA := data/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint folds train demo demo-data clean
+.PHONY: help install test test-all lint folds train demo demo-data pseudo-experiment clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -43,6 +43,13 @@ train: $(STAMP) ## Train every fold x resolution of CONFIG (resumable; FOLD=k fo
 
 demo: $(STAMP) ## Run the main job end to end on the built-in demo dataset (data, folds, train, predict, tune, ensemble, submission)
 	$(BIN)/pipeline demo
+
+pseudo-experiment: $(STAMP) ## Demo + a pseudo-label round; compares OOF Dice with/without, fold by fold
+	$(BIN)/pipeline demo
+	$(BIN)/pipeline pseudo demo-ensemble --round 1 --rule band --tau 0.05 --force
+	$(BIN)/pipeline train configs/demo_pseudo.yaml
+	$(BIN)/pipeline predict configs/demo_pseudo.yaml --split oof
+	$(BIN)/pipeline compare demo-unet-r18_128x192 demo-unet-r18-pseudo_128x192
 
 clean: ## Remove generated data and artifacts (keeps .venv)
 	rm -rf data/demo artifacts folds/*.csv folds/*.yaml

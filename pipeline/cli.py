@@ -234,6 +234,48 @@ def print_summary(runs: list[dict], ensemble: dict | None) -> None:
                       f"({ensemble['oof_dice'] - best:+.5f})")
 
 
+@cli.command("pseudo")
+@click.argument("ensemble")
+@click.option("--round", "round_", type=int, required=True, help="Round number R: writes folds/pseudo_r<R>.csv.")
+@click.option("--rule", type=click.Choice(["band", "entropy"]), default="band", show_default=True,
+              help="band: share of pixels with lo<p<hi; entropy: mean pixel entropy (bits).")
+@click.option("--tau", type=float, default=0.02, show_default=True, help="Keep images whose score is below tau.")
+@click.option("--lo", type=float, default=0.1, show_default=True)
+@click.option("--hi", type=float, default=0.9, show_default=True)
+@click.option("--top-n", type=int, default=None, help="Keep at most the N most confident images.")
+@click.option("--soft", is_flag=True, help="Write probabilities (soft targets) instead of hard masks.")
+@click.option("--force", is_flag=True, help="Replace an existing table of this round.")
+def pseudo_cmd(ensemble: str, round_: int, rule: str, tau: float, lo: float, hi: float, top_n: int | None,
+               soft: bool, force: bool) -> None:
+    """Pseudo-label confident test images of an ensemble (fold -1 rows for training)."""
+    from pipeline.pseudo import PseudoRule
+    from pipeline.stages.pseudo import run_pseudo
+
+    with progress_bar("scoring", None) as advance:
+        out = run_pseudo(Layout(), ensemble, round_, PseudoRule(rule, tau, lo, hi, top_n), soft, force, advance)
+    console.print(f"round {round_}: {out['selected']} of {out['candidates']} test images selected by {rule} < {tau} "
+                  f"-> {out['table']} (provenance beside it)")
+    console.print(f"train with them: --set pseudo.table={out['table']} (mode batch, ratio 0.2 by default)")
+
+
+@cli.command("compare")
+@click.argument("baseline")
+@click.argument("candidate")
+def compare_cmd(baseline: str, candidate: str) -> None:
+    """Fold-by-fold OOF Dice of two runs (e.g. without and with pseudo-labels): difference and spread."""
+    from pipeline.stages.summary import compare_runs
+
+    out = compare_runs(Layout(), baseline, candidate)
+    table = Table(title=f"{candidate} vs {baseline} (OOF Dice per fold, {out['source']})")
+    for col in ("fold", baseline, candidate, "difference"):
+        table.add_column(col, justify="right")
+    for f in out["folds"]:
+        table.add_row(str(f["fold"]), f"{f['baseline']:.5f}", f"{f['candidate']:.5f}", f"{f['difference']:+.5f}")
+    console.print(table)
+    console.print(f"mean difference {out['mean']:+.5f} ± {out['std']:.5f} (std over {len(out['folds'])} folds; "
+                  f"{out['better']} of {len(out['folds'])} folds better)")
+
+
 @cli.command("summary")
 @click.argument("runs", nargs=-1)
 @click.option("--ensemble", default=None, help="Also show this ensemble (artifacts/ensembles/<name>).")

@@ -2,7 +2,8 @@
 
 All locations are relative to ``root`` (the working directory by default)::
 
-    folds/<dataset>.csv, folds/<dataset>.config.yaml
+    folds/<dataset>.csv, folds/<dataset>.config.yaml, folds/pseudo_r<R>.csv (+ .json provenance)
+    artifacts/pseudo/r<R>/masks/<image_id>.png
     artifacts/runs/<run>/fold<k>/{model.pt, last.pt, history.csv, config.yaml}
     artifacts/runs/<run>/{oof,test}/, predict_report.json, thresholds.json, threshold_curve.png
     artifacts/ensembles/<name>/{oof,test}/, thresholds.json, ...
@@ -40,6 +41,12 @@ class Layout:
 
     def fold_dir(self, run: str, fold: int) -> Path:
         return self.run_dir(run) / f"fold{fold}"
+
+    def pseudo_table(self, round_: int) -> Path:
+        return self.folds_dir / f"pseudo_r{round_}.csv"
+
+    def pseudo_dir(self, round_: int) -> Path:
+        return self.artifacts / "pseudo" / f"r{round_}"
 
     def ensemble_dir(self, name: str) -> Path:
         return self.artifacts / "ensembles" / name

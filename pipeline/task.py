@@ -19,12 +19,23 @@ class BinaryTask:
     def __init__(self, ignore_index: int | None = None, threshold: float = 0.5):
         self.ignore_index, self.threshold = ignore_index, threshold
 
-    def target(self, mask: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``mask``/``valid`` (N, H, W) uint8 -> float target and valid weights, both (N, 1, H, W)."""
+    def target(self, mask: torch.Tensor, valid: torch.Tensor, soft: torch.Tensor | None = None,
+               weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mask``/``valid`` (N, H, W) uint8 -> float target and pixel weights, both (N, 1, H, W).
+
+        ``soft`` (N,) bool marks masks holding probabilities 0..255 (soft pseudo-labels);
+        ``weight`` (N,) float scales each image's pixels in the loss.
+        """
         keep = valid.bool()
         if self.ignore_index is not None:
             keep &= mask != self.ignore_index
-        return (mask == 1).float().unsqueeze(1), keep.float().unsqueeze(1)
+        target = (mask == 1).float()
+        if soft is not None and soft.any():
+            target = torch.where(soft.view(-1, 1, 1), mask.float() / 255.0, target)
+        pixel_weight = keep.float()
+        if weight is not None:
+            pixel_weight = pixel_weight * weight.float().view(-1, 1, 1)
+        return target.unsqueeze(1), pixel_weight.unsqueeze(1)
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits.float())

@@ -160,6 +160,16 @@ class PredictConfig(Section):
     device: str = "auto"
 
 
+class PseudoConfig(Section):
+    """Pseudo-labelled images (fold -1 rows of a pseudo table) mixed into training."""
+
+    table: Optional[str] = Field(None, description="pseudo table, e.g. folds/pseudo_r1.csv (made by pipeline pseudo)")
+    mode: Literal["batch", "weight"] = Field(
+        "batch", description="batch: a fixed share of every batch; weight: all pseudo images, loss-weighted")
+    ratio: float = Field(0.2, gt=0, lt=1, description="share of each batch that is pseudo-labelled (mode batch)")
+    weight: float = Field(0.5, gt=0, le=1, description="loss weight of a pseudo image (mode weight)")
+
+
 class Config(Section):
     """A whole experiment config."""
 
@@ -172,6 +182,7 @@ class Config(Section):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
+    pseudo: PseudoConfig = PseudoConfig()
 
     def run_names(self) -> list[str]:
         """One run per resolution: ``<name>_<H>x<W>``."""

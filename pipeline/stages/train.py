@@ -16,7 +16,7 @@ import torch
 
 from pipeline.augment import Geometry
 from pipeline.config import Config, dump_config
-from pipeline.data import open_dataset
+from pipeline.data import Sample, open_dataset
 from pipeline.errors import PipelineError
 from pipeline.folds import fold_ids
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
@@ -24,11 +24,13 @@ from pipeline.losses import make_loss
 from pipeline.models import build_model
 from pipeline.paths import Layout
 from pipeline.plots import training_curve
+from pipeline.pseudo import PseudoRow, check_no_leak, table_from_csv
 from pipeline.stages.folds import load_folds
 from pipeline.task import make_task
 from pipeline.train.data import ArrayCache, SegmentationSet
 from pipeline.train.dist import DistContext, resolve_device
 from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer
+from pipeline.train.sampler import MixedBatchSampler
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "img_per_s")
 
@@ -71,8 +73,42 @@ def _summary(fold_dir: Path, run: str, fold: int, history: list[EpochRecord]) ->
                       sum(r.img_per_s for r in history) / len(history))
 
 
+def load_pseudo(cfg: Config, dataset) -> list[PseudoRow]:
+    """The pseudo table of ``cfg.pseudo`` (checked: unlabelled images only, files present)."""
+    if not cfg.pseudo.table:
+        return []
+    path = Path(cfg.pseudo.table)
+    if not path.is_file():
+        raise PipelineError(f"pseudo.table {path}: not found; make it with 'pipeline pseudo ENSEMBLE --round R'")
+    rows = table_from_csv(path.read_text(encoding="utf-8"), str(path))
+    check_no_leak(rows, {s.image_id for s in dataset.train}, str(path))
+    test_ids = {s.image_id for s in dataset.test}
+    for r in rows:
+        if r.image_id not in test_ids:
+            raise PipelineError(f"{path}: image '{r.image_id}' is not an unlabelled image of dataset "
+                                f"'{dataset.name}'")
+        if not Path(r.mask).is_file():
+            raise PipelineError(f"{path}: pseudo mask {r.mask} is missing; rerun 'pipeline pseudo'")
+    return rows
+
+
+def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, cache, fold: int, ctx):
+    """Labelled + pseudo samples, and the batch sampler that mixes them (None: plain shuffling)."""
+    seed = cfg.train.seed + 1000 * fold
+    samples = train + [Sample(r.image_id, dataset.sample(r.image_id).image_path, r.group, Path(r.mask))
+                       for r in pseudo]
+    soft = {r.image_id for r in pseudo if r.soft}
+    weights = {r.image_id: cfg.pseudo.weight for r in pseudo} if cfg.pseudo.mode == "weight" else {}
+    train_set = SegmentationSet(samples, cache, cfg.augment.preset, seed, soft, weights)
+    sampler = None
+    if pseudo and cfg.pseudo.mode == "batch":
+        sampler = MixedBatchSampler(len(train), len(pseudo), cfg.train.batch_size, cfg.pseudo.ratio, seed,
+                                    ctx.rank, ctx.world)
+    return train_set, sampler
+
+
 def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: int, rows, dataset,
-               ctx: DistContext, force: bool, reporter=None) -> FoldResult:
+               ctx: DistContext, force: bool, reporter=None, pseudo: list[PseudoRow] = ()) -> FoldResult:
     fold_dir = layout.fold_dir(run, fold)
     done = fold_dir / "summary.json"
     if done.is_file() and not force:
@@ -92,13 +128,13 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     cache = ArrayCache(dataset, geometry, cache_dir / geometry.mode if cache_dir else None)
     torch.manual_seed(tcfg.seed + fold)
     task = make_task(dataset.num_classes, dataset.ignore_index, tcfg.threshold)
+    train_set, sampler = _training_set(cfg, train, list(pseudo), dataset, cache, fold, ctx)
     setup = FoldSetup(
         cfg=cfg, run=run, fold=fold, fold_dir=fold_dir,
         model=build_model(cfg.model, task.outputs),
         loss_fn=make_loss(cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor), task=task,
-        train_set=SegmentationSet(train, cache, cfg.augment.preset, tcfg.seed + 1000 * fold),
-        val_set=SegmentationSet(val, cache, "none", 0), cache=cache,
-        device=resolve_device(tcfg.device, ctx), ctx=ctx)
+        train_set=train_set, val_set=SegmentationSet(val, cache, "none", 0), cache=cache,
+        device=resolve_device(tcfg.device, ctx), ctx=ctx, batch_sampler=sampler)
     trainer = FoldTrainer(setup, reporter)
     if ctx.main:
         atomic_write_text(fold_dir / "config.yaml", dump_config(cfg))
@@ -121,6 +157,7 @@ def run_train(cfg: Config, layout: Layout, fold: str = "all", force: bool = Fals
     ctx = ctx or DistContext()
     dataset = open_dataset(cfg.dataset)
     rows = load_folds(cfg, layout)
+    pseudo = load_pseudo(cfg, dataset)
     folds = select_folds(fold_ids(rows), fold)
     results = []
     for (height, width), run in zip(cfg.train.resolutions, cfg.run_names(), strict=True):
@@ -129,5 +166,5 @@ def run_train(cfg: Config, layout: Layout, fold: str = "all", force: bool = Fals
             atomic_write_text(layout.run_dir(run) / "config.yaml", dump_config(cfg))
         for k in folds:
             reporter = reporter_for(run, k) if reporter_for else None
-            results.append(train_fold(cfg, layout, run, geometry, k, rows, dataset, ctx, force, reporter))
+            results.append(train_fold(cfg, layout, run, geometry, k, rows, dataset, ctx, force, reporter, pseudo))
     return results

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from pipeline.augment import Geometry, build_transform, resize_image, resize_mask
-from pipeline.data import Dataset, Sample
+from pipeline.data import Dataset, Sample, imageio
 from pipeline.fsio import atomic_open
 
 
@@ -53,7 +53,11 @@ class ArrayCache:
         return self._cached(sample, "img", lambda: resize_image(self.dataset.read_image(sample),
                                                                 self.fitted_size(sample)))
 
-    def mask(self, sample: Sample) -> np.ndarray:
+    def mask(self, sample: Sample, soft: bool = False) -> np.ndarray:
+        """Fitted mask: class ids (nearest-neighbour resize), or 0..255 probabilities if ``soft``."""
+        if soft:  # soft pseudo-labels: raw probability PNG, resized linearly
+            return self._cached(sample, "soft", lambda: resize_image(imageio.read_label(sample.mask_path),
+                                                                     self.fitted_size(sample)))
         return self._cached(sample, "mask", lambda: resize_mask(self.dataset.read_mask(sample),
                                                                 self.fitted_size(sample)))
 
@@ -67,13 +71,17 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class SegmentationSet(TorchDataset):
-    """Items: ``image`` uint8 (3, H, W), ``mask`` uint8 (H, W) class ids, ``valid`` uint8 (H, W), ``index``.
+    """Items: ``image`` uint8 (3, H, W), ``mask`` uint8 (H, W), ``valid`` uint8 (H, W), ``index``,
+    ``soft`` (mask holds probabilities) and ``weight`` (loss weight of the image).
 
-    ``valid`` is 0 on padding; the loss and metrics ignore those pixels.
+    ``valid`` is 0 on padding; the loss and metrics ignore those pixels. ``soft``/``weights`` name
+    pseudo-labelled images by id.
     """
 
-    def __init__(self, samples: list[Sample], cache: ArrayCache, preset: str, seed: int):
+    def __init__(self, samples: list[Sample], cache: ArrayCache, preset: str, seed: int,
+                 soft: set[str] | None = None, weights: dict[str, float] | None = None):
         self.samples, self.cache, self.seed, self.epoch = samples, cache, seed, 0
+        self.soft, self.weights = soft or set(), weights or {}
         self.transform = build_transform(preset, cache.geometry, seed)
 
     def __len__(self) -> int:
@@ -84,7 +92,8 @@ class SegmentationSet(TorchDataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        image, mask = self.cache.image(sample), self.cache.mask(sample)
+        soft = sample.image_id in self.soft
+        image, mask = self.cache.image(sample), self.cache.mask(sample, soft)
         valid = np.ones(mask.shape, np.uint8)
         self.transform.set_random_seed(item_seed(self.seed, self.epoch, index))
         out = self.transform(image=image, mask=mask, valid=valid)
@@ -93,4 +102,6 @@ class SegmentationSet(TorchDataset):
             "mask": torch.from_numpy(np.ascontiguousarray(out["mask"])),
             "valid": torch.from_numpy(np.ascontiguousarray(out["valid"])),
             "index": index,
+            "soft": soft,
+            "weight": float(self.weights.get(sample.image_id, 1.0)),
         }

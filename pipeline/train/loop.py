@@ -78,6 +78,7 @@ class FoldSetup:
     cache: ArrayCache
     device: torch.device
     ctx: DistContext
+    batch_sampler: object = None  # e.g. MixedBatchSampler; None = shuffled DistributedSampler batches
 
 
 class FoldTrainer:
@@ -96,11 +97,16 @@ class FoldTrainer:
             self.net = DistributedDataParallel(
                 self.model, device_ids=[setup.device] if self.cuda else None,
                 find_unused_parameters=has_unused_parameters(self.model, geometry.height, geometry.width))
-        self.sampler = DistributedSampler(setup.train_set, num_replicas=setup.ctx.world, rank=setup.ctx.rank,
-                                          shuffle=True, seed=tcfg.seed, drop_last=False)
-        self.loader = DataLoader(setup.train_set, batch_size=tcfg.batch_size, sampler=self.sampler,
-                                 num_workers=tcfg.workers, pin_memory=self.cuda, drop_last=False,
-                                 persistent_workers=False)
+        if setup.batch_sampler is not None:
+            self.sampler = setup.batch_sampler
+            self.loader = DataLoader(setup.train_set, batch_sampler=self.sampler, num_workers=tcfg.workers,
+                                     pin_memory=self.cuda, persistent_workers=False)
+        else:
+            self.sampler = DistributedSampler(setup.train_set, num_replicas=setup.ctx.world, rank=setup.ctx.rank,
+                                              shuffle=True, seed=tcfg.seed, drop_last=False)
+            self.loader = DataLoader(setup.train_set, batch_size=tcfg.batch_size, sampler=self.sampler,
+                                     num_workers=tcfg.workers, pin_memory=self.cuda, drop_last=False,
+                                     persistent_workers=False)
         self.optimizer = build_optimizer(self.model.parameters(), setup.cfg.optim)
         steps = -(-len(self.loader) // tcfg.accumulate)
         self.scheduler = Scheduler(self.optimizer, setup.cfg.optim, tcfg.epochs, steps)
@@ -160,7 +166,9 @@ class FoldTrainer:
         images = batch["image"].to(self.s.device, non_blocking=True).float()
         if self.tcfg.channels_last and self.cuda:
             images = images.contiguous(memory_format=torch.channels_last)
-        target, valid = self.s.task.target(batch["mask"].to(self.s.device), batch["valid"].to(self.s.device))
+        device = self.s.device
+        target, valid = self.s.task.target(batch["mask"].to(device), batch["valid"].to(device),
+                                           batch["soft"].to(device), batch["weight"].to(device))
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
             logits = net(images)
         logits = logits.float()
