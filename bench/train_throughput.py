@@ -30,7 +30,7 @@ from pipeline.train.loop import FoldSetup, FoldTrainer
 
 def project_loop(cfg: Config, dataset, cache: ArrayCache, epochs: int) -> float:
     torch.manual_seed(0)
-    task = make_task(2, None, 0.5)
+    task = make_task(["background", "car"], None, 0.5)
     setup = FoldSetup(cfg=cfg, run="bench", fold=0, fold_dir=Path(tempfile.mkdtemp()),
                       model=build_model(cfg.model, 1), loss_fn=make_loss("bce_dice"), task=task,
                       train_set=SegmentationSet(dataset.train, cache, "none", 0),

@@ -122,16 +122,22 @@ def predict_cmd(config: Path, overrides: tuple[str, ...], fold: str, split: str,
     cfg = load_config(config, overrides)
     reports = run_predict(cfg, Layout(), fold, split, tta, force, progress_for=progress_bar)
     for report in reports:
-        table = Table(title=f"{report.run}: OOF Dice at threshold 0.5 (TTA {report.tta})")
+        metric = report.oof.get("metric", "dice") if report.oof else "dice"
+        what = "OOF Dice at threshold 0.5" if metric == "dice" else "OOF mIoU (argmax)"
+        table = Table(title=f"{report.run}: {what} (TTA {report.tta})")
         for col in ("fold", "images", "no TTA", "TTA", "gain"):
             table.add_column(col, justify="right")
         rows = [(str(k), v) for k, v in sorted(report.folds.items())]
         if report.oof:
             rows.append(("all", report.oof))
         for label, v in rows:
-            table.add_row(label, str(v["images"]), f"{v['dice_plain']:.4f}", f"{v['dice']:.4f}",
-                          f"{v['dice'] - v['dice_plain']:+.4f}")
+            table.add_row(label, str(v["images"]), f"{v['score_plain']:.4f}", f"{v['score']:.4f}",
+                          f"{v['score'] - v['score_plain']:+.4f}")
         console.print(table)
+        if report.oof.get("iou"):
+            ious = ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in report.oof["iou"].items())
+            console.print(f"OOF per-class IoU: {ious}; pixel accuracy {report.oof['acc']:.4f}; "
+                          f"mean CE {report.oof['ce']:.4f}")
         if report.test_images:
             console.print(f"test store: {report.test_images} images (mean of the fold models)")
         for note in report.notes:
@@ -274,6 +280,45 @@ def compare_cmd(baseline: str, candidate: str) -> None:
     console.print(table)
     console.print(f"mean difference {out['mean']:+.5f} ± {out['std']:.5f} (std over {len(out['folds'])} folds; "
                   f"{out['better']} of {len(out['folds'])} folds better)")
+
+
+@cli.command("import-annotations")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["coco", "via"]), required=True,
+              help="COCO instances JSON or VGG Image Annotator (VIA) JSON.")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder the file names in SOURCE are relative to.")
+@click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset root to write: images/ (copies), masks/ (class-index PNGs), import.json.")
+@click.option("--label-map", "label_map", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Control sheet CSV with columns source,source_id,source_name,class.")
+@click.option("--classes", required=True, help="Project class names, background first: background,person,car.")
+@click.option("--attribute", default="class", show_default=True, help="VIA region attribute holding the class.")
+@click.option("--source", "source_name", default=None, help="Label-map 'source' of SOURCE [default: its file stem].")
+@click.option("--crowd-value", type=click.IntRange(0, 255), default=None,
+              help="COCO: paint iscrowd regions with this value (e.g. 255 = ignore) instead of their class.")
+def import_annotations_cmd(source: Path, fmt: str, images_dir: Path, out_root: Path, label_map: Path, classes: str,
+                           attribute: str, source_name: str | None, crowd_value: int | None) -> None:
+    """Rasterise COCO/VIA polygons and RLE into a folder dataset (images/ + class-index masks/)."""
+    import yaml
+
+    from pipeline.stages.import_annotations import run_import
+
+    names = [c.strip() for c in classes.split(",")]
+    with progress_bar("writing masks", None) as advance:
+        s = run_import(source, fmt, images_dir, out_root, label_map, names, attribute, source_name,
+                       crowd_value, progress=advance)
+    console.print(f"wrote {s['images']} images + masks to {s['out_root']}: {s['annotations']} annotations, "
+                  f"{s['empty_images']} images without any")
+    table = Table()
+    for col in ("class", "pixels", "share"):
+        table.add_column(col, justify="right")
+    total = max(sum(s["pixels"].values()), 1)
+    for name, count in s["pixels"].items():  # classes in index order, then any extra value (crowd)
+        table.add_row(name, str(count), f"{count / total:.2%}")
+    console.print(table)
+    console.print("dataset section that reads it (also in import.json):")
+    click.echo(yaml.safe_dump({"dataset": s["dataset"]}, sort_keys=False), nl=False)
 
 
 @cli.command("summary")

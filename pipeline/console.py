@@ -53,6 +53,8 @@ class RichReporter:
         if self.bar:
             self.bar.stop()
         mark = " [green]*best*[/green]" if best else ""
+        extra = record.extra or {}
+        multi = f"  mIoU {extra['miou']:.4f}  acc {extra['acc']:.4f}  CE {extra['ce']:.4f}" if "miou" in extra else ""
         console.print(f"{self.label} epoch {record.epoch}/{self.epochs}: train {record.train_loss:.4f}  "
-                      f"val {record.val_loss:.4f}  dice {record.val_dice:.4f}  lr {record.lr:.1e}  "
+                      f"val {record.val_loss:.4f}  dice {record.val_dice:.4f}{multi}  lr {record.lr:.1e}  "
                       f"{record.img_per_s:.1f} img/s  {record.seconds:.0f}s{mark}")

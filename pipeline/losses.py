@@ -1,7 +1,9 @@
-"""Loss registry ``LOSSES`` (binary for now; multi-class losses plug into the same registry).
+"""Loss registries: ``LOSSES`` (binary) and ``MULTICLASS_LOSSES``.
 
-Every loss takes ``logits`` (N, C, H, W) and ``target`` (N, C, H, W) float in [0, 1] plus an
-optional ``valid`` (N, 1, H, W) mask that zeroes padding pixels out of the loss.
+Binary losses take ``logits`` (N, 1, H, W), ``target`` (N, 1, H, W) float in [0, 1] and optional
+pixel weights ``valid`` (N, 1, H, W) that zero padding out. Multi-class losses take ``logits``
+(N, C, H, W), ``target`` (N, H, W) long with ``IGNORE`` (-100) on padding and void pixels, and
+optional pixel weights (N, H, W).
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from segmentation_models_pytorch.losses import LovaszLoss
+from segmentation_models_pytorch.losses import DiceLoss, FocalLoss, LovaszLoss
 
 from pipeline.errors import PipelineError
 
@@ -77,8 +79,42 @@ LOSSES: dict[str, Callable] = {
 }
 
 
-def make_loss(name: str, border_kernel: int = 41, border_factor: float = 2.0) -> Callable:
-    """``loss(logits, target, valid=None)`` for a registry name."""
+IGNORE = -100  # multi-class targets mark padding/void pixels with torch's ignore_index
+
+
+def ce(logits, target, valid=None):
+    """Pixel-weighted cross-entropy; ``target`` (N, H, W) long with IGNORE pixels left out."""
+    loss = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
+    w = (target != IGNORE).float() if valid is None else valid * (target != IGNORE).float()
+    return (loss * w).sum() / w.sum().clamp_min(1.0)
+
+
+_MC_DICE = DiceLoss("multiclass", from_logits=True, ignore_index=IGNORE)
+_MC_FOCAL = FocalLoss("multiclass", ignore_index=IGNORE)
+
+
+def mc_dice(logits, target, valid=None):
+    return _MC_DICE(logits, target)
+
+
+def focal(logits, target, valid=None):
+    return _MC_FOCAL(logits, target)
+
+
+def ce_dice(logits, target, valid=None):
+    return ce(logits, target, valid) + mc_dice(logits, target, valid)
+
+
+MULTICLASS_LOSSES: dict[str, Callable] = {"ce": ce, "dice": mc_dice, "focal": focal, "ce_dice": ce_dice}
+
+
+def make_loss(name: str, border_kernel: int = 41, border_factor: float = 2.0, multiclass: bool = False) -> Callable:
+    """``loss(logits, target, valid=None)`` for a registry name (``MULTICLASS_LOSSES`` if ``multiclass``)."""
+    if multiclass:
+        if name not in MULTICLASS_LOSSES:
+            raise PipelineError(f"loss.name '{name}' is not a multi-class loss; choose one of "
+                                f"{sorted(MULTICLASS_LOSSES)}")
+        return MULTICLASS_LOSSES[name]
     if name not in LOSSES:
         raise PipelineError(f"loss.name '{name}' is unknown; choose one of {sorted(LOSSES)}")
     fn = LOSSES[name]

@@ -17,9 +17,10 @@ def training_curve(history: list, title: str) -> bytes:
     left.plot(epochs, [r.val_loss for r in history], "o-", label="val loss")
     left.set_xlabel("epoch")
     left.legend()
-    right.plot(epochs, [r.val_dice for r in history], "o-", color="tab:green", label="val Dice")
-    best = max(history, key=lambda r: r.val_dice)
-    right.plot([best.epoch], [best.val_dice], "*", ms=14, color="tab:red", label=f"best {best.val_dice:.4f}")
+    metric = "val mIoU" if history[0].extra.get("miou") is not None else "val Dice"
+    right.plot(epochs, [r.val_score for r in history], "o-", color="tab:green", label=metric)
+    best = max(history, key=lambda r: r.val_score)
+    right.plot([best.epoch], [best.val_score], "*", ms=14, color="tab:red", label=f"best {best.val_score:.4f}")
     right.set_xlabel("epoch")
     right.legend()
     fig.suptitle(title)

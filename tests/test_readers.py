@@ -22,7 +22,7 @@ def carvana(root):
 
 
 def test_registry_lists_layouts():
-    assert set(READERS) == {"carvana", "folder"}
+    assert set(READERS) == {"carvana", "folder", "comma10k", "cityscapes"}
 
 
 def test_carvana_reads_everything(tiny_carvana):

@@ -8,9 +8,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.config.schema import FolderData
+from pipeline.data import imageio
 from pipeline.data.base import Dataset, Sample
 from pipeline.data.carvana import _mismatch
+from pipeline.data.labelmaps import csv_color_map, csv_id_map
+from pipeline.data.palette import Palette
 from pipeline.errors import PipelineError
 
 
@@ -20,12 +25,33 @@ class FolderDataset(Dataset):
     def __init__(self, cfg: FolderData):
         super().__init__(cfg.name, Path(cfg.root), cfg.classes, cfg.ignore_index)
         self.cfg = cfg
+        self.id_map = None
+        self.palette: Palette | None = None
+        self.palette_classes: np.ndarray | None = None
+        self.snap = getattr(cfg, "snap_to_palette", False)
+        self.snapped: dict[str, int] = {}  # image id -> pixels mapped to their nearest palette colour
+        label_map = getattr(cfg, "label_map", None)
+        if cfg.mask_mode == "colour":
+            self.palette, self.palette_classes = csv_color_map(Path(label_map), self.classes, self.ignore_index)
+        elif label_map:
+            self.id_map = csv_id_map(Path(label_map), self.classes, self.ignore_index)
         try:
             self._group_re = re.compile(cfg.group_pattern) if cfg.group_pattern else None
         except re.error as err:
             raise PipelineError(f"dataset.group_pattern {cfg.group_pattern!r} is not a valid regex ({err})") from None
         self.train = self._scan_train()
         self.test = self._scan_test()
+
+    def decode_mask(self, sample: Sample):
+        """Class ids of a mask: colours through the palette, or label ids through the label map."""
+        if self.palette is not None:
+            rgb = imageio.read_rgb(sample.mask_path)
+            ids, snapped = self.palette.decode(rgb, str(sample.mask_path), self.snap)
+            if snapped:
+                self.snapped[sample.image_id] = snapped
+            return self.palette_classes[ids]
+        raw = super().decode_mask(sample)
+        return self.id_map.apply(raw, str(sample.mask_path)) if self.id_map is not None else raw
 
     def _group(self, path: Path) -> str:
         if self._group_re is None:

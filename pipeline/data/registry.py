@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from pipeline.data.base import Dataset
 from pipeline.data.carvana import CarvanaDataset
+from pipeline.data.cityscapes import CityscapesDataset
+from pipeline.data.comma10k import Comma10kDataset
 from pipeline.data.folder import FolderDataset
 from pipeline.errors import PipelineError
 
-READERS: dict[str, type[Dataset]] = {"carvana": CarvanaDataset, "folder": FolderDataset}
+READERS: dict[str, type[Dataset]] = {"carvana": CarvanaDataset, "folder": FolderDataset,
+                                     "comma10k": Comma10kDataset, "cityscapes": CityscapesDataset}
 
 
 def open_dataset(cfg) -> Dataset:

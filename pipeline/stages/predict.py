@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from torch.utils.data import DataLoader
 
 from pipeline.config import Config
@@ -75,35 +74,44 @@ def _write_all(predictor: Predictor, samples: list[Sample], store: ProbStore, ca
                 progress(1)
 
 
-def _plain_scores(model, task, samples, cache, cfg, device) -> dict[str, float]:
-    """No-TTA scores of images stored by an earlier, interrupted run (recomputed without TTA)."""
-    predictor, scores = Predictor([model], task, "none", device, cfg.predict.max_forward, cfg.predict.batch_size), {}
+def _add_plain(model, task, samples, cache, cfg, device, acc) -> None:
+    """No-TTA metrics of images stored by an earlier, interrupted run (recomputed without TTA)."""
+    predictor = Predictor([model], task, "none", device, cfg.predict.max_forward, cfg.predict.batch_size)
     for batch in _loader(samples, cache, cfg):
         for j, (_, plain) in enumerate(predictor(batch, with_plain=True)):
-            sample = samples[int(batch["index"][j])]
-            scores[sample.image_id] = task.scores(plain, cache.original_mask(sample))[task.primary]
-    return scores
+            acc.add(plain, cache.original_mask(samples[int(batch["index"][j])]))
 
 
 def _predict_fold(cfg: Config, model, task, val: list[Sample], store: ProbStore, cache: ArrayCache, tta: str,
-                  progress=None) -> dict[str, float]:
-    """Store the fold's held-out images; return its Dice with and without TTA."""
+                  progress=None) -> tuple[list[float], list[float]]:
+    """Store the fold's held-out images; return metric sums (``state``) with and without TTA."""
     device = resolve_device(cfg.predict.device)
     predictor = Predictor([model], task, tta, device, cfg.predict.max_forward, cfg.predict.batch_size)
     todo = [s for s in val if not store.has(s.image_id)]
-    plain: dict[str, float] = {}
+    merged, plain, seen = task.accumulator(), task.accumulator(), set()
 
     def score(sample, _probs_u8, plain_probs):
-        plain[sample.image_id] = task.scores(plain_probs, cache.original_mask(sample))[task.primary]
+        plain.add(plain_probs, cache.original_mask(sample))
+        seen.add(sample.image_id)
 
     _write_all(predictor, todo, store, cache, cfg, score, progress)
-    resumed = [s for s in val if s.image_id not in plain]
-    plain.update(_plain_scores(model, task, resumed, cache, cfg, device) if resumed else {})
+    resumed = [s for s in val if s.image_id not in seen]
+    if resumed:
+        _add_plain(model, task, resumed, cache, cfg, device, plain)
     if progress:
         progress(len(resumed))
-    merged = [task.scores(dequantize(store.read(s.image_id)), cache.original_mask(s))[task.primary] for s in val]
-    return {"images": len(val), "dice": float(np.mean(merged)),
-            "dice_plain": float(np.mean([plain[s.image_id] for s in val]))}
+    for s in val:
+        merged.add(dequantize(store.read(s.image_id)), cache.original_mask(s))
+    return merged.state, plain.state
+
+
+def _scores(task, merged_state, plain_state, classes: list[str], images: int) -> dict:
+    """Report entry: the primary metric with and without TTA (+ Dice, + multi-class extras)."""
+    merged, plain = task.accumulator().result(merged_state, classes), task.accumulator().result(plain_state, classes)
+    out = {"images": images, "metric": task.primary, "score": merged[task.primary],
+           "score_plain": plain[task.primary], "dice": merged["dice"], "dice_plain": plain["dice"]}
+    out.update({k: v for k, v in merged.items() if k not in out and k != task.primary})
+    return out
 
 
 def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], folds: list[int], tta: str,
@@ -111,13 +119,14 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
     """Each fold's model predicts its held-out images into ``<run>/oof``; stale folds are redone."""
     dataset = open_dataset(cfg.dataset)
     by_id = {s.image_id: s for s in dataset.train}
-    task = make_task(dataset.num_classes, dataset.ignore_index, 0.5)
+    task = make_task(dataset.classes, dataset.ignore_index, 0.5)
     all_folds = fold_ids(rows)
     store = ProbStore.create(layout.run_dir(run) / "oof", _header(run, "oof", all_folds, tta, dataset.classes, {}),
                              identity=OOF_IDENTITY, force=force)
     if store.replaced:
         report.notes.append(f"oof store replaced ({store.replaced})")
     recorded = dict(store.manifest.get("checkpoints", {}))
+    total_merged, total_plain, total_images = None, None, 0
     for k in folds:
         model_path = layout.fold_dir(run, k) / "model.pt"
         model, meta = load_trained(model_path)
@@ -129,13 +138,15 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
         recorded[str(k)] = digest
         store.update_manifest(checkpoints=recorded)
         cache = ArrayCache(dataset, geometry, _cache_dir(cfg, layout, geometry))
-        report.folds[k] = _predict_fold(cfg, model, task, val, store, cache, tta, progress)
+        merged, plain = _predict_fold(cfg, model, task, val, store, cache, tta, progress)
+        report.folds[k] = _scores(task, merged, plain, dataset.classes, len(val))
+        total_merged = merged if total_merged is None else [a + b for a, b in zip(total_merged, merged, strict=True)]
+        total_plain = plain if total_plain is None else [a + b for a, b in zip(total_plain, plain, strict=True)]
+        total_images += len(val)
     if set(folds) == set(all_folds):
         index = [(r.image_id, *dataset.image_size(by_id[r.image_id])) for r in rows if r.fold >= 0]
         store.finalize(index, {"folds": all_folds})
-    n = sum(f["images"] for f in report.folds.values())
-    report.oof = {"images": n, **{key: sum(f[key] * f["images"] for f in report.folds.values()) / max(n, 1)
-                                  for key in ("dice", "dice_plain")}}
+    report.oof = _scores(task, total_merged, total_plain, dataset.classes, total_images)
 
 
 def _cache_dir(cfg: Config, layout: Layout, geometry) -> Path | None:
@@ -152,7 +163,7 @@ def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: s
         return
     loaded = [load_trained(layout.fold_dir(run, k) / "model.pt") for k in folds]
     hashes = {k: file_hash(layout.fold_dir(run, k) / "model.pt") for k in folds}
-    task = make_task(dataset.num_classes, dataset.ignore_index, 0.5)
+    task = make_task(dataset.classes, dataset.ignore_index, 0.5)
     store = ProbStore.create(layout.run_dir(run) / "test",
                              _header(run, "test", folds, tta, dataset.classes, hashes), force=force)
     if store.replaced:

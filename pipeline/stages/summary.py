@@ -17,10 +17,10 @@ def run_summary(layout: Layout, run: str) -> dict:
     for fold_dir in sorted(layout.run_dir(run).glob("fold*")):
         info = _json(fold_dir / "summary.json")
         if info:
-            folds[info["fold"]] = info["best_dice"]
+            folds[info["fold"]] = info.get("best_score") or info["best_dice"]
     report, tuned = _json(layout.run_dir(run) / "predict_report.json"), _json(layout.run_dir(run) / "thresholds.json")
     oof = report.get("oof", {})
-    return {"run": run, "fold_dice": folds, "oof_dice_plain": oof.get("dice_plain"), "oof_dice_tta": oof.get("dice"),
+    return {"run": run, "fold_dice": folds, "oof_dice_plain": oof.get("score_plain"), "oof_dice_tta": oof.get("score"),
             "threshold": tuned.get("threshold"), "oof_dice_tuned": tuned.get("oof_dice_final")}
 
 
@@ -34,7 +34,7 @@ def fold_scores(layout: Layout, run: str) -> tuple[dict[int, float], str]:
     """Per-fold OOF Dice: from predict_report.json (TTA) when present, else training's best val Dice."""
     report = _json(layout.run_dir(run) / "predict_report.json")
     if report.get("folds"):
-        return {int(k): v["dice"] for k, v in report["folds"].items()}, "predict reports"
+        return {int(k): v["score"] for k, v in report["folds"].items()}, "predict reports"
     folds = run_summary(layout, run)["fold_dice"]
     return {int(k): v for k, v in folds.items()}, "training summaries"
 

@@ -45,13 +45,20 @@ class FoldResult:
     seconds: float
     img_per_s: float
     skipped: bool = False
+    best_score: float | None = None  # the primary metric (Dice, or mIoU for multi-class)
+    metrics: dict | None = None
+
+
+EXTRA_COLUMNS = ("miou", "acc", "ce")  # multi-class only
 
 
 def history_csv(history: list[EpochRecord]) -> str:
-    lines = [",".join(HISTORY_COLUMNS)]
+    extra = [k for k in EXTRA_COLUMNS if history and k in history[0].extra]
+    lines = [",".join([*HISTORY_COLUMNS, *(f"val_{k}" for k in extra)])]
     for r in history:
-        lines.append(f"{r.epoch},{r.train_loss:.6f},{r.val_loss:.6f},{r.val_dice:.6f},{r.lr:.3e},"
-                     f"{r.seconds:.2f},{r.img_per_s:.2f}")
+        cells = [f"{r.epoch},{r.train_loss:.6f},{r.val_loss:.6f},{r.val_dice:.6f},{r.lr:.3e},"
+                 f"{r.seconds:.2f},{r.img_per_s:.2f}"] + [f"{r.extra[k]:.6f}" for k in extra]
+        lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
 
 
@@ -68,9 +75,10 @@ def select_folds(available: list[int], fold: str) -> list[int]:
 
 
 def _summary(fold_dir: Path, run: str, fold: int, history: list[EpochRecord]) -> FoldResult:
-    best = max(history, key=lambda r: r.val_dice)
+    best = max(history, key=lambda r: r.val_score)
     return FoldResult(run, fold, best.epoch, best.val_dice, len(history), sum(r.seconds for r in history),
-                      sum(r.img_per_s for r in history) / len(history))
+                      sum(r.img_per_s for r in history) / len(history), best_score=best.val_score,
+                      metrics={k: v for k, v in best.extra.items()})
 
 
 def load_pseudo(cfg: Config, dataset) -> list[PseudoRow]:
@@ -127,12 +135,13 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     cache_dir = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) if tcfg.cache else None
     cache = ArrayCache(dataset, geometry, cache_dir / geometry.mode if cache_dir else None)
     torch.manual_seed(tcfg.seed + fold)
-    task = make_task(dataset.num_classes, dataset.ignore_index, tcfg.threshold)
+    task = make_task(dataset.classes, dataset.ignore_index, tcfg.threshold)
     train_set, sampler = _training_set(cfg, train, list(pseudo), dataset, cache, fold, ctx)
     setup = FoldSetup(
         cfg=cfg, run=run, fold=fold, fold_dir=fold_dir,
         model=build_model(cfg.model, task.outputs),
-        loss_fn=make_loss(cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor), task=task,
+        loss_fn=make_loss(cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor, task.multiclass),
+        task=task,
         train_set=train_set, val_set=SegmentationSet(val, cache, "none", 0), cache=cache,
         device=resolve_device(tcfg.device, ctx), ctx=ctx, batch_sampler=sampler)
     trainer = FoldTrainer(setup, reporter)

@@ -11,11 +11,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
@@ -35,10 +34,16 @@ class EpochRecord:
     epoch: int
     train_loss: float
     val_loss: float
-    val_dice: float
+    val_dice: float  # binary: mean per-image Dice; multi-class: mean per-class Dice
     lr: float
     seconds: float
     img_per_s: float
+    val_score: float | None = None  # the task's primary metric (Dice, or mIoU for multi-class)
+    extra: dict = field(default_factory=dict)  # multi-class: miou, acc, ce, per-class iou
+
+    def __post_init__(self):
+        if self.val_score is None:
+            self.val_score = self.val_dice
 
 
 class Reporter(Protocol):
@@ -138,7 +143,7 @@ class FoldTrainer:
 
     def _save_best(self, record: EpochRecord) -> None:
         checkpoint.save(self.s.fold_dir / "model.pt", {
-            **self._meta(), "epoch": record.epoch, "val_dice": record.val_dice,
+            **self._meta(), "epoch": record.epoch, "val_dice": record.val_dice, "val_score": record.val_score,
             "state_dict": self._eval_model().state_dict()})
 
     def resume(self) -> bool:
@@ -200,26 +205,23 @@ class FoldTrainer:
         return loss_sum / max(count, 1), images * self.s.ctx.world / max(seconds, 1e-9)
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float]:
-        """Mean val loss (network size) and mean per-image Dice at the original image size."""
+    def validate(self) -> tuple[float, dict]:
+        """Mean val loss (network size) and the task's metrics at the original image size."""
         model = self._eval_model().eval()
-        ctx, val = self.s.ctx, self.s.val_set
+        ctx, val, task = self.s.ctx, self.s.val_set, self.s.task
         indices = list(range(ctx.rank, len(val), ctx.world))
-        loss_sum, score_sum = 0.0, 0.0
+        loss_sum, metrics = 0.0, task.accumulator()
         for start in range(0, len(indices), self.tcfg.batch_size):
             batch = torch.utils.data.default_collate([val[i] for i in indices[start:start + self.tcfg.batch_size]])
             logits, loss = self._forward(model, batch)
             loss_sum += loss.item() * len(batch["index"])
-            probs = self.s.task.probs(logits).cpu().numpy()
+            probs = task.probs(logits).cpu().numpy()
             for j, index in enumerate(batch["index"].tolist()):
-                score_sum += self._score(probs[j], val.samples[index])
-        loss_sum, score_sum, count = ctx.all_sum([loss_sum, score_sum, float(len(indices))])
-        return loss_sum / max(count, 1), score_sum / max(count, 1)
-
-    def _score(self, probs: np.ndarray, sample) -> float:
-        mask = self.s.cache.original_mask(sample)
-        restored = restore_size(probs, self.s.cache.fitted_size(sample), mask.shape)
-        return self.s.task.scores(restored, mask)[self.s.task.primary]
+                sample = val.samples[index]
+                mask = self.s.cache.original_mask(sample)
+                metrics.add(restore_size(probs[j], self.s.cache.fitted_size(sample), mask.shape), mask)
+        state = ctx.all_sum([loss_sum, float(len(indices)), *metrics.state])
+        return state[0] / max(state[1], 1), type(metrics).result(state[2:], self.s.cfg.dataset.classes)
 
     # ---- the fold ----------------------------------------------------------------------------
     def fit(self, on_epoch: Callable[[list[EpochRecord]], None] | None = None) -> list[EpochRecord]:
@@ -231,11 +233,14 @@ class FoldTrainer:
             start = time.perf_counter()
             lr = current_lr(self.optimizer)
             train_loss, ips = self.train_epoch(epoch)
-            val_loss, val_dice = self.validate()
-            record = EpochRecord(epoch, train_loss, val_loss, val_dice, lr, time.perf_counter() - start, ips)
-            improved = val_dice > self.best
-            self.best, self.bad_epochs = (val_dice, 0) if improved else (self.best, self.bad_epochs + 1)
-            self.scheduler.after_epoch(val_dice)
+            val_loss, metrics = self.validate()
+            score = metrics[self.s.task.primary]
+            extra = {k: v for k, v in metrics.items() if k != "dice"}
+            record = EpochRecord(epoch, train_loss, val_loss, metrics["dice"], lr, time.perf_counter() - start, ips,
+                                 score, extra)
+            improved = score > self.best
+            self.best, self.bad_epochs = (score, 0) if improved else (self.best, self.bad_epochs + 1)
+            self.scheduler.after_epoch(score)
             self.history.append(record)
             if self.s.ctx.main:
                 if improved:
