@@ -9,7 +9,7 @@ DEMO_DATA := data/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint folds train demo demo-data pseudo-experiment clean
+.PHONY: help install test test-all lint folds train demo demo-data pseudo-experiment demo-multiclass clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -43,6 +43,15 @@ train: $(STAMP) ## Train every fold x resolution of CONFIG (resumable; FOLD=k fo
 
 demo: $(STAMP) ## Run the main job end to end on the built-in demo dataset (data, folds, train, predict, tune, ensemble, submission)
 	$(BIN)/pipeline demo
+
+data/driving/masks: | $(STAMP)
+	$(BIN)/pipeline driving-data data/driving --frames 48 --test-frames 8 --size 288x216
+
+demo-multiclass: data/driving/masks ## Multi-class demo: synthetic comma10k-style frames, folds, train, predict, colour-mask ensemble
+	$(BIN)/pipeline folds configs/driving_demo.yaml
+	$(BIN)/pipeline train configs/driving_demo.yaml
+	$(BIN)/pipeline predict configs/driving_demo.yaml
+	$(BIN)/pipeline ensemble configs/ensemble_driving_demo.yaml --overwrite
 
 pseudo-experiment: $(STAMP) ## Demo + a pseudo-label round; compares OOF Dice with/without, fold by fold
 	$(BIN)/pipeline demo

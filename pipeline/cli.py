@@ -191,8 +191,12 @@ def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, ove
         table.add_row(run, f"{weight:.3f}", "-" if dice is None else f"{dice:.5f}")
     console.print(table)
     oof = "-" if s["oof_dice"] is None else f"{s['oof_dice']:.5f}"
-    console.print(f"ensemble OOF Dice {oof} at threshold {s['threshold']:.4f}, min_area {s['min_area']:g}, "
-                  f"clean-up {s['cleanup']}")
+    if s.get("decision"):
+        rule = "argmax" if s["decision"] == "argmax" else f"per-class thresholds {s['threshold']}"
+        console.print(f"ensemble OOF {s.get('metric')} {oof} ({rule})")
+    else:
+        console.print(f"ensemble OOF Dice {oof} at threshold {s['threshold']:.4f}, min_area {s['min_area']:g}, "
+                      f"clean-up {s['cleanup']}")
     console.print(f"wrote {s['path']} ({s['rows']} rows, validated) in {s['seconds']:.0f}s")
 
 
@@ -385,6 +389,26 @@ def store_info_cmd(path: Path) -> None:
                        ("checkpoints", json.dumps(m.get("checkpoints", {})))]:
         table.add_row(key, str(value))
     console.print(table)
+
+
+@cli.command("driving-data")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--frames", default=40, show_default=True, help="Labelled frames (drives of 4 frames).")
+@click.option("--test-frames", default=0, show_default=True, help="Unlabelled frames (test_imgs/ or test/).")
+@click.option("--size", default="582x437", show_default=True, callback=_parse_size, help="WIDTHxHEIGHT.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
+@click.option("--layout", type=click.Choice(["comma10k", "folder"]), default="comma10k", show_default=True,
+              help="comma10k: imgs/ + colour masks/; folder: images/ + class-id masks/.")
+def driving_data_cmd(out_dir: Path, frames: int, test_frames: int, size: tuple[int, int], seed: int,
+                     layout: str) -> None:
+    """Generate synthetic dash-cam frames with comma10k's classes (road, lanes, undrivable, movable, my car)."""
+    from pipeline.stages.driving_data import DrivingSpec, write_driving
+
+    spec = DrivingSpec(frames=frames, size=size, seed=seed, layout=layout, test_frames=test_frames)
+    with progress_bar("rendering", frames + test_frames) as advance:
+        info = write_driving(out_dir, spec, advance)
+    console.print(f"wrote {info['train']} labelled + {info['test']} test frames from {info['drives']} drives "
+                  f"({size[0]}x{size[1]}, {layout} layout) to {out_dir}")
 
 
 @cli.command("demo-data")

@@ -28,6 +28,45 @@ class Decision:
             mask[:] = 0
         return mask
 
+    def masks(self, probs_u8: np.ndarray) -> list[np.ndarray]:
+        """One binary mask per foreground class, from (1, h, w) probabilities."""
+        return [self.mask(probs_u8[0])]
+
+    def label(self, probs_u8: np.ndarray) -> np.ndarray:
+        return self.mask(probs_u8[0])
+
+
+@dataclass(frozen=True)
+class MulticlassDecision:
+    """Exclusive classes: argmax of the fused probabilities. Multi-label (Severstal style): each class
+    thresholded on its own (``thresholds``/``min_areas`` per class; class 0 is background)."""
+
+    mode: str = "argmax"
+    thresholds: tuple[float, ...] = ()
+    min_areas: tuple[float, ...] = ()
+
+    def label(self, probs_u8: np.ndarray) -> np.ndarray:
+        """(h, w) uint8 class ids. Multi-label masks overlapping: the higher class id wins."""
+        if self.mode == "argmax":
+            return probs_u8.argmax(0).astype(np.uint8)
+        label = np.zeros(probs_u8.shape[1:], np.uint8)
+        for c, mask in enumerate(self.masks(probs_u8), start=1):
+            label[mask.astype(bool)] = c
+        return label
+
+    def masks(self, probs_u8: np.ndarray) -> list[np.ndarray]:
+        """One binary mask per foreground class 1..C-1."""
+        if self.mode == "argmax":
+            label = probs_u8.argmax(0)
+            return [(label == c).astype(np.uint8) for c in range(1, probs_u8.shape[0])]
+        out = []
+        for c in range(1, probs_u8.shape[0]):
+            mask = (probs_u8[c] > self.thresholds[c] * 255).astype(np.uint8)
+            if self.min_areas[c] and np.count_nonzero(mask) < self.min_areas[c]:
+                mask[:] = 0
+            out.append(mask)
+        return out
+
 
 def normalized(weights: Iterable[float]) -> np.ndarray:
     w = np.asarray(list(weights), np.float64)
@@ -40,12 +79,42 @@ def best_dice(hist_all: list, hist_pos: list) -> float:
     return float(dice_table(pred[:, 0], tp[:, 0], gt[:, 0]).mean(axis=0).max())
 
 
-def fit_weights(images: Callable[[], Iterable[tuple[list[np.ndarray], np.ndarray]]], members: int,
-                grid: list[float], rounds: int, mode: str = "mean") -> tuple[np.ndarray, float]:
-    """Coordinate ascent on member weights maximising the fused OOF Dice (at its best threshold).
+class BinaryScorer:
+    """Best mean Dice over thresholds of a candidate, from per-image histograms."""
 
-    ``images()`` yields (member uint8 maps (1, h, w), target (h, w) bool) for every OOF image; each
-    round is one pass that scores every single-weight change on the grid at once.
+    def __init__(self):
+        self.hist_all, self.hist_pos = [], []
+
+    def add(self, fused: np.ndarray, mask: np.ndarray) -> None:
+        a, p = histograms(fused, (mask == 1)[None])
+        self.hist_all.append(a)
+        self.hist_pos.append(p)
+
+    def score(self) -> float:
+        return best_dice(self.hist_all, self.hist_pos)
+
+
+class ArgmaxScorer:
+    """mIoU of the argmax of a candidate's fused probabilities."""
+
+    def __init__(self, task):
+        self.task, self.acc = task, task.accumulator()
+
+    def add(self, fused: np.ndarray, mask: np.ndarray) -> None:
+        self.acc.add(fused.astype(np.float32) / 255.0, mask)
+
+    def score(self) -> float:
+        return self.acc.result(self.acc.state, self.task.classes)["miou"]
+
+
+def fit_weights(images: Callable[[], Iterable[tuple[list[np.ndarray], np.ndarray]]], members: int,
+                grid: list[float], rounds: int, mode: str = "mean",
+                scorer: Callable[[], object] = BinaryScorer) -> tuple[np.ndarray, float]:
+    """Coordinate ascent on member weights maximising the fused OOF score (``scorer``: best-threshold
+    Dice for binary tasks, argmax mIoU for multi-class ones).
+
+    ``images()`` yields (member uint8 maps (C, h, w), mask (h, w) class ids) for every OOF image;
+    each round is one pass that scores every single-weight change on the grid at once.
     """
     weights = np.ones(members) / members
     best = None
@@ -57,13 +126,11 @@ def fit_weights(images: Callable[[], Iterable[tuple[list[np.ndarray], np.ndarray
                 trial[m] = value
                 if trial.sum() > 0 and not any(np.allclose(normalized(trial), normalized(c)) for c in candidates):
                     candidates.append(trial)
-        hists = [([], []) for _ in candidates]
-        for member_maps, target in images():
-            for (h_all, h_pos), cand in zip(hists, candidates, strict=True):
-                a, p = histograms(fuse(member_maps, cand, mode), target[None])
-                h_all.append(a)
-                h_pos.append(p)
-        scores = [best_dice(a, p) for a, p in hists]
+        scorers = [scorer() for _ in candidates]
+        for member_maps, mask in images():
+            for sc, cand in zip(scorers, candidates, strict=True):
+                sc.add(fuse(member_maps, cand, mode), mask)
+        scores = [sc.score() for sc in scorers]
         top = int(np.argmax(scores))
         if best is not None and scores[top] <= best + 1e-12:
             break

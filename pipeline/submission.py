@@ -24,6 +24,7 @@ class SubmissionFormat:
     empty: str  # token for an empty mask
     per_class: bool  # one row per (image, foreground class)
     default_size: tuple[int, int] | None = None  # (H, W) when no dataset is at hand
+    kind: str = "csv"  # "csv", or a mask-image output of pipeline.outputs (a folder of PNGs)
 
     def row_ids(self, image_id: str, classes: int) -> list[str]:
         """Row ids of one image: one row, or one per foreground class 1..classes-1."""
@@ -38,6 +39,11 @@ FORMATS: dict[str, SubmissionFormat] = {
     # Severstal-style multi-class: ImageId_ClassId,EncodedPixels; column-major; one row per class.
     "severstal": SubmissionFormat("severstal", ("ImageId_ClassId", "EncodedPixels"), "{image_id}.jpg_{class_id}",
                                   "F", "", True),
+    # Mask images in a folder submissions/<name>/<image_id>.png: class ids, colours, Cityscapes labelIds.
+    "png-index": SubmissionFormat("png-index", ("", ""), "{image_id}.png", "C", "", False, kind="png-index"),
+    "png-colour": SubmissionFormat("png-colour", ("", ""), "{image_id}.png", "C", "", False, kind="png-colour"),
+    "cityscapes": SubmissionFormat("cityscapes", ("", ""), "{image_id}_gtFine_labelIds.png", "C", "", False,
+                                   kind="cityscapes"),
 }
 
 

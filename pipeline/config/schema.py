@@ -242,7 +242,9 @@ class EnsembleConfig(Section):
     threshold: Union[Literal["tune"], float] = Field("tune", description="'tune' (on fused OOF) or a fixed value")
     min_area: Union[Literal["tune"], float] = Field("tune", description="'tune' or a fixed pixel count")
     cleanup: Union[Literal["tune"], bool] = Field("tune", description="largest component + fill holes")
-    format: str = Field("carvana", description="submission format: carvana, severstal")
+    decision: Literal["auto", "argmax", "threshold"] = Field(
+        "auto", description="multi-class: argmax (exclusive classes) or per-class threshold/min_area (multi-label)")
+    format: str = Field("carvana", description="carvana, severstal (CSV); png-index, png-colour, cityscapes (PNGs)")
     gzip: bool = False
     workers: int = Field(2, ge=0, description="worker processes over test images (0 = in-process)")
     save_test_store: bool = Field(True, description="also write the fused test probabilities (for pseudo-labels)")

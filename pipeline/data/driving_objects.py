@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.data.driving_paint import MOVABLE, MY_CAR, Color, Painter, circle
+from pipeline.data.driving_paint import MOVABLE, MY_CAR, UNDRIVABLE, Color, Painter, circle
 
 _PAINTS: list[Color] = [(235, 235, 232), (200, 202, 206), (28, 28, 32), (150, 20, 25), (25, 50, 120),
                         (95, 97, 100), (200, 185, 150), (35, 85, 60), (235, 190, 40), (120, 60, 30)]
@@ -126,8 +126,10 @@ def draw_building(p: Painter, rng: np.random.Generator, x: float, z0: float, z1:
     """A block whose facade runs along the road at lateral ``x`` from ``z0`` to ``z1``, with windows."""
     side = np.sign(x)
     color = np.asarray(_FACADES[rng.integers(len(_FACADES))]) * rng.uniform(0.85, 1.1)
-    p.face(_quad_x(x, z0, z1, 0.0, height), color, shade=0.8 if side > 0 else 0.95)
-    p.face(np.array([(x, 0, z0), (x + 12 * side, 0, z0), (x + 12 * side, height, z0), (x, height, z0)]), color)
+    # labelled although the mask starts undrivable: a block may hide the far end of a bending road
+    p.face(_quad_x(x, z0, z1, 0.0, height), color, UNDRIVABLE, shade=0.8 if side > 0 else 0.95)
+    front = np.array([(x, 0, z0), (x + 12 * side, 0, z0), (x + 12 * side, height, z0), (x, height, z0)])
+    p.face(front, color, UNDRIVABLE)
     if p.cam.pixels(1.4, z0) < 1.5:  # windows too small to see: skip them (and their cost)
         return
     lit = rng.random() < 0.3
@@ -140,12 +142,12 @@ def draw_building(p: Painter, rng: np.random.Generator, x: float, z0: float, z1:
 def draw_tree(p: Painter, rng: np.random.Generator, x: float, z: float, leaves: Color) -> None:
     """A trunk and a round canopy of a few overlapping, differently lit blobs."""
     trunk, r = rng.uniform(1.5, 3.0), rng.uniform(1.2, 3.2)
-    p.face(_quad_z(x - 0.15, x + 0.15, 0.0, trunk + r * 0.5, z), (80, 60, 40))
+    p.face(_quad_z(x - 0.15, x + 0.15, 0.0, trunk + r * 0.5, z), (80, 60, 40), UNDRIVABLE)  # may hide road
     for k, shade in enumerate((0.75, 1.0, 1.2)):
         offset = np.array([(k - 1) * 0.35 * r, trunk + r * (1.0 + 0.15 * k), z])
         center = p.cam.project(offset + (x, 0, 0))
         radius = p.cam.pixels(r * (1.0 - 0.2 * k), z)
-        p.fill(circle(center, (radius, 0.9 * radius), 14), p.fog(np.asarray(leaves) * shade, z))
+        p.fill(circle(center, (radius, 0.9 * radius), 14), p.fog(np.asarray(leaves) * shade, z), UNDRIVABLE)
 
 
 def _arc(width: int, height: int, top: float, sag: float) -> np.ndarray:

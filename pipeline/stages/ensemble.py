@@ -18,16 +18,18 @@ import numpy as np
 from pipeline.config import Config, dump_config, load_config
 from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
-from pipeline.ensemble import Decision, fit_weights, normalized
+from pipeline.ensemble import ArgmaxScorer, BinaryScorer, Decision, MulticlassDecision, fit_weights, normalized
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text
 from pipeline.ops.fusion import fuse
+from pipeline.outputs import mask_png, output_lut
 from pipeline.paths import Layout
-from pipeline.stages.submit import SubmissionWriter, expected_image_ids, write_sidecar_and_ledger
+from pipeline.stages.submit import expected_image_ids, make_writer, write_sidecar_and_ledger
 from pipeline.stages.tune import run_tune
-from pipeline.stages.validate import validate_file
+from pipeline.stages.validate import validate_file, validate_mask_folder
 from pipeline.store import ProbStore
 from pipeline.submission import encode_rows, get_format
+from pipeline.task import make_task
 
 
 @dataclass
@@ -71,7 +73,7 @@ def _oof_images(members: list[Member], dataset):
 
     def images():
         for image_id in ids:
-            yield [m.oof.read(image_id) for m in members], dataset.read_mask(by_id[image_id]) == 1
+            yield [m.oof.read(image_id) for m in members], dataset.read_mask(by_id[image_id])
 
     return ids, images
 
@@ -86,7 +88,9 @@ def choose_weights(ecfg: EnsembleConfig, members: list[Member], dataset) -> np.n
     if len(members) == 1:
         return np.ones(1)
     _, images = _oof_images(members, dataset)
-    weights, _ = fit_weights(images, len(members), ecfg.fit_grid, ecfg.fit_rounds, ecfg.fusion)
+    task = make_task(dataset.classes, dataset.ignore_index)
+    scorer = BinaryScorer if not task.multiclass else (lambda: ArgmaxScorer(task))
+    weights, _ = fit_weights(images, len(members), ecfg.fit_grid, ecfg.fit_rounds, ecfg.fusion, scorer)
     return weights
 
 
@@ -103,6 +107,29 @@ def write_fused_oof(ecfg: EnsembleConfig, members: list[Member], weights: np.nda
     store.finalize([(i, *members[0].oof.shapes()[i]) for i in ids])
 
 
+def _argmax_oof(folder: Path, dataset) -> dict:
+    """Metrics of the argmax of the fused OOF store (multi-class exclusive decision)."""
+    store, task = ProbStore.open(folder / "oof"), make_task(dataset.classes, dataset.ignore_index)
+    by_id, acc = {s.image_id: s for s in dataset.train}, task.accumulator()
+    for image_id in store.ids():
+        acc.add(store.read(image_id).astype(np.float32) / 255.0, dataset.read_mask(by_id[image_id]))
+    result = acc.result(acc.state, dataset.classes)
+    return {"oof_score": result["miou"], "metric": "miou", **result}
+
+
+def decide_multiclass(ecfg: EnsembleConfig, layout: Layout, dataset) -> tuple[MulticlassDecision, dict]:
+    folder = layout.ensemble_dir(ecfg.name)
+    if ecfg.decision in ("auto", "argmax"):
+        return MulticlassDecision("argmax"), _argmax_oof(folder, dataset)
+    tuned = run_tune(layout, ensemble=ecfg.name, cleanup=False)
+    channels = tuned["channels"]
+    thresholds = tuple(c["threshold"] if ecfg.threshold == "tune" else float(ecfg.threshold) for c in channels)
+    areas = tuple(c["min_area"] if ecfg.min_area == "tune" else float(ecfg.min_area) for c in channels)
+    score = float(np.mean([c["oof_dice_tuned"] for c in channels[1:]]))
+    return MulticlassDecision("threshold", thresholds, areas), {"oof_score": score, "metric": "mean class Dice",
+                                                                **tuned}
+
+
 def decide(ecfg: EnsembleConfig, layout: Layout) -> tuple[Decision, dict]:
     """Threshold/min_area/cleanup: tuned on the fused OOF store where the config says 'tune'."""
     tuned = {}
@@ -112,6 +139,8 @@ def decide(ecfg: EnsembleConfig, layout: Layout) -> tuple[Decision, dict]:
         threshold=tuned["threshold"] if ecfg.threshold == "tune" else float(ecfg.threshold),
         min_area=tuned["min_area"] if ecfg.min_area == "tune" else float(ecfg.min_area),
         cleanup=bool(tuned.get("cleanup")) if ecfg.cleanup == "tune" else bool(ecfg.cleanup))
+    tuned["oof_score"] = tuned.get("oof_dice_final", tuned.get("oof_dice_tuned"))
+    tuned["metric"] = "dice"
     return decision, tuned
 
 
@@ -126,16 +155,20 @@ def _init_worker(state: dict) -> None:
     _STATE["fused"] = ProbStore.open(state["fused_path"]) if state["fused_path"] else None
 
 
-def _encode_image(image_id: str) -> list[tuple[str, str]]:
+def _encode_image(image_id: str) -> list:
+    """CSV rows, or (file name, PNG bytes) for mask-image formats, of one test image."""
     s = _STATE
     fused = fuse([m.read(image_id) for m in s["members"]], s["weights"], s["fusion"])
     if s["fused"] is not None:
         s["fused"].write(image_id, fused)
-    decision = s["decision"]
-    return encode_rows(s["format"], image_id, [decision.mask(fused[0])])
+    decision, fmt = s["decision"], s["format"]
+    if fmt.kind != "csv":
+        name = fmt.id_template.format(image_id=image_id)
+        return [(name, mask_png(decision.label(fused), fmt.kind, s["lut"]))]
+    return encode_rows(fmt, image_id, decision.masks(fused))
 
 
-def stream_test(ids: list[str], state: dict, workers: int, writer: SubmissionWriter, progress=None) -> None:
+def stream_test(ids: list[str], state: dict, workers: int, writer, progress=None) -> None:
     if workers <= 1:
         _init_worker(state)
         results = map(_encode_image, ids)
@@ -151,7 +184,7 @@ def stream_test(ids: list[str], state: dict, workers: int, writer: SubmissionWri
                 progress(1)
 
 
-def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, fmt, folder: Path) -> dict:
+def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, fmt, folder: Path, dataset) -> dict:
     """What the test pass (possibly in worker processes) needs; creates the fused test store."""
     fused_path = None
     if ecfg.save_test_store:
@@ -162,7 +195,15 @@ def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, 
                                   for m, w in zip(members, weights, strict=True)}}
         fused_path = str(ProbStore.create(folder / "test", header, force=True).path)
     return {"member_paths": [str(m.test.path) for m in members], "fused_path": fused_path,
-            "weights": weights, "fusion": ecfg.fusion, "decision": decision, "format": fmt}
+            "weights": weights, "fusion": ecfg.fusion, "decision": decision, "format": fmt,
+            "lut": output_lut(dataset, fmt.kind) if fmt.kind != "csv" else None}
+
+
+def _decision_fields(decision) -> dict:
+    if isinstance(decision, Decision):
+        return {"threshold": decision.threshold, "min_area": decision.min_area, "cleanup": decision.cleanup}
+    return {"threshold": list(decision.thresholds) or None, "min_area": list(decision.min_areas) or 0,
+            "cleanup": False, "decision": decision.mode}
 
 
 def _check_test_ids(members: list[Member], ids: list[str]) -> None:
@@ -179,36 +220,39 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
     ecfg: EnsembleConfig = load_config(config_path, overrides, schema=EnsembleConfig)
     fmt = get_format(ecfg.format)
     members = load_members(ecfg, layout)
-    if len(members[0].oof.manifest["classes"]) != 2:
-        raise PipelineError("multi-class ensembles arrive with the multi-class issue; use a binary dataset")
     cfg = members[0].cfg
     dataset = open_dataset(cfg.dataset)
-    writer = SubmissionWriter(layout.submissions, name or ecfg.name, fmt, ecfg.gzip, overwrite)
+    multiclass = dataset.num_classes > 2
+    if fmt.name == "carvana" and multiclass:
+        raise PipelineError(f"format 'carvana' is binary; for {dataset.num_classes} classes use severstal, "
+                            "png-index, png-colour or cityscapes")
+    writer = make_writer(layout.submissions, name or ecfg.name, fmt, ecfg.gzip, overwrite)
     folder = layout.ensemble_dir(ecfg.name)
     atomic_write_text(folder / "ensemble.yaml", dump_config(ecfg))
     atomic_write_text(folder / "config.yaml", dump_config(cfg))
     started = time.time()
     weights = choose_weights(ecfg, members, dataset)
     write_fused_oof(ecfg, members, weights, folder)
-    decision, tuned = decide(ecfg, layout)
+    decision, tuned = decide_multiclass(ecfg, layout, dataset) if multiclass else decide(ecfg, layout)
     ids = expected_image_ids(dataset)
     _check_test_ids(members, ids)
-    state = _test_state(ecfg, members, weights, decision, fmt, folder)
+    state = _test_state(ecfg, members, weights, decision, fmt, folder, dataset)
     with writer, progress_for("submission", len(ids)) as advance:
         stream_test(ids, state, ecfg.workers, writer, advance)
         writer.commit()
     if state["fused_path"]:
         ProbStore.open(state["fused_path"]).finalize([(s.image_id, *dataset.image_size(s)) for s in dataset.test])
-    problems = validate_file(writer.path, fmt, dataset)
+    problems = validate_file(writer.path, fmt, dataset) if fmt.kind == "csv" else \
+        validate_mask_folder(writer.path, fmt, dataset, set(range(256)))
     if problems:
         raise PipelineError(f"{writer.path}: the written submission failed validation: {problems[0]}")
     summary = {
         "name": writer.path.name.split(".csv")[0], "ensemble": ecfg.name, "path": str(writer.path),
         "format": fmt.name, "members": [m.run for m in members], "weights": [float(w) for w in weights],
-        "fusion": ecfg.fusion, "threshold": decision.threshold, "min_area": decision.min_area,
-        "cleanup": decision.cleanup, "oof_dice": tuned.get("oof_dice_final", tuned.get("oof_dice_tuned")),
-        "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
-        "member_oof_dice": {m.run: m.report.get("oof", {}).get("dice") for m in members},
+        "fusion": ecfg.fusion, **_decision_fields(decision), "metric": tuned.get("metric"),
+        "oof_dice": tuned.get("oof_score"), "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
+        "member_oof_dice": {m.run: m.report.get("oof", {}).get("score", m.report.get("oof", {}).get("dice"))
+                            for m in members},
         "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
         "dataset": cfg.dataset.name, "run_config": str(folder / "config.yaml")}
     write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg)

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -80,6 +81,46 @@ class SubmissionWriter:
                 Path(self.tmp).unlink(missing_ok=True)
 
 
+class MaskFolderWriter:
+    """Mask PNGs into a temp folder beside ``<folder>/<name>/``; ``commit()`` renames it into place.
+
+    Same guarantees as :class:`SubmissionWriter`: no partial folder under the real name, and an
+    existing one is an error unless ``overwrite``.
+    """
+
+    def __init__(self, folder: Path, name: str, fmt: SubmissionFormat, overwrite: bool):
+        self.path = Path(folder) / name
+        self.fmt, self.overwrite, self.rows = fmt, overwrite, 0
+        if self.path.exists() and not overwrite:
+            raise PipelineError(f"{self.path} exists; choose another --name or pass --overwrite")
+
+    def __enter__(self) -> MaskFolderWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        self.committed = False
+        return self
+
+    def write(self, files: list[tuple[str, bytes]]) -> None:
+        for name, data in files:
+            (self.tmp / name).write_bytes(data)
+        self.rows += len(files)
+
+    def commit(self) -> None:
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        os.replace(self.tmp, self.path)
+        self.committed = True
+
+    def __exit__(self, *exc) -> None:
+        if not self.committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def make_writer(folder: Path, name: str, fmt: SubmissionFormat, gz: bool, overwrite: bool):
+    return SubmissionWriter(folder, name, fmt, gz, overwrite) if fmt.kind == "csv" else \
+        MaskFolderWriter(folder, name, fmt, overwrite)
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -89,12 +130,21 @@ def git_commit() -> str | None:
         return None
 
 
+def _cell(value) -> str:
+    """A ledger cell for a number, a per-class list or nothing (argmax decisions have no threshold)."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return " ".join(f"{v:.4f}" for v in value)
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
+
+
 def write_sidecar_and_ledger(folder: Path, writer: SubmissionWriter, summary: dict, ecfg) -> None:
     config_text = dump_config(ecfg)
     config_hash = hashlib.sha1(config_text.encode()).hexdigest()[:12]
     sidecar = {**summary, "git_commit": git_commit(), "config_hash": config_hash,
                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": ecfg.model_dump(mode="json")}
-    name = writer.path.name.split(".csv")[0]
+    name = writer.path.name.split(".csv")[0]  # a mask folder's name has no suffix
     atomic_write_text(Path(folder) / f"{name}.json", json.dumps(sidecar, indent=2))
     ledger = Path(folder) / "ledger.csv"
     new = not ledger.is_file()
@@ -103,7 +153,7 @@ def write_sidecar_and_ledger(folder: Path, writer: SubmissionWriter, summary: di
         if new:
             out.writerow(LEDGER_COLUMNS)
         out.writerow([sidecar["time"], name, str(writer.path), " ".join(summary["members"]),
-                      " ".join(f"{w:.4f}" for w in summary["weights"]), f"{summary['threshold']:.6f}",
-                      f"{summary['min_area']:g}", summary["cleanup"],
+                      " ".join(f"{w:.4f}" for w in summary["weights"]), _cell(summary["threshold"]),
+                      _cell(summary["min_area"]), summary["cleanup"],
                       "" if summary["oof_dice"] is None else f"{summary['oof_dice']:.6f}",
                       sidecar["git_commit"] or "", sidecar["config_hash"]])

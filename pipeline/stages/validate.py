@@ -68,11 +68,42 @@ def validate_file(path: Path, fmt: SubmissionFormat, dataset: Dataset | None = N
     return problems
 
 
+def validate_mask_folder(path: Path, fmt: SubmissionFormat, dataset: Dataset, allowed: set | None = None
+                         ) -> list[str]:
+    """A mask-image submission: one PNG per test image, at its size, with allowed values only."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_dir():
+        raise PipelineError(f"{path}: submission folder not found")
+    problems, expected = [], {}
+    by_id = {s.image_id: s for s in dataset.test}
+    for image_id in expected_image_ids(dataset):
+        expected[fmt.id_template.format(image_id=image_id)] = dataset.image_size(by_id[image_id])
+    present = {p.name for p in path.iterdir() if not p.name.startswith(".")}
+    for name in sorted(present - set(expected)):
+        problems.append(f"{path / name}: not a test image of the dataset")
+    for name, (height, width) in expected.items():
+        if name not in present:
+            problems.append(f"{path / name}: missing")
+            continue
+        with Image.open(path / name) as img:
+            if img.size != (width, height):
+                problems.append(f"{path / name}: size {img.size[0]}x{img.size[1]} != image {width}x{height}")
+            elif allowed is not None and fmt.kind != "png-colour":
+                import numpy as np
+
+                bad = set(np.unique(np.asarray(img)).tolist()) - allowed
+                if bad:
+                    problems.append(f"{path / name}: values {sorted(bad)[:5]} are not class outputs")
+    return problems
+
+
 def validate_submission(path: Path, sample: Path | None = None, format_name: str | None = None,
                         size: tuple[int, int] | None = None) -> tuple[list[str], str]:
     """Validate with explicit options, or with the dataset and format of the sidecar JSON."""
     path = Path(path)
-    sidecar = path.parent / f"{path.name.split('.csv')[0]}.json"
+    sidecar = path.parent / f"{path.name.split('.csv')[0].rstrip('/')}.json"
     dataset = None
     if sample is None and format_name is None:
         if not sidecar.is_file():
@@ -82,4 +113,8 @@ def validate_submission(path: Path, sample: Path | None = None, format_name: str
         run_config = Path(meta["run_config"])
         dataset = open_dataset(load_config(run_config).dataset)
     fmt = get_format(format_name or "carvana")
+    if fmt.kind != "csv":
+        if dataset is None:
+            raise PipelineError(f"{path}: mask-folder submissions validate against their sidecar JSON's dataset")
+        return validate_mask_folder(path, fmt, dataset), fmt.name
     return validate_file(path, fmt, dataset, sample, size), fmt.name
