@@ -201,7 +201,7 @@ def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, ove
 
 
 @cli.command("validate")
-@click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("submission", type=click.Path(path_type=Path))
 @click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="sample_submission.csv giving the expected ids and order.")
 @click.option("--format", "format_name", default=None, help="Submission format (carvana, severstal).")
