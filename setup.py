@@ -23,6 +23,7 @@ setup(
         "opencv-python-headless",
         "pillow",
         "matplotlib",
+        "flask",
     ],
     extras_require={"dev": ["pytest", "hypothesis", "ruff"]},
     entry_points={"console_scripts": ["pipeline=pipeline.cli:main"]},

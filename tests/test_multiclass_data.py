@@ -45,7 +45,8 @@ def test_parse_color(text, rgb):
 def test_cityscapes_label_maps():
     train = cityscapes_map("trainids")
     assert len(train.classes) == 19 and train.ignore_index == 255
-    raw = np.array([[7, 8, 26, 0], [24, 33, 23, 9]], np.uint8)  # road sidewalk car unlabeled / person bicycle sky parking
+    # road, sidewalk, car, unlabeled / person, bicycle, sky, parking
+    raw = np.array([[7, 8, 26, 0], [24, 33, 23, 9]], np.uint8)
     np.testing.assert_array_equal(train.apply(raw, "x"), [[0, 1, 13, 255], [11, 18, 10, 255]])
     assert CITYSCAPES_TRAIN_CLASSES[13] == "car"
     cats = cityscapes_map("categories")
