@@ -61,9 +61,13 @@ def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     from pipeline.stages.folds import run_folds
 
     cfg = load_config(config, overrides)
-    total = len(open_dataset(cfg.dataset).train)
-    with progress_bar("reading masks", total) as advance:
-        path, rows = run_folds(cfg, Layout(), advance)
+    dataset = open_dataset(cfg.dataset)
+    with progress_bar("reading masks", len(dataset.train)) as advance:
+        path, rows = run_folds(cfg, Layout(), advance, dataset)
+    snapped = getattr(dataset, "snapped", {})
+    if snapped:
+        console.print(f"snap_to_palette: {sum(snapped.values())} pixels in {len(snapped)} masks were mapped to "
+                      "their nearest class colour")
     console.print(f"wrote {path}: {len(rows)} images in {len({r.group for r in rows})} groups")
     table = Table()
     for col in ("fold", "images", "groups", "mean area"):

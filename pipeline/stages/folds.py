@@ -45,9 +45,10 @@ def compute_folds(cfg: Config, dataset: Dataset, progress=None, workers: int = 2
     return kfold_assign(ids, groups, areas, cfg.folds.k, cfg.folds.seed, cfg.folds.area_bins)
 
 
-def run_folds(cfg: Config, layout: Layout, progress=None) -> tuple[Path, list[FoldRow]]:
+def run_folds(cfg: Config, layout: Layout, progress=None, dataset: Dataset | None = None
+              ) -> tuple[Path, list[FoldRow]]:
     """Write ``folds/<dataset>.csv`` and the resolved config beside it."""
-    dataset = open_dataset(cfg.dataset)
+    dataset = dataset or open_dataset(cfg.dataset)
     rows = compute_folds(cfg, dataset, progress)
     path = layout.folds_csv(cfg.dataset.name)
     atomic_write_text(path, rows_to_csv(rows))
