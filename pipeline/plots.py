@@ -24,6 +24,10 @@ def training_curve(history: list, title: str) -> bytes:
     right.set_xlabel("epoch")
     right.legend()
     fig.suptitle(title)
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -48,8 +52,4 @@ def threshold_curve(curves: list[tuple[str, list, int, float]], title: str) -> b
     ax.set_ylim(max(0.0, min(lows) - 0.01), min(1.0, max(highs) + 0.005))
     ax.legend(loc="lower center")
     ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)

@@ -63,15 +63,20 @@ def check_runs(starts: np.ndarray, lengths: np.ndarray, size: int) -> str | None
     return None
 
 
-def rle_decode_numpy(rle: str, shape: tuple[int, int], order: str = "C") -> np.ndarray:
-    """Reference decoder: ``(H, W)`` uint8 {0,1}. Raises ValueError on malformed RLE."""
+def checked_runs(rle: str, shape: tuple[int, int], order: str) -> tuple[np.ndarray, np.ndarray]:
+    """0-based starts and lengths of a well-formed RLE for ``shape``; ValueError otherwise."""
     _check_order(order)
-    height, width = shape
     starts, lengths = parse_rle(rle)
-    problem = check_runs(starts, lengths, height * width)
+    problem = check_runs(starts, lengths, shape[0] * shape[1])
     if problem:
         raise ValueError(problem)
-    flat = np.zeros(height * width + 1, dtype=np.int8)
+    return starts, lengths
+
+
+def rle_decode_numpy(rle: str, shape: tuple[int, int], order: str = "C") -> np.ndarray:
+    """Reference decoder: ``(H, W)`` uint8 {0,1}. Raises ValueError on malformed RLE."""
+    starts, lengths = checked_runs(rle, shape, order)
+    flat = np.zeros(shape[0] * shape[1] + 1, dtype=np.int8)
     np.add.at(flat, starts, 1)
     np.add.at(flat, starts + lengths, -1)
     mask = np.cumsum(flat[:-1], dtype=np.int8).astype(np.uint8)
@@ -210,12 +215,8 @@ def _fill(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
 
 def rle_decode(rle: str, shape: tuple[int, int], order: str = "C") -> np.ndarray:
     """(H, W) uint8 {0,1} mask from a Kaggle RLE string. Raises ValueError on malformed RLE."""
-    _check_order(order)
+    starts, lengths = checked_runs(rle, shape, order)
     height, width = shape
-    starts, lengths = parse_rle(rle)
-    problem = check_runs(starts, lengths, height * width)
-    if problem:
-        raise ValueError(problem)
     flat = np.zeros(height * width, np.uint8)
     _fill(flat, starts, lengths)
     return flat.reshape(shape) if order == "C" else flat.reshape((width, height)).T.copy()
