@@ -432,6 +432,39 @@ def demo_data_cmd(out_dir: Path, cars: int, views: int, test_cars: int, size: tu
     console.print(f"wrote {info['train']} labelled + {info['test']} test images ({size[0]}x{size[1]}) to {out_dir}")
 
 
+@cli.command("video")
+@click.argument("run")
+@click.argument("src", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("dst", metavar="OUTPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per forward pass.")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Weight of the colour map in the blend panel.")
+@click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def video_cmd(run: str, src: Path, dst: Path, batch: int, alpha: float, tta: str, device: str) -> None:
+    """Segment a video with RUN: each frame becomes original | colour map | blend (3x wide, same fps)."""
+    from pipeline.stages.video import run_video
+
+    out = run_video(Layout(), run, src, dst, batch, alpha, tta, device, progress_for=progress_bar)
+    console.print(f"wrote {out['output']}: {out['frames']} frames, {out['width']}x{out['height']} at "
+                  f"{out['fps']:g} fps (run {out['run']}, decision {out['decision']}) in {out['seconds']:.0f}s")
+
+
+@cli.command("serve")
+@click.argument("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--max-mb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="Largest accepted upload in MB (larger requests get 413).")
+@click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def serve_cmd(run: str, host: str, port: int, max_mb: float, tta: str, device: str) -> None:
+    """Serve RUN over HTTP: GET /health, POST /predict (multipart 'image'; ?format=png|rle). Ctrl-C stops."""
+    from pipeline.stages.serve import run_serve
+
+    run_serve(Layout(), run, host, port, max_mb, device, tta, log=console.print)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="pipeline")

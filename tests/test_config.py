@@ -52,7 +52,8 @@ def test_base_cycle_is_an_error(tmp_path):
         ("extra=1", r"unknown key 'extra'; valid keys here: name, dataset, folds"),
         ("folds.k=abc", r"key 'folds.k': .*integer.*got 'abc'"),
         ("folds.k=1", r"key 'folds.k': .*greater than or equal to 2"),
-        ("dataset.layout=zip", r"key 'dataset.layout' must be one of 'carvana', 'folder', 'comma10k', 'cityscapes', got 'zip'"),
+        ("dataset.layout=zip",
+         r"key 'dataset.layout' must be one of 'carvana', 'folder', 'comma10k', 'cityscapes', got 'zip'"),
         ("name=a/b", r"key 'name'"),
     ],
 )
