@@ -5,8 +5,9 @@ All locations are relative to ``root`` (the working directory by default)::
     folds/<dataset>.csv, folds/<dataset>.config.yaml, folds/pseudo_r<R>.csv (+ .json provenance)
     artifacts/pseudo/r<R>/masks/<image_id>.png
     artifacts/runs/<run>/fold<k>/{model.pt, last.pt, history.csv, config.yaml}
-    artifacts/runs/<run>/{oof,test}/, predict_report.json, thresholds.json, threshold_curve.png
-    artifacts/ensembles/<name>/{oof,test}/, thresholds.json, ...
+    artifacts/runs/<run>/{oof,test}/, predict_report.json, thresholds.json, threshold_curve.png,
+        report.html, show/<split>_<what>.png
+    artifacts/ensembles/<name>/{oof,test}/, thresholds.json, qa/{qa.csv, index.html}, show/
     artifacts/cache/<dataset>/<HxW>/
     submissions/<name>.csv(.gz), submissions/<name>.json, submissions/ledger.csv
 """

@@ -248,6 +248,7 @@ class EnsembleConfig(Section):
     gzip: bool = False
     workers: int = Field(2, ge=0, description="worker processes over test images (0 = in-process)")
     save_test_store: bool = Field(True, description="also write the fused test probabilities (for pseudo-labels)")
+    qa: bool = Field(True, description="prediction QA report of the test set (needs save_test_store)")
 
     @field_validator("threshold")
     @classmethod

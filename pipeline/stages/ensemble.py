@@ -24,6 +24,7 @@ from pipeline.fsio import atomic_write_text
 from pipeline.ops.fusion import fuse
 from pipeline.outputs import mask_png, output_lut
 from pipeline.paths import Layout
+from pipeline.stages.qa import run_qa
 from pipeline.stages.submit import expected_image_ids, make_writer, write_sidecar_and_ledger
 from pipeline.stages.tune import run_tune
 from pipeline.stages.validate import validate_file, validate_mask_folder
@@ -255,5 +256,6 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
                             for m in members},
         "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
         "dataset": cfg.dataset.name, "run_config": str(folder / "config.yaml")}
+    summary["qa"] = run_qa(layout, ecfg.name)["line"] if state["fused_path"] and ecfg.qa else None
     write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg)
     return summary
