@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="K-fold segmentation pipeline: folds, train, predict, tune, pseudo, ensemble, submit.",
     packages=find_packages(include=["pipeline", "pipeline.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=[
         "torch",
         "torchvision",

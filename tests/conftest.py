@@ -1,7 +1,7 @@
 """Shared fixtures: tiny generated datasets (tests never read ../shared)."""
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -76,14 +76,10 @@ def tiny_project(tiny_carvana, tmp_path_factory) -> Path:
 
     work = tmp_path_factory.mktemp("project")
     cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana, epochs=2)
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
+    with contextlib.chdir(work):
         for args in (["folds", str(cfg)], ["train", str(cfg)]):
             result = CliRunner().invoke(cli, args)
             assert result.exit_code == 0, result.output
-    finally:
-        os.chdir(cwd)
     return work
 
 

@@ -1,3 +1,4 @@
+import contextlib
 import csv
 import gzip
 import json
@@ -25,9 +26,7 @@ def invoke(*args):
 def predicted(tiny_project, tmp_path_factory):
     """tiny_project plus OOF/test stores of a second run (same models, other TTA) for fusion."""
     work = copy_project(tiny_project, tmp_path_factory.mktemp("ens") / "work")
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
+    with contextlib.chdir(work):
         assert invoke("predict", "tiny.yaml").exit_code == 0
         second = work / "artifacts" / "runs" / "tiny2_64x96"
         second.mkdir(parents=True)
@@ -37,8 +36,6 @@ def predicted(tiny_project, tmp_path_factory):
                 (work / "artifacts" / "runs" / RUN / f"fold{k}" / "model.pt").read_bytes())
         (second / "config.yaml").write_text((work / "artifacts" / "runs" / RUN / "config.yaml").read_text())
         assert invoke("predict", "tiny.yaml", "--set", "name=tiny2", "--tta", "none").exit_code == 0
-    finally:
-        os.chdir(cwd)
     return work
 
 

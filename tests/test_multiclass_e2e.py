@@ -1,7 +1,7 @@
 """Multi-class end to end on generated driving scenes: folds -> train -> predict -> tune -> ensemble."""
+import contextlib
 import csv
 import json
-import os
 
 import numpy as np
 import pytest
@@ -35,14 +35,10 @@ loss: {{name: ce_dice}}
 optim: {{lr: 0.003, scheduler: cosine}}
 train: {{resolutions: [[64, 96]], geometry: pad, epochs: 2, batch_size: 4}}
 """)
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
+    with contextlib.chdir(work):
         for args in (["folds", "drive.yaml"], ["train", "drive.yaml"], ["predict", "drive.yaml"]):
             result = invoke(*args)
             assert result.exit_code == 0, result.output
-    finally:
-        os.chdir(cwd)
     return work
 
 

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 from collections import Counter
@@ -86,15 +87,11 @@ def test_table_round_trip_and_leak_guard():
 @pytest.fixture(scope="module")
 def ensembled(tiny_project, tmp_path_factory):
     work = copy_project(tiny_project, tmp_path_factory.mktemp("pseudo") / "work")
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
+    with contextlib.chdir(work):
         assert invoke("predict", "tiny.yaml").exit_code == 0
         write_config(work / "ens.yaml", f"name: tiny-ens\nmembers: [{{run: {RUN}}}]\nworkers: 0\n")
         result = invoke("ensemble", "ens.yaml")
         assert result.exit_code == 0, result.output
-    finally:
-        os.chdir(cwd)
     return work
 
 

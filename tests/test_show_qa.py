@@ -1,6 +1,6 @@
 """See the results: overlay panels and grids (show), prediction QA with planted failures, run report."""
+import contextlib
 import csv
-import os
 import re
 from pathlib import Path
 
@@ -270,14 +270,10 @@ def test_summary_line_without_flags():
 def predicted(tiny_project, tmp_path_factory):
     """tiny_project with OOF/test stores and tuned thresholds of its run."""
     work = copy_project(tiny_project, tmp_path_factory.mktemp("show") / "work")
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
+    with contextlib.chdir(work):
         for args in (["predict", "tiny.yaml", "--split", "oof", "--tta", "none"], ["tune", "--run", RUN]):
             result = CliRunner().invoke(cli, args)
             assert result.exit_code == 0, result.output
-    finally:
-        os.chdir(cwd)
     return work
 
 

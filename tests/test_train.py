@@ -1,3 +1,4 @@
+import contextlib
 import csv
 import os
 import shutil
@@ -39,13 +40,9 @@ def reference(tiny_carvana, tmp_path_factory):
     """One uninterrupted 3-epoch run of fold 0, in its own working directory."""
     work = tmp_path_factory.mktemp("ref")
     cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana)
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
+    with contextlib.chdir(work):
         run_cli("folds", str(cfg))
         run_cli("train", str(cfg), "--fold", "0")
-    finally:
-        os.chdir(cwd)
     return work
 
 
