@@ -97,6 +97,8 @@ def test_finished_folds_are_skipped_and_force_retrains(reference, tiny_carvana, 
     before = model.stat().st_mtime_ns
     assert "done before" in run_cli("train", str(cfg), "--fold", "0").output
     assert model.stat().st_mtime_ns == before
+    changed = CliRunner().invoke(cli, ["train", str(cfg), "--fold", "0", "--set", "optim.lr=0.01"])
+    assert changed.exit_code == 1 and "another config" in changed.output and "--force" in changed.output
     run_cli("train", str(cfg), "--fold", "0", "--force", "--set", "train.epochs=1")
     assert len(history(model.parent / "history.csv")) == 1
 

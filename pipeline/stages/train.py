@@ -29,7 +29,7 @@ from pipeline.stages.folds import load_folds
 from pipeline.task import make_task
 from pipeline.train.data import ArrayCache, SegmentationSet
 from pipeline.train.dist import DistContext, resolve_device
-from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer
+from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer, config_hash
 from pipeline.train.sampler import MixedBatchSampler
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "img_per_s")
@@ -47,6 +47,7 @@ class FoldResult:
     skipped: bool = False
     best_score: float | None = None  # the primary metric (Dice, or mIoU for multi-class)
     metrics: dict | None = None
+    fingerprint: str | None = None
 
 
 EXTRA_COLUMNS = ("miou", "acc", "ce")  # multi-class only
@@ -115,15 +116,15 @@ def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, ca
     return train_set, sampler
 
 
+def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
+    """What a finished or interrupted fold must match to be reused: the config and the fold's images."""
+    return config_hash({"config": cfg.model_dump(mode="json"), "train": sorted(s.image_id for s in train),
+                        "val": sorted(s.image_id for s in val), "pseudo": sorted(r.mask for r in pseudo)})
+
+
 def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: int, rows, dataset,
                ctx: DistContext, force: bool, reporter=None, pseudo: list[PseudoRow] = ()) -> FoldResult:
     fold_dir = layout.fold_dir(run, fold)
-    done = fold_dir / "summary.json"
-    if done.is_file() and not force:
-        return FoldResult(**{**json.loads(done.read_text()), "skipped": True})
-    if force and ctx.main and fold_dir.exists():
-        shutil.rmtree(fold_dir)
-    ctx.barrier()
     by_id = {s.image_id: s for s in dataset.train}
     missing = [r.image_id for r in rows if r.image_id not in by_id]
     if missing:
@@ -131,6 +132,17 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
                             "rerun 'pipeline folds'")
     train = [by_id[r.image_id] for r in rows if r.fold != fold]
     val = [by_id[r.image_id] for r in rows if r.fold == fold]
+    print_ = fingerprint(cfg, train, val, pseudo)
+    done = fold_dir / "summary.json"
+    if done.is_file() and not force:
+        finished = json.loads(done.read_text())
+        if finished.get("fingerprint") != print_:
+            raise PipelineError(f"{done}: this fold was trained with another config or other fold images; rerun "
+                                "with --force to retrain it (or use a new experiment name)")
+        return FoldResult(**{**finished, "skipped": True})
+    if force and ctx.main and fold_dir.exists():
+        shutil.rmtree(fold_dir)
+    ctx.barrier()
     tcfg = cfg.train
     cache_dir = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) if tcfg.cache else None
     cache = ArrayCache(dataset, geometry, cache_dir / geometry.mode if cache_dir else None)
@@ -143,7 +155,7 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
         loss_fn=make_loss(cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor, task.multiclass),
         task=task,
         train_set=train_set, val_set=SegmentationSet(val, cache, "none", 0), cache=cache,
-        device=resolve_device(tcfg.device, ctx), ctx=ctx, batch_sampler=sampler)
+        device=resolve_device(tcfg.device, ctx), ctx=ctx, batch_sampler=sampler, fingerprint=print_)
     trainer = FoldTrainer(setup, reporter)
     if ctx.main:
         atomic_write_text(fold_dir / "config.yaml", dump_config(cfg))
@@ -156,7 +168,7 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     history = trainer.fit(on_epoch)
     result = _summary(fold_dir, run, fold, history)
     if ctx.main:
-        atomic_write_text(done, json.dumps(asdict(result), indent=2))
+        atomic_write_text(done, json.dumps({**asdict(result), "fingerprint": print_}, indent=2))
     return result
 
 

@@ -84,6 +84,7 @@ class FoldSetup:
     device: torch.device
     ctx: DistContext
     batch_sampler: object = None  # e.g. MixedBatchSampler; None = shuffled DistributedSampler batches
+    fingerprint: str = ""  # config + fold images; a resume must match it
 
 
 class FoldTrainer:
@@ -133,7 +134,7 @@ class FoldTrainer:
 
     def _save_last(self, epoch: int) -> None:
         checkpoint.save(self.s.fold_dir / "last.pt", {
-            **self._meta(), "epoch": epoch, "config_hash": config_hash(self.cfg_dict),
+            **self._meta(), "epoch": epoch, "config_hash": self.s.fingerprint or config_hash(self.cfg_dict),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -152,7 +153,7 @@ class FoldTrainer:
         if not path.is_file():
             return False
         state = checkpoint.load(path)
-        if state.get("config_hash") != config_hash(self.cfg_dict):
+        if state.get("config_hash") != (self.s.fingerprint or config_hash(self.cfg_dict)):
             raise PipelineError(f"{path}: was trained with a different config; rerun with --force to start over")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
