@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
+if not console.is_terminal:  # logs and CI: tables 120 columns wide instead of rich's default 80
+    console.width = max(console.width, 120)
 
 
 @contextlib.contextmanager
