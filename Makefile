@@ -55,8 +55,8 @@ demo-multiclass: data/driving/masks ## Multi-class demo: synthetic comma10k-styl
 
 pseudo-experiment: $(STAMP) ## Demo + a pseudo-label round; compares OOF Dice with/without, fold by fold
 	$(BIN)/pipeline demo
-	$(BIN)/pipeline pseudo demo-ensemble --round 1 --rule band --tau 0.05 --force
-	$(BIN)/pipeline train configs/demo_pseudo.yaml
+	$(BIN)/pipeline pseudo demo-ensemble --round 1 --rule band --tau 0.15 --top-n 6 --force
+	$(BIN)/pipeline train configs/demo_pseudo.yaml --force
 	$(BIN)/pipeline predict configs/demo_pseudo.yaml --split oof
 	$(BIN)/pipeline compare demo-unet-r18_128x192 demo-unet-r18-pseudo_128x192
 

@@ -271,6 +271,10 @@ def pseudo_cmd(ensemble: str, round_: int, rule: str, tau: float, lo: float, hi:
         out = run_pseudo(Layout(), ensemble, round_, PseudoRule(rule, tau, lo, hi, top_n), soft, force, advance)
     console.print(f"round {round_}: {out['selected']} of {out['candidates']} test images selected by {rule} < {tau} "
                   f"-> {out['table']} (provenance beside it)")
+    if not out["selected"]:
+        best = min(out["scores"].values(), default=None)
+        console.print(f"[yellow]warning[/yellow]: no image passed; the most confident scored {best:.4f} — raise "
+                      "--tau (or use --top-n) to keep some")
     console.print(f"train with them: --set pseudo.table={out['table']} (mode batch, ratio 0.2 by default)")
 
 
