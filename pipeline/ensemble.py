@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.ops.fusion import fuse
+from pipeline.ops.rle import parse_rle, rle_encode, rle_encode_probs
 from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms
 from pipeline.postprocess import clean
 
@@ -31,6 +32,16 @@ class Decision:
     def masks(self, probs_u8: np.ndarray) -> list[np.ndarray]:
         """One binary mask per foreground class, from (1, h, w) probabilities."""
         return [self.mask(probs_u8[0])]
+
+    def rle(self, probs_u8: np.ndarray, order: str) -> str:
+        """RLE of the decided mask straight from (h, w) probabilities: no mask array unless clean-up
+        needs one; min area checked on the run lengths."""
+        if self.cleanup:
+            return rle_encode(self.mask(probs_u8), order)
+        rle = rle_encode_probs(probs_u8, self.threshold, order)
+        if self.min_area and rle and parse_rle(rle)[1].sum() < self.min_area:
+            return ""
+        return rle
 
     def label(self, probs_u8: np.ndarray) -> np.ndarray:
         return self.mask(probs_u8[0])

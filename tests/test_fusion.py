@@ -45,3 +45,16 @@ def test_bad_input():
         fuse([a, np.zeros((1, 2, 3), np.uint8)], [1, 1])
     with pytest.raises(ValueError):
         fuse([a], [1], "median")
+
+
+@pytest.mark.parametrize("threshold, min_area, cleanup", [(0.5, 0, False), (0.3, 5, False), (0.5, 100, False),
+                                                          (0.5, 0, True)])
+def test_decision_rle_fast_path_equals_mask_then_encode(threshold, min_area, cleanup):
+    from pipeline.ensemble import Decision
+    from pipeline.ops.rle import rle_encode
+
+    rng = np.random.default_rng(3)
+    probs = (rng.random((20, 30)) * 255).astype(np.uint8)
+    probs[5:12, 8:20] = 250
+    d = Decision(threshold, min_area, cleanup)
+    assert d.rle(probs, "C") == rle_encode(d.mask(probs), "C")
