@@ -31,7 +31,7 @@ lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check pipeline tests bench
 
 $(DEMO_DATA)/sample_submission.csv: | $(STAMP)
-	$(BIN)/pipeline demo-data $(DEMO_DATA) --cars 6 --views 8 --test-cars 1
+	$(BIN)/pipeline demo-data $(DEMO_DATA) --cars 8 --views 6 --test-cars 1
 
 demo-data: $(DEMO_DATA)/sample_submission.csv ## Generate the synthetic Carvana-layout demo dataset (data/demo)
 

@@ -54,8 +54,8 @@ def summary_cmd(runs: tuple[str, ...], ensemble: str | None) -> None:
               show_default=True)
 @click.option("--ensemble-config", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("configs/ensemble_demo.yaml"), show_default=True)
-@click.option("--cars", default=6, show_default=True)
-@click.option("--views", default=8, show_default=True)
+@click.option("--cars", default=8, show_default=True)
+@click.option("--views", default=6, show_default=True)
 @click.option("--test-cars", default=1, show_default=True)
 @click.option("--size", default="480x320", show_default=True, callback=_parse_size, help="Demo image WIDTHxHEIGHT.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the demo config.")
