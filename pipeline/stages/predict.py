@@ -15,7 +15,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from pipeline.config import Config
-from pipeline.data import Sample, open_dataset
+from pipeline.data import Dataset, Sample, open_dataset
 from pipeline.errors import PipelineError
 from pipeline.folds import FoldRow, fold_ids
 from pipeline.fsio import atomic_write_text
@@ -23,7 +23,7 @@ from pipeline.models import load_trained
 from pipeline.paths import Layout
 from pipeline.predict.engine import Predictor, PredictSet, make_geometry
 from pipeline.stages.folds import load_folds
-from pipeline.stages.train import select_folds
+from pipeline.stages.train import array_cache, select_folds
 from pipeline.store import ProbStore, dequantize, quantize
 from pipeline.task import make_task
 from pipeline.train.data import ArrayCache
@@ -115,9 +115,9 @@ def _scores(task, merged_state, plain_state, classes: list[str], images: int) ->
 
 
 def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], folds: list[int], tta: str,
-                force: bool, report: RunReport, progress=None) -> None:
+                force: bool, report: RunReport, progress=None, dataset: Dataset | None = None) -> None:
     """Each fold's model predicts its held-out images into ``<run>/oof``; stale folds are redone."""
-    dataset = open_dataset(cfg.dataset)
+    dataset = dataset or open_dataset(cfg.dataset)
     by_id = {s.image_id: s for s in dataset.train}
     task = make_task(dataset.classes, dataset.ignore_index, 0.5)
     all_folds = fold_ids(rows)
@@ -137,7 +137,7 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
             report.notes.append(f"fold {k}: model changed, its OOF predictions were redone")
         recorded[str(k)] = digest
         store.update_manifest(checkpoints=recorded)
-        cache = ArrayCache(dataset, geometry, _cache_dir(cfg, layout, geometry))
+        cache = array_cache(cfg, layout, dataset, geometry)
         merged, plain = _predict_fold(cfg, model, task, val, store, cache, tta, progress)
         report.folds[k] = _scores(task, merged, plain, dataset.classes, len(val))
         total_merged = merged if total_merged is None else [a + b for a, b in zip(total_merged, merged, strict=True)]
@@ -149,15 +149,9 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
     report.oof = _scores(task, total_merged, total_plain, dataset.classes, total_images)
 
 
-def _cache_dir(cfg: Config, layout: Layout, geometry) -> Path | None:
-    if not cfg.train.cache:
-        return None
-    return layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) / geometry.mode
-
-
 def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: str, force: bool,
-                 report: RunReport, progress=None) -> None:
-    dataset = open_dataset(cfg.dataset)
+                 report: RunReport, progress=None, dataset: Dataset | None = None) -> None:
+    dataset = dataset or open_dataset(cfg.dataset)
     if not dataset.test:
         report.notes.append("no test images in the dataset: test store skipped")
         return
@@ -187,20 +181,20 @@ def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "bo
     rows = load_folds(cfg, layout)
     folds = select_folds(fold_ids(rows), fold)
     reports = []
+    dataset = open_dataset(cfg.dataset)
     for run in cfg.run_names():
         missing = [k for k in folds if not (layout.fold_dir(run, k) / "model.pt").is_file()]
         if missing:
             raise PipelineError(f"{layout.fold_dir(run, missing[0]) / 'model.pt'}: not trained yet; "
                                 f"run 'pipeline train' first")
         report = RunReport(run, tta)
-        dataset = open_dataset(cfg.dataset)
         if split in ("oof", "both"):
             total = sum(1 for r in rows if r.fold in folds)
             with progress_for(f"{run} oof", total) as advance:
-                predict_oof(cfg, layout, run, rows, folds, tta, force, report, advance)
+                predict_oof(cfg, layout, run, rows, folds, tta, force, report, advance, dataset)
         if split in ("test", "both"):
             with progress_for(f"{run} test", len(dataset.test)) as advance:
-                predict_test(cfg, layout, run, folds, tta, force, report, advance)
+                predict_test(cfg, layout, run, folds, tta, force, report, advance, dataset)
         path = layout.run_dir(run) / "predict_report.json"
         atomic_write_text(path, json.dumps(report.__dict__, indent=2, default=str))
         reports.append(report)

@@ -116,6 +116,12 @@ def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, ca
     return train_set, sampler
 
 
+def array_cache(cfg: Config, layout: Layout, dataset, geometry: Geometry) -> ArrayCache:
+    """The on-disk uint8 cache of fitted images/masks for this geometry (none if train.cache is off)."""
+    folder = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) / geometry.mode
+    return ArrayCache(dataset, geometry, folder if cfg.train.cache else None)
+
+
 def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
     """What a finished or interrupted fold must match to be reused: the config and the fold's images."""
     return config_hash({"config": cfg.model_dump(mode="json"), "train": sorted(s.image_id for s in train),
@@ -144,8 +150,7 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
         shutil.rmtree(fold_dir)
     ctx.barrier()
     tcfg = cfg.train
-    cache_dir = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) if tcfg.cache else None
-    cache = ArrayCache(dataset, geometry, cache_dir / geometry.mode if cache_dir else None)
+    cache = array_cache(cfg, layout, dataset, geometry)
     torch.manual_seed(tcfg.seed + fold)
     task = make_task(dataset.classes, dataset.ignore_index, tcfg.threshold)
     train_set, sampler = _training_set(cfg, train, list(pseudo), dataset, cache, fold, ctx)
