@@ -85,7 +85,8 @@ def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
 
 @cli.command("train")
 @config_argument
-@click.option("--fold", default="all", show_default=True, help="Fold number to train, or 'all'.")
+@click.option("--fold", default="all", show_default=True,
+              help="Fold number to train, 'all', or 'full' (every labelled image: the full-data refit).")
 @click.option("--force", is_flag=True, help="Retrain finished folds from scratch.")
 def train_cmd(config: Path, overrides: tuple[str, ...], fold: str, force: bool) -> None:
     """Train K-fold models at every configured resolution (resumable; torchrun for DDP)."""

@@ -50,30 +50,32 @@ def summary_cmd(runs: tuple[str, ...], ensemble: str | None) -> None:
 
 
 @cli.command("demo")
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=Path("configs/demo.yaml"),
+@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path), default=Path("configs/recipe_demo.yaml"),
               show_default=True)
-@click.option("--ensemble-config", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("configs/ensemble_demo.yaml"), show_default=True)
-@click.option("--cars", default=8, show_default=True)
-@click.option("--views", default=6, show_default=True)
-@click.option("--test-cars", default=1, show_default=True)
-@click.option("--size", default="480x320", show_default=True, callback=_parse_size, help="Demo image WIDTHxHEIGHT.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the demo config.")
-def demo_cmd(config: Path, ensemble_config: Path, cars: int, views: int, test_cars: int, size: tuple[int, int],
+@click.option("--cars", default=None, type=int, help="Demo cars (default: the recipe's).")
+@click.option("--views", default=None, type=int, help="Views per car (default: the recipe's).")
+@click.option("--test-cars", default=None, type=int, help="Unlabelled test cars (default: the recipe's).")
+@click.option("--size", default=None, callback=lambda c, p, v: _parse_size(c, p, v) if v else None,
+              help="Demo image WIDTHxHEIGHT (default: the recipe's).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the demo's experiment configs.")
+def demo_cmd(recipe: Path, cars: int | None, views: int | None, test_cars: int | None, size: tuple[int, int] | None,
              overrides: tuple[str, ...]) -> None:
-    """Run everything end to end on the built-in demo dataset (what `make demo` does)."""
+    """Run everything end to end on the built-in demo dataset (`pipeline run` on the demo recipe)."""
     import time
 
     from pipeline.console import RichReporter
-    from pipeline.stages.demo import run_demo
-    from pipeline.stages.demo_data import DemoSpec
+    from pipeline.stages.demo import demo_recipe
+    from pipeline.stages.run import run_recipe
+    from pipeline.stages.summary import ensemble_summary, run_summary
 
     started = time.time()
-    out = run_demo(config, ensemble_config, DemoSpec(cars=cars, views=views, test_cars=test_cars, size=size),
-                   overrides,
-                   log=console.print, progress_for=progress_bar, reporter_for=lambda run, k: RichReporter(run, k))
-    print_summary(out["runs"], out["ensemble"])
-    sub = out["submission"]
+    layout = Layout()
+    plan = demo_recipe(recipe, cars=cars, views=views, test_cars=test_cars, size=size)
+    out = run_recipe(recipe, overrides, layout, log=console.print, progress_for=progress_bar,
+                     reporter_for=lambda run, k: RichReporter(run, k), recipe=plan)
+    print_summary([run_summary(layout, r) for r in out.runs],
+                  ensemble_summary(layout, out.ensembles[-1]) if out.ensembles else None)
+    sub = out.submissions[-1]
     console.print(f"submission {sub['path']}: {sub['rows']} rows, validated; total {time.time() - started:.0f}s")
 
 
@@ -121,3 +123,26 @@ def compare_cmd(baseline: str, candidate: str) -> None:
     console.print(table)
     console.print(f"mean difference {out['mean']:+.5f} ± {out['std']:.5f} (std over {len(out['folds'])} folds; "
                   f"{out['better']} of {len(out['folds'])} folds better)")
+
+
+@cli.command("run")
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override every experiment config of the recipe, e.g. --set dataset.root=/data/carvana.")
+def run_cmd(recipe: Path, overrides: tuple[str, ...]) -> None:
+    """Run a whole recipe: folds, training (folds + full refits), predict, tune, pseudo rounds, ensembles."""
+    import time
+
+    from pipeline.console import RichReporter
+    from pipeline.stages.run import run_recipe
+    from pipeline.stages.summary import ensemble_summary, run_summary
+
+    started = time.time()
+    layout = Layout()
+    out = run_recipe(recipe, overrides, layout, log=console.print, progress_for=progress_bar,
+                     reporter_for=lambda run, k: RichReporter(run, k))
+    print_summary([run_summary(layout, r) for r in out.runs],
+                  ensemble_summary(layout, out.ensembles[-1]) if out.ensembles else None)
+    for sub in out.submissions:
+        console.print(f"submission {sub['path']}: {sub['rows']} rows, validated")
+    console.print(f"recipe {recipe} done in {time.time() - started:.0f}s")

@@ -1,11 +1,12 @@
 """Model registry ``ARCHS`` (segmentation-models-pytorch) and checkpoint-safe construction.
 
-The network takes float images in 0..255 (N, 3, H, W) and normalises them itself with the
-ImageNet mean/std that smp encoders expect, so every caller (train, predict, serve) feeds raw pixels.
+The network takes float images in 0..255 (N, 3, H, W) and normalises them itself with what its
+encoder weights expect (``pipeline.weights``), so every caller (train, predict, serve) feeds raw pixels.
 
 A model is always *built* with ``encoder_weights=None``; pretrained weights are then loaded
-explicitly (smp's ``imagenet`` hub download, or a local file). Loading a checkpoint therefore never
-touches the network, whatever ``encoder_weights`` its saved config names (a known smp pitfall).
+explicitly (an offline source, a local file, or smp's ``imagenet`` hub download). Loading a
+checkpoint therefore never touches the network nor a weights package, whatever ``encoder_weights``
+its saved config names (a known smp pitfall).
 """
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ import torch
 from torch import nn
 
 from pipeline.errors import PipelineError
+from pipeline.weights import (
+    SOURCES,
+    Normalization,
+    apply_key_map,
+    encoder_normalization,
+    is_path,
+    load_encoder_state,
+    read_state_dict,
+    source_for,
+)
 
 ARCHS: dict[str, type[nn.Module]] = {
     name: getattr(smp, name)
@@ -23,18 +34,21 @@ ARCHS: dict[str, type[nn.Module]] = {
                  "UPerNet", "Segformer")
     if hasattr(smp, name)
 }
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-
-
 class SegModel(nn.Module):
-    """Pixel normalisation + an smp network; ``forward`` returns logits (N, C, H, W)."""
+    """Pixel normalisation + an smp network; ``forward`` returns logits (N, C, H, W).
 
-    def __init__(self, net: nn.Module):
+    Takes float images in 0..255 and applies ``normalization`` (what the encoder's weights expect;
+    saved in every checkpoint), so every caller (train, predict, serve, video) feeds raw pixels.
+    """
+
+    def __init__(self, net: nn.Module, normalization: Normalization | None = None):
         super().__init__()
         self.net = net
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalization = normalization or Normalization()
+        mean = [m * 255 for m in self.normalization.mean]
+        std = [s * 255 for s in self.normalization.std]
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net((images - self.mean) / self.std)
@@ -50,47 +64,42 @@ def _smp_network(arch: str, encoder: str, outputs: int, kwargs: dict) -> nn.Modu
                             "check model.encoder and model.kwargs") from None
 
 
-def load_encoder_file(net: nn.Module, path: Path) -> None:
-    """Load a local encoder weights file (raw encoder state dict, or keys prefixed ``encoder.``)."""
-    if not path.is_file():
-        raise PipelineError(f"model.encoder_weights: file {path} not found (use null, 'imagenet' or a weights file)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise PipelineError(f"{path}: not a torch weights file ({err})") from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if any(k.startswith("encoder.") for k in state):
-        state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    expected = net.encoder.state_dict()
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise PipelineError(f"{path}: {len(missing)} encoder weights missing (first: {missing[0]}); "
-                            "is it the weights file of this encoder?")
-    # Extra keys (an ImageNet classifier head) are expected; load exactly the encoder's own.
-    nn.Module.load_state_dict(net.encoder, {k: state[k] for k in expected}, strict=True)
-
-
-def load_pretrained(net: nn.Module, arch: str, encoder: str, weights: str | None) -> None:
-    """Put pretrained encoder weights into ``net``: ``imagenet`` from smp's hub, or a local file."""
+def load_pretrained(net: nn.Module, model_cfg) -> None:
+    """Put pretrained encoder weights into ``net``: an offline source, a local file, or smp's hub."""
+    weights = model_cfg.encoder_weights
     if weights is None:
         return
-    if weights != "imagenet" and ("/" in weights or Path(weights).suffix):
-        load_encoder_file(net, Path(weights))
+    if weights in SOURCES:
+        source = source_for(weights, model_cfg.encoder)
+        load_encoder_state(net.encoder, source.timm_state_dict(), f"{source.package} ({source.path().name})")
         return
+    if weights != "imagenet" and is_path(weights):
+        state = apply_key_map(read_state_dict(Path(weights)), model_cfg.encoder_key_map)
+        load_encoder_state(net.encoder, state, weights)
+        return
+    if weights != "imagenet":
+        source_for(weights, model_cfg.encoder)  # raises: unknown name, listing the valid ones
     try:  # the hub download, for users online
-        reference = ARCHS[arch](encoder_name=encoder, encoder_weights=weights, classes=1)
+        reference = ARCHS[model_cfg.arch](encoder_name=model_cfg.encoder, encoder_weights=weights, classes=1)
     except Exception as err:  # noqa: BLE001 - network/hub errors vary by library version
         raise PipelineError(f"model.encoder_weights '{weights}': download failed ({type(err).__name__}: {err}); "
-                            "offline, point encoder_weights at a local weights file") from None
+                            f"offline, use a source ({', '.join(SOURCES)}) or a local weights file") from None
     net.encoder.load_state_dict(reference.encoder.state_dict())
+
+
+def model_normalization(model_cfg) -> Normalization:
+    """``model.normalization`` if set, else what the encoder weights expect."""
+    if model_cfg.normalization is not None:
+        return Normalization(tuple(model_cfg.normalization.mean), tuple(model_cfg.normalization.std))
+    return encoder_normalization(model_cfg.encoder, model_cfg.encoder_weights)
 
 
 def build_model(model_cfg, outputs: int, pretrained: bool = True) -> SegModel:
     """A fresh model with ``outputs`` channels; ``pretrained`` loads ``model_cfg.encoder_weights``."""
     net = _smp_network(model_cfg.arch, model_cfg.encoder, outputs, dict(model_cfg.kwargs))
     if pretrained:
-        load_pretrained(net, model_cfg.arch, model_cfg.encoder, model_cfg.encoder_weights)
-    return SegModel(net)
+        load_pretrained(net, model_cfg)
+    return SegModel(net, model_normalization(model_cfg))
 
 
 def output_channels(num_classes: int) -> int:
@@ -111,6 +120,9 @@ def load_trained(path: Path, device: str | torch.device = "cpu") -> tuple[SegMod
     if "state_dict" not in payload:
         raise PipelineError(f"{path}: holds no model weights (use a fold's model.pt)")
     model_cfg = ModelConfig.model_validate(payload["config"]["model"])
-    model = build_model(model_cfg, output_channels(len(payload["classes"])), pretrained=False)
+    net = _smp_network(model_cfg.arch, model_cfg.encoder, output_channels(len(payload["classes"])),
+                       dict(model_cfg.kwargs))
+    # The normalisation the weights were trained with travels in the checkpoint (older ones: ImageNet).
+    model = SegModel(net, Normalization.from_dict(payload.get("normalization")))
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), payload

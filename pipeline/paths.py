@@ -4,7 +4,7 @@ All locations are relative to ``root`` (the working directory by default)::
 
     folds/<dataset>.csv, folds/<dataset>.config.yaml, folds/pseudo_r<R>.csv (+ .json provenance)
     artifacts/pseudo/r<R>/masks/<image_id>.png
-    artifacts/runs/<run>/fold<k>/{model.pt, last.pt, history.csv, config.yaml}
+    artifacts/runs/<run>/fold<k>/{model.pt, last.pt, history.csv, config.yaml}, full/ (same files)
     artifacts/runs/<run>/{oof,test}/, predict_report.json, thresholds.json, threshold_curve.png,
         report.html, show/<split>_<what>.png
     artifacts/ensembles/<name>/{oof,test}/, thresholds.json, qa/{qa.csv, index.html}, show/
@@ -42,6 +42,10 @@ class Layout:
 
     def fold_dir(self, run: str, fold: int) -> Path:
         return self.run_dir(run) / f"fold{fold}"
+
+    def full_dir(self, run: str) -> Path:
+        """The full-data refit of a run (``pipeline train --fold full``)."""
+        return self.run_dir(run) / "full"
 
     def pseudo_table(self, round_: int) -> Path:
         return self.folds_dir / f"pseudo_r{round_}.csv"

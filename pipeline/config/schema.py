@@ -114,14 +114,30 @@ class FoldsConfig(Section):
     )
 
 
+class NormalizationConfig(Section):
+    mean: Annotated[list[float], Field(min_length=3, max_length=3)]
+    std: Annotated[list[float], Field(min_length=3, max_length=3)]
+
+    @field_validator("std")
+    @classmethod
+    def _positive(cls, value: list[float]) -> list[float]:
+        if any(v <= 0 for v in value):
+            raise ValueError("std values must be > 0")
+        return value
+
+
 class ModelConfig(Section):
     """Any segmentation-models-pytorch architecture and encoder, by name."""
 
     arch: str = "Unet"
     encoder: str = "resnet34"
     encoder_weights: Optional[str] = Field(
-        None, description="null (random init), 'imagenet' (downloads; online only) or a local weights file"
-    )
+        None, description="null (random init), 'imagenet' (downloads; online only), an offline source "
+                          "(efficientnet-lite0/1/2: weights inside an installed package) or a local weights file")
+    encoder_key_map: dict[str, str] = Field(
+        default_factory=dict, description="local weights file: prefix renames, e.g. {'module.backbone.': ''}")
+    normalization: Optional[NormalizationConfig] = Field(
+        None, description="input mean/std (0..1 scale); null = what the encoder weights expect")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra smp arguments, e.g. decoder_channels")
 
 
@@ -150,6 +166,8 @@ class OptimConfig(Section):
     plateau_factor: float = Field(0.1, gt=0, lt=1)
     plateau_patience: int = Field(4, ge=0)
     min_lr: float = Field(1e-6, ge=0)
+    encoder_lr_mult: float = Field(
+        1.0, ge=0, description="encoder learning rate = lr x this (e.g. 0.1 to fine-tune a pretrained encoder gently)")
 
 
 Resolution = Annotated[list[int], Field(min_length=2, max_length=2)]
@@ -168,8 +186,16 @@ class TrainConfig(Section):
     early_stopping: Optional[int] = Field(None, ge=1, description="stop after this many epochs without gain")
     ema: Optional[float] = Field(None, gt=0, lt=1, description="EMA decay of the weights (e.g. 0.99)")
     amp: bool = Field(True, description="mixed precision (CUDA only)")
-    channels_last: bool = Field(True, description="channels_last memory format (CUDA only)")
+    channels_last: bool = Field(True, description="channels_last (NHWC) memory; also faster on CPU")
     threshold: float = Field(0.5, gt=0, lt=1, description="validation Dice threshold")
+    select: Literal["best", "last"] = Field(
+        "best", description="model.pt of a fold: the best validation epoch, or the last epoch")
+    full_epochs: Optional[int] = Field(
+        None, ge=1, description="epochs of the full-data refit (--fold full); null = what CV chose: train.epochs "
+                                "with select last, the median best epoch of the finished folds with select best")
+    freeze_encoder_epochs: int = Field(0, ge=0, description="train only the decoder for this many first epochs")
+    freeze_encoder_bn: bool = Field(
+        False, description="keep the encoder's BatchNorm statistics fixed (pretrained ones; small batches)")
     seed: int = 42
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
     cache: bool = Field(True, description="decode+resize each image once per resolution to artifacts/cache")
@@ -193,6 +219,8 @@ class PredictConfig(Section):
                                 "of a batch at once on CUDA, batch_size on CPU (bigger CPU batches run slower)")
     workers: int = Field(0, ge=0, description="DataLoader worker processes for decoding")
     device: str = "auto"
+    test_from: Literal["folds", "full", "all"] = Field(
+        "folds", description="test predictions from the fold models, the full-data refit (--fold full), or all")
 
 
 class PseudoConfig(Section):

@@ -1,42 +1,27 @@
-"""Stage: the whole job on the built-in demo data, as `make demo` runs it.
+"""Stage: the demo recipe (``configs/recipe_demo.yaml``), with the demo data's size set on the CLI.
 
 demo-data -> folds -> train (every resolution x fold) -> predict (OOF + test, hflip TTA) -> tune each
-run -> ensemble the runs (fit weights, tune on fused OOF) -> validated submission -> summary.
+run -> ensemble the runs (fit weights, tune on fused OOF) -> validated submission. ``pipeline demo``
+is ``pipeline run`` on this recipe; only the generated data's size can be changed here.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import load_config
-from pipeline.paths import Layout
-from pipeline.stages.demo_data import DemoSpec, write_demo
-from pipeline.stages.ensemble import run_ensemble
-from pipeline.stages.folds import run_folds
-from pipeline.stages.predict import run_predict
-from pipeline.stages.summary import ensemble_summary, run_summary
-from pipeline.stages.train import run_train
-from pipeline.stages.tune import run_tune
+from pipeline.config.recipe import DemoDataStep, Recipe
+from pipeline.errors import PipelineError
+from pipeline.stages.run import load_recipe
 
 
-def run_demo(config: Path, ensemble_config: Path, spec: DemoSpec, overrides: tuple[str, ...] = (),
-             log=print, progress_for=None, reporter_for=None) -> dict:
-    """Run every stage; ``overrides`` apply to the experiment config (e.g. tiny sizes in tests)."""
-    layout = Layout()
-    cfg = load_config(config, overrides)
-    root = Path(cfg.dataset.root)
-    if (root / "sample_submission.csv").is_file():
-        log(f"demo data: reusing {root}")
-    else:
-        info = write_demo(root, spec)
-        log(f"demo data: {info['train']} labelled + {info['test']} test images in {root}")
-    run_folds(cfg, layout)
-    log(f"folds: {layout.folds_csv(cfg.dataset.name)}")
-    run_train(cfg, layout, reporter_for=reporter_for)
-    run_predict(cfg, layout, progress_for=progress_for)
-    for run in cfg.run_names():
-        run_tune(layout, run=run)
-    members = "[" + ", ".join(f"{{run: {run}}}" for run in cfg.run_names()) + "]"
-    submission = run_ensemble(ensemble_config, (f"members={members}",), layout, overwrite=True,
-                              progress_for=progress_for)
-    return {"runs": [run_summary(layout, run) for run in cfg.run_names()],
-            "ensemble": ensemble_summary(layout, submission["ensemble"]), "submission": submission}
+def demo_recipe(path: Path, cars: int | None = None, views: int | None = None, test_cars: int | None = None,
+                size: tuple[int, int] | None = None) -> Recipe:
+    """The recipe at ``path`` with its demo-data step resized (options left None keep the recipe's)."""
+    recipe = load_recipe(path)
+    steps = [s for s in recipe.steps if isinstance(s, DemoDataStep)]
+    if not steps:
+        raise PipelineError(f"{path}: has no demo_data step; use 'pipeline run {path}' for other recipes")
+    changes = {"cars": cars, "views": views, "test_cars": test_cars, "size": list(size) if size else None}
+    for key, value in changes.items():
+        if value is not None:
+            setattr(steps[0], key, value)
+    return recipe

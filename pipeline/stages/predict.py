@@ -1,7 +1,8 @@
 """Stage: out-of-fold and test probability stores of each run, with TTA, resumable.
 
 ``artifacts/runs/<run>/oof/``: each labelled image predicted by the model of the fold that held
-it out. ``artifacts/runs/<run>/test/``: the mean of the fold models, image by image. A rerun skips
+it out. ``artifacts/runs/<run>/test/``: the mean of the fold models (and/or the full-data refit,
+``predict.test_from``), image by image. A rerun skips
 images already stored; predictions of a fold whose checkpoint changed are replaced.
 ``artifacts/runs/<run>/predict_report.json``: OOF Dice per fold and overall, with and without TTA.
 """
@@ -23,7 +24,7 @@ from pipeline.models import load_trained
 from pipeline.paths import Layout
 from pipeline.predict.engine import Predictor, PredictSet, make_geometry
 from pipeline.stages.folds import load_folds
-from pipeline.stages.train import array_cache, select_folds
+from pipeline.stages.train import FULL, array_cache, select_folds
 from pipeline.store import ProbStore, dequantize, quantize
 from pipeline.task import make_task
 from pipeline.train.data import ArrayCache
@@ -149,17 +150,32 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
     report.oof = _scores(task, total_merged, total_plain, dataset.classes, total_images)
 
 
+def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict:
+    """The checkpoints whose mean makes the test store (``predict.test_from``), by fold (or FULL)."""
+    paths: dict = {}
+    if cfg.predict.test_from in ("folds", "all"):
+        paths.update({k: layout.fold_dir(run, k) / "model.pt" for k in folds})
+    if cfg.predict.test_from in ("full", "all"):
+        full = layout.full_dir(run) / "model.pt"
+        if not full.is_file():
+            raise PipelineError(f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit is "
+                                "not trained yet; run 'pipeline train CONFIG --fold full'")
+        paths[FULL] = full
+    return paths
+
+
 def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: str, force: bool,
                  report: RunReport, progress=None, dataset: Dataset | None = None) -> None:
     dataset = dataset or open_dataset(cfg.dataset)
     if not dataset.test:
         report.notes.append("no test images in the dataset: test store skipped")
         return
-    loaded = [load_trained(layout.fold_dir(run, k) / "model.pt") for k in folds]
-    hashes = {k: file_hash(layout.fold_dir(run, k) / "model.pt") for k in folds}
+    paths = test_models(cfg, layout, run, folds)
+    loaded = [load_trained(path) for path in paths.values()]
+    hashes = {k: file_hash(path) for k, path in paths.items()}
     task = make_task(dataset.classes, dataset.ignore_index, 0.5)
     store = ProbStore.create(layout.run_dir(run) / "test",
-                             _header(run, "test", folds, tta, dataset.classes, hashes), force=force)
+                             _header(run, "test", list(paths), tta, dataset.classes, hashes), force=force)
     if store.replaced:
         report.notes.append(f"test store replaced ({store.replaced})")
     geometry = make_geometry(loaded[0][1])

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pipeline.augment import Geometry
@@ -35,10 +36,13 @@ from pipeline.train.sampler import MixedBatchSampler
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "img_per_s")
 
 
+FULL = "full"  # --fold full: the full-data refit, trained on every labelled image, beside the folds
+
+
 @dataclass
 class FoldResult:
     run: str
-    fold: int
+    fold: int | str  # a fold number, or FULL
     best_epoch: int
     best_dice: float
     epochs: int
@@ -69,14 +73,16 @@ def select_folds(available: list[int], fold: str) -> list[int]:
     try:
         wanted = int(fold)
     except ValueError:
-        raise PipelineError(f"--fold {fold!r}: give a fold number or 'all'") from None
+        raise PipelineError(f"--fold {fold!r}: give a fold number, 'all' or 'full'") from None
     if wanted not in available:
         raise PipelineError(f"--fold {wanted}: the folds table has folds {available}")
     return [wanted]
 
 
-def _summary(fold_dir: Path, run: str, fold: int, history: list[EpochRecord]) -> FoldResult:
-    best = max(history, key=lambda r: r.val_score)
+def _summary(run: str, fold: int | str, history: list[EpochRecord], select: str) -> FoldResult:
+    """The epoch that became ``model.pt``: the best validation score, or the last one."""
+    scored = [r for r in history if r.val_score == r.val_score]  # NaN: no validation (full refit)
+    best = max(scored, key=lambda r: r.val_score) if select == "best" and scored else history[-1]
     return FoldResult(run, fold, best.epoch, best.val_dice, len(history), sum(r.seconds for r in history),
                       sum(r.img_per_s for r in history) / len(history), best_score=best.val_score,
                       metrics={k: v for k, v in best.extra.items()})
@@ -128,16 +134,42 @@ def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
                         "val": sorted(s.image_id for s in val), "pseudo": sorted(r.mask for r in pseudo)})
 
 
-def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: int, rows, dataset,
+def full_epochs(cfg: Config, layout: Layout, run: str, rows) -> int:
+    """Epochs of the full-data refit: ``train.full_epochs``, else what cross-validation chose.
+
+    ``select: last`` trains every fold for ``train.epochs``, so the refit does too; ``select: best``
+    takes the median best epoch of the run's finished folds (they must all be trained).
+    """
+    if cfg.train.full_epochs is not None:
+        return cfg.train.full_epochs
+    if cfg.train.select == "last":
+        return cfg.train.epochs
+    best = []
+    for k in fold_ids(rows):
+        done = layout.fold_dir(run, k) / "summary.json"
+        if not done.is_file():
+            raise PipelineError(f"--fold full with train.select best: {done} is missing; train the folds first "
+                                "(pipeline train CONFIG) or set train.full_epochs")
+        best.append(json.loads(done.read_text())["best_epoch"])
+    return int(np.median(best))
+
+
+def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: int | str, rows, dataset,
                ctx: DistContext, force: bool, reporter=None, pseudo: list[PseudoRow] = ()) -> FoldResult:
-    fold_dir = layout.fold_dir(run, fold)
+    """Train one fold (validating on its images), or ``fold=FULL``: every labelled image, no validation."""
+    full = fold == FULL
+    fold_dir = layout.full_dir(run) if full else layout.fold_dir(run, fold)
     by_id = {s.image_id: s for s in dataset.train}
     missing = [r.image_id for r in rows if r.image_id not in by_id]
     if missing:
         raise PipelineError(f"{layout.folds_csv(cfg.dataset.name)}: image '{missing[0]}' is not in the dataset; "
                             "rerun 'pipeline folds'")
-    train = [by_id[r.image_id] for r in rows if r.fold != fold]
-    val = [by_id[r.image_id] for r in rows if r.fold == fold]
+    train = [by_id[r.image_id] for r in rows if full or r.fold != fold]
+    val = [] if full else [by_id[r.image_id] for r in rows if r.fold == fold]
+    if full:
+        cfg = cfg.model_copy(deep=True)
+        cfg.train.epochs = full_epochs(cfg, layout, run, rows)
+    seed_index = -1 if full else fold
     print_ = fingerprint(cfg, train, val, pseudo)
     done = fold_dir / "summary.json"
     if done.is_file() and not force:
@@ -151,9 +183,9 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     ctx.barrier()
     tcfg = cfg.train
     cache = array_cache(cfg, layout, dataset, geometry)
-    torch.manual_seed(tcfg.seed + fold)
+    torch.manual_seed(tcfg.seed + seed_index)
     task = make_task(dataset.classes, dataset.ignore_index, tcfg.threshold)
-    train_set, sampler = _training_set(cfg, train, list(pseudo), dataset, cache, fold, ctx)
+    train_set, sampler = _training_set(cfg, train, list(pseudo), dataset, cache, seed_index, ctx)
     setup = FoldSetup(
         cfg=cfg, run=run, fold=fold, fold_dir=fold_dir,
         model=build_model(cfg.model, task.outputs),
@@ -168,10 +200,10 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
 
     def on_epoch(history: list[EpochRecord]) -> None:
         atomic_write_text(fold_dir / "history.csv", history_csv(history))
-        atomic_write_bytes(fold_dir / "curve.png", training_curve(history, f"{run} fold {fold}"))
+        atomic_write_bytes(fold_dir / "curve.png", training_curve(history, f"{run} {fold_dir.name}"))
 
     history = trainer.fit(on_epoch)
-    result = _summary(fold_dir, run, fold, history)
+    result = _summary(run, fold, history, cfg.train.select)
     if ctx.main:
         atomic_write_text(done, json.dumps({**asdict(result), "fingerprint": print_}, indent=2))
     return result
@@ -184,7 +216,7 @@ def run_train(cfg: Config, layout: Layout, fold: str = "all", force: bool = Fals
     dataset = open_dataset(cfg.dataset)
     rows = load_folds(cfg, layout)
     pseudo = load_pseudo(cfg, dataset)
-    folds = select_folds(fold_ids(rows), fold)
+    folds = [FULL] if fold == FULL else select_folds(fold_ids(rows), fold)
     results = []
     for (height, width), run in zip(cfg.train.resolutions, cfg.run_names(), strict=True):
         geometry = Geometry(height, width, cfg.train.geometry)

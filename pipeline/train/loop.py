@@ -95,7 +95,7 @@ class FoldTrainer:
         self.cuda = setup.device.type == "cuda"
         self.amp = tcfg.amp and self.cuda
         self.model = setup.model.to(setup.device)
-        if tcfg.channels_last and self.cuda:
+        if tcfg.channels_last:  # NHWC: faster on CUDA and, for depthwise convs (EfficientNet), on CPU too
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = self.model
         if setup.ctx.enabled:
@@ -113,7 +113,7 @@ class FoldTrainer:
             self.loader = DataLoader(setup.train_set, batch_size=tcfg.batch_size, sampler=self.sampler,
                                      num_workers=tcfg.workers, pin_memory=self.cuda, drop_last=False,
                                      persistent_workers=False)
-        self.optimizer = build_optimizer(self.model.parameters(), setup.cfg.optim)
+        self.optimizer = build_optimizer(self.model, setup.cfg.optim)
         steps = -(-len(self.loader) // tcfg.accumulate)
         self.scheduler = Scheduler(self.optimizer, setup.cfg.optim, tcfg.epochs, steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -130,7 +130,8 @@ class FoldTrainer:
         s = self.s
         h, w = s.cache.geometry.height, s.cache.geometry.width
         return {"config": self.cfg_dict, "run": s.run, "fold": s.fold, "resolution": [h, w],
-                "geometry": s.cache.geometry.mode, "classes": s.cfg.dataset.classes}
+                "geometry": s.cache.geometry.mode, "classes": s.cfg.dataset.classes,
+                "normalization": self.model.normalization.to_dict()}
 
     def _save_last(self, epoch: int) -> None:
         checkpoint.save(self.s.fold_dir / "last.pt", {
@@ -170,7 +171,7 @@ class FoldTrainer:
     # ---- one epoch ---------------------------------------------------------------------------
     def _forward(self, net, batch) -> tuple[torch.Tensor, torch.Tensor]:
         images = batch["image"].to(self.s.device, non_blocking=True).float()
-        if self.tcfg.channels_last and self.cuda:
+        if self.tcfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         device = self.s.device
         target, valid = self.s.task.target(batch["mask"].to(device), batch["valid"].to(device),
@@ -180,8 +181,29 @@ class FoldTrainer:
         logits = logits.float()
         return logits, self.s.loss_fn(logits, target, valid)
 
-    def train_epoch(self, epoch: int) -> tuple[float, float]:
+    def _encoder(self) -> torch.nn.Module | None:
+        return getattr(getattr(self.model, "net", None), "encoder", None)
+
+    def _frozen(self, epoch: int) -> bool:
+        return epoch <= self.tcfg.freeze_encoder_epochs
+
+    def _set_train_mode(self, epoch: int) -> None:
+        """Train mode, except the encoder's BatchNorm while it is frozen or ``freeze_encoder_bn``."""
         self.net.train()
+        encoder = self._encoder()
+        if encoder is not None and (self.tcfg.freeze_encoder_bn or self._frozen(epoch)):
+            for module in encoder.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+    def _drop_encoder_grads(self) -> None:
+        """Warm-up: the encoder keeps its weights (no grad, so the optimiser skips it; DDP-safe)."""
+        for p in self._encoder().parameters():
+            p.grad = None
+
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        self._set_train_mode(epoch)
+        frozen = self._frozen(epoch) and self._encoder() is not None
         self.sampler.set_epoch(epoch)
         self.s.train_set.set_epoch(epoch)
         steps, accumulate = len(self.loader), self.tcfg.accumulate
@@ -192,6 +214,8 @@ class FoldTrainer:
             _, loss = self._forward(self.net, batch)
             self.scaler.scale(loss / accumulate).backward()
             if (i + 1) % accumulate == 0 or i + 1 == steps:
+                if frozen:
+                    self._drop_encoder_grads()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -234,24 +258,36 @@ class FoldTrainer:
             start = time.perf_counter()
             lr = current_lr(self.optimizer)
             train_loss, ips = self.train_epoch(epoch)
-            val_loss, metrics = self.validate()
-            score = metrics[self.s.task.primary]
-            extra = {k: v for k, v in metrics.items() if k != "dice"}
-            record = EpochRecord(epoch, train_loss, val_loss, metrics["dice"], lr, time.perf_counter() - start, ips,
-                                 score, extra)
-            improved = score > self.best
-            self.best, self.bad_epochs = (score, 0) if improved else (self.best, self.bad_epochs + 1)
-            self.scheduler.after_epoch(score)
+            record = self._record(epoch, train_loss, lr, ips)
+            record.seconds = time.perf_counter() - start  # training and validation
+            improved = record.val_score > self.best  # NaN (no validation set) is never an improvement
+            if len(self.s.val_set):
+                self.best, self.bad_epochs = (record.val_score, 0) if improved else (self.best, self.bad_epochs + 1)
+                self.scheduler.after_epoch(record.val_score)
+            elif self.scheduler.kind != "plateau":  # a full-data refit has no score for a plateau schedule
+                self.scheduler.after_epoch(record.val_score)
+            # model.pt: the best validation epoch, or (select: last, or nothing to validate on) the latest
+            keep = improved if self.tcfg.select == "best" and len(self.s.val_set) else True
             self.history.append(record)
             if self.s.ctx.main:
-                if improved:
+                if keep:
                     self._save_best(record)
                 self._save_last(epoch)
                 if on_epoch:
                     on_epoch(self.history)
             self.s.ctx.barrier()
-            self.reporter.end_epoch(record, improved)
+            self.reporter.end_epoch(record, keep)
         return self.history
+
+    def _record(self, epoch: int, train_loss: float, lr: float, ips: float) -> EpochRecord:
+        """The epoch's validation results (NaN for a full-data refit, which has no validation images)."""
+        if not len(self.s.val_set):
+            nan = float("nan")
+            return EpochRecord(epoch, train_loss, nan, nan, lr, 0.0, ips, nan, {})
+        val_loss, metrics = self.validate()
+        extra = {k: v for k, v in metrics.items() if k != "dice"}
+        return EpochRecord(epoch, train_loss, val_loss, metrics["dice"], lr, 0.0, ips, metrics[self.s.task.primary],
+                           extra)
 
 
 def has_unused_parameters(model: torch.nn.Module, height: int, width: int) -> bool:

@@ -5,8 +5,24 @@ import torch
 from torch import nn
 
 
-def build_optimizer(params, cfg) -> torch.optim.Optimizer:
-    """``cfg``: the ``optim`` config section."""
+def param_groups(model: nn.Module, cfg) -> list[dict]:
+    """Encoder weights at ``lr * encoder_lr_mult`` (group 0), everything else at ``lr`` (group 1).
+
+    A pretrained encoder is usually fine-tuned more gently than the freshly initialised decoder.
+    """
+    net = getattr(model, "net", model)
+    encoder = getattr(net, "encoder", None)
+    enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    enc = [p for p in model.parameters() if id(p) in enc_ids]
+    rest = [p for p in model.parameters() if id(p) not in enc_ids]
+    groups = [{"params": enc, "lr": cfg.lr * cfg.encoder_lr_mult, "name": "encoder"},
+              {"params": rest, "lr": cfg.lr, "name": "decoder"}]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """``cfg``: the ``optim`` config section; parameter groups from ``param_groups``."""
+    params = param_groups(model, cfg)
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.name == "adamw":
@@ -29,7 +45,8 @@ class Scheduler:
             self.impl = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=cfg.min_lr)
         elif self.kind == "onecycle":
             self.impl = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=cfg.lr, total_steps=max(1, epochs * steps_per_epoch))
+                optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                total_steps=max(1, epochs * steps_per_epoch))
 
     def after_step(self) -> None:
         if self.kind == "onecycle" and self.impl.last_epoch + 1 < self.impl.total_steps:
@@ -50,7 +67,8 @@ class Scheduler:
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
-    return float(optimizer.param_groups[0]["lr"])
+    """The decoder's (the configured ``optim.lr``) learning rate: the last group."""
+    return float(optimizer.param_groups[-1]["lr"])
 
 
 def make_ema(model: nn.Module, decay: float | None):

@@ -1,0 +1,150 @@
+"""Stage: execute a recipe (``pipeline run RECIPE``), step by step, resumable.
+
+Every step calls one stage, which is resumable on its own: finished folds are reused when their
+fingerprint (config + fold images) matches, stores resume image by image, folds are recomputed
+only when the dataset/folds config changed. So a killed ``pipeline run`` continues where it stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import dump_config, load_config
+from pipeline.config.recipe import DemoDataStep, EnsembleStep, FoldsStep, PseudoStep, Recipe, TrainStep
+from pipeline.errors import PipelineError
+from pipeline.paths import Layout
+
+
+@dataclass
+class RunOutcome:
+    """What a recipe produced: the runs it trained, the ensembles and submissions it wrote."""
+
+    runs: list[str] = field(default_factory=list)
+    ensembles: list[str] = field(default_factory=list)
+    submissions: list[dict] = field(default_factory=list)
+    pseudo_tables: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _no_progress(_description: str, _total: int | None):
+    yield lambda n=1: None
+
+
+def load_recipe(path: Path) -> Recipe:
+    return load_config(path, (), schema=Recipe)
+
+
+def _config_path(value: str, recipe_path: Path, key: str) -> Path:
+    """Config paths are relative to the working directory (like every path); say which step is wrong."""
+    path = Path(value)
+    if not path.is_file():
+        raise PipelineError(f"{recipe_path}: step '{key}: {value}': config file not found (paths are relative to "
+                            "the working directory, e.g. configs/...)")
+    return path
+
+
+def _demo_data(step: DemoDataStep, log) -> None:
+    from pipeline.stages.demo_data import DemoSpec, write_demo
+
+    root = Path(step.demo_data)
+    if (root / "sample_submission.csv").is_file():
+        log(f"demo data: reusing {root}")
+        return
+    spec = DemoSpec(cars=step.cars, views=step.views, test_cars=step.test_cars, size=tuple(step.size), seed=step.seed)
+    info = write_demo(root, spec)
+    log(f"demo data: {info['train']} labelled + {info['test']} test images in {root}")
+
+
+def _folds(step: FoldsStep, path: Path, overrides: tuple[str, ...], layout: Layout, log) -> None:
+    from pipeline.stages.folds import run_folds
+
+    cfg = load_config(path, (*overrides, *step.set))
+    table, config = layout.folds_csv(cfg.dataset.name), layout.folds_config(cfg.dataset.name)
+    if table.is_file() and config.is_file() and config.read_text(encoding="utf-8") == dump_config(cfg):
+        log(f"folds: reusing {table} (same dataset and folds config)")
+        return
+    _, rows = run_folds(cfg, layout)
+    log(f"folds: wrote {table} ({len(rows)} images)")
+
+
+def _train(step: TrainStep, path: Path, overrides: tuple[str, ...], layout: Layout, log, progress_for,
+           reporter_for) -> list[str]:
+    from pipeline.stages.predict import run_predict
+    from pipeline.stages.train import FULL, run_train
+    from pipeline.stages.tune import run_tune
+
+    cfg = load_config(path, (*overrides, *step.set))
+    if step.folds == "none" and cfg.predict.test_from != "full":
+        raise PipelineError(f"{path}: a train step with folds: none has no fold models; set predict.test_from: full")
+    if step.folds == "all":
+        for r in run_train(cfg, layout, "all", reporter_for=reporter_for):
+            log(f"train {r.run} fold {r.fold}: score {r.best_score:.4f} at epoch {r.best_epoch}"
+                f"{' (done before)' if r.skipped else f' ({r.seconds:.0f}s)'}")
+    if step.full:
+        for r in run_train(cfg, layout, FULL, reporter_for=reporter_for):
+            log(f"train {r.run} full-data refit: {r.epochs} epochs{' (done before)' if r.skipped else ''}")
+    if step.predict:
+        split = "both" if step.folds == "all" else "test"
+        for report in run_predict(cfg, layout, "all", split, progress_for=progress_for):
+            if report.oof:
+                log(f"predict {report.run}: OOF {report.oof['metric']} {report.oof['score']:.5f} "
+                    f"(TTA {report.tta}), test {report.test_images} images")
+    if step.tune and step.predict and step.folds == "all":
+        for run in cfg.run_names():
+            run_tune(layout, run=run)
+    return cfg.run_names()
+
+
+def _ensemble(step: EnsembleStep, path: Path, layout: Layout, log, progress_for, members: list[str] | None) -> dict:
+    from pipeline.stages.ensemble import run_ensemble
+
+    extra = ()
+    if members is not None:
+        if not members:
+            raise PipelineError(f"{path}: members: trained, but no train step ran before this ensemble step")
+        extra = ("members=[" + ", ".join(f"{{run: {run}}}" for run in members) + "]",)
+    out = run_ensemble(path, (*extra, *step.set), layout, step.name, overwrite=True, progress_for=progress_for)
+    oof = "-" if out.get("oof_dice") is None else f"{out['oof_dice']:.5f}"
+    log(f"ensemble {out['ensemble']}: OOF {out.get('metric', 'dice')} {oof}; wrote {out['path']} "
+        f"({out['rows']} rows, validated)")
+    return out
+
+
+def _pseudo(step: PseudoStep, layout: Layout, log) -> str:
+    from pipeline.pseudo import PseudoRule
+    from pipeline.stages.pseudo import run_pseudo
+
+    rule = PseudoRule(step.rule, step.tau, step.lo, step.hi, step.top_n)
+    # Recomputed every time (cheap): the table always reflects the ensemble as it is now.
+    out = run_pseudo(layout, step.pseudo, step.round, rule, step.soft, force=True)
+    log(f"pseudo round {step.round}: {out['selected']} of {out['candidates']} test images -> {out['table']}")
+    return str(out["table"])
+
+
+def run_recipe(path: Path, overrides: tuple[str, ...] = (), layout: Layout | None = None, log=print,
+               progress_for=None, reporter_for=None, recipe: Recipe | None = None) -> RunOutcome:
+    """Execute every step of the recipe at ``path`` (or ``recipe``, loaded from there) in order;
+    ``overrides`` apply to every experiment config."""
+    layout = layout or Layout()
+    progress_for = progress_for or _no_progress
+    recipe = recipe or load_recipe(path)
+    outcome = RunOutcome()
+    for i, step in enumerate(recipe.steps, 1):
+        log(f"[{i}/{len(recipe.steps)}] {type(step).__name__.removesuffix('Step').lower()}")
+        if isinstance(step, DemoDataStep):
+            _demo_data(step, log)
+        elif isinstance(step, FoldsStep):
+            _folds(step, _config_path(step.folds, path, "folds"), overrides, layout, log)
+        elif isinstance(step, TrainStep):
+            runs = _train(step, _config_path(step.train, path, "train"), overrides, layout, log, progress_for,
+                          reporter_for)
+            outcome.runs.extend(r for r in runs if r not in outcome.runs)
+        elif isinstance(step, EnsembleStep):
+            members = outcome.runs if step.members == "trained" else None
+            out = _ensemble(step, _config_path(step.ensemble, path, "ensemble"), layout, log, progress_for, members)
+            outcome.ensembles.append(out["ensemble"])
+            outcome.submissions.append(out)
+        elif isinstance(step, PseudoStep):
+            outcome.pseudo_tables.append(_pseudo(step, layout, log))
+    return outcome
