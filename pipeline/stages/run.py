@@ -26,6 +26,9 @@ class RunOutcome:
     pseudo_tables: list[str] = field(default_factory=list)
 
 
+_CONFIG_KEY = {FoldsStep: "folds", TrainStep: "train", EnsembleStep: "ensemble"}
+
+
 @contextlib.contextmanager
 def _no_progress(_description: str, _total: int | None):
     yield lambda n=1: None
@@ -129,6 +132,10 @@ def run_recipe(path: Path, overrides: tuple[str, ...] = (), layout: Layout | Non
     layout = layout or Layout()
     progress_for = progress_for or _no_progress
     recipe = recipe or load_recipe(path)
+    for step in recipe.steps:  # every named config exists before the first step spends any time
+        key = _CONFIG_KEY.get(type(step))
+        if key:
+            _config_path(getattr(step, key), path, key)
     outcome = RunOutcome()
     for i, step in enumerate(recipe.steps, 1):
         log(f"[{i}/{len(recipe.steps)}] {type(step).__name__.removesuffix('Step').lower()}")

@@ -169,7 +169,7 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     if full:
         cfg = cfg.model_copy(deep=True)
         cfg.train.epochs = full_epochs(cfg, layout, run, rows)
-    seed_index = -1 if full else fold
+    seed_index = 999 if full else fold  # seeds must stay non-negative (albumentations, samplers)
     print_ = fingerprint(cfg, train, val, pseudo)
     done = fold_dir / "summary.json"
     if done.is_file() and not force:
