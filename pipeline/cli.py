@@ -68,6 +68,10 @@ def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     if snapped:
         console.print(f"snap_to_palette: {sum(snapped.values())} pixels in {len(snapped)} masks were mapped to "
                       "their nearest class colour")
+    greyed = getattr(dataset, "greyed", {})
+    if greyed:
+        console.print(f"binary masks: {sum(greyed.values())} grey pixels in {len(greyed)} masks were neither black "
+                      "nor white; read as foreground when > 127")
     console.print(f"wrote {path}: {len(rows)} images in {len({r.group for r in rows})} groups")
     table = Table()
     for col in ("fold", "images", "groups", "mean area"):

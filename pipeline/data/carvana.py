@@ -48,6 +48,8 @@ def read_csv_column(path: Path, key: str, value: str | None = None) -> dict[str,
 class CarvanaDataset(Dataset):
     """Reads a Carvana-layout folder; never drops a file silently."""
 
+    binary_masks = True  # GIF masks: read through their palette, whatever its index order
+
     def __init__(self, cfg: CarvanaData):
         super().__init__(cfg.name, Path(cfg.root), cfg.classes, None)
         if len(cfg.classes) != 2:
