@@ -216,7 +216,8 @@ def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, ove
               help="sample_submission.csv giving the expected ids and order.")
 @click.option("--format", "format_name", default=None, help="Submission format (carvana, severstal).")
 @click.option("--size", default=None, callback=lambda c, p, v: _parse_size(c, p, v)[::-1] if v else None,
-              help="Image WIDTHxHEIGHT when validating with --sample (default: the format's).")
+              help="Image WIDTHxHEIGHT when validating with --sample (default: the sidecar JSON's dataset; "
+                   "without either, RLE bounds cannot be checked and validation fails).")
 def validate_cmd(submission: Path, sample: Path | None, format_name: str | None, size) -> None:
     """Check a submission: header, ids once and in order, well-formed RLE, round trip."""
     from pipeline.stages.validate import validate_submission
