@@ -52,8 +52,8 @@ def _rows(path: Path, fmt: SubmissionFormat, problems: list[str]):
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
-            problems.append("line 1: file is empty; expected header " + ",".join(fmt.header))
-            return
+            raise PipelineError(f"{path}: file is empty; expected the header {','.join(fmt.header)} and one row "
+                                "per id")
         if tuple(header) != fmt.header:
             problems.append(f"line 1: header {','.join(header)!r} != {','.join(fmt.header)!r} ({fmt.name} format)")
         yield from enumerate(reader, start=2)
