@@ -8,6 +8,7 @@ that folder (once per process and folder) removes those whose process is gone.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from pipeline.errors import PipelineError
 
 _RANDOM = r"[a-z0-9_]{8}"  # tempfile's names
 _LEGACY_AGE_S = 3600  # temp names without a pid (older versions): stale once this old
@@ -97,3 +100,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as fh:
         fh.write(data)
+
+
+def read_json(path: str | os.PathLike, fix: str = "rerun the stage that writes it", optional: bool = False) -> dict:
+    """A JSON object from ``path`` (``{}`` when ``optional`` and absent); anything unreadable is one line."""
+    path = Path(path)
+    if optional and not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: file not found; {fix}") from None
+    except (OSError, ValueError) as err:  # ValueError: bad JSON and bad UTF-8 alike
+        raise PipelineError(f"{path}: unreadable JSON ({type(err).__name__}: {err}); {fix}") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
+    return data

@@ -183,7 +183,8 @@ def test_validate_without_size_cannot_check_bounds(subs):
 
 def test_validate_without_size_uses_the_sidecar_dataset(subs, tiny_carvana):
     bad = _past_last_pixel(subs)
-    run_config = write_config(subs / "run.yaml", f"name: t\ndataset: {{layout: carvana, name: t, root: {tiny_carvana}}}\n")
+    run_config = write_config(subs / "run.yaml",
+                              f"name: t\ndataset: {{layout: carvana, name: t, root: {tiny_carvana}}}\n")
     (subs / "past.json").write_text(json.dumps({"format": "carvana", "run_config": str(run_config)}))
     before = snapshot(subs)
     result = CliRunner().invoke(cli, ["validate", str(bad), "--sample", str(subs / "sample.csv")])

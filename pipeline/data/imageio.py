@@ -118,8 +118,8 @@ def binarize_grey(grey: np.ndarray, source: str) -> tuple[np.ndarray, int]:
     """Grey levels -> ``({0,1} mask, pixels that were neither black nor white)``.
 
     The rule: values in {0,1} are the mask; values in {0,255} are black/white; {0,1,255} is an
-    error (ambiguous); other masks with bright pixels (anti-aliased or JPEG edges) are ``> 127``, and their grey pixels are counted;
-    anything else (only dark values beyond {0,1}) is an error naming the values.
+    error (ambiguous); other masks with bright pixels (anti-aliased or JPEG edges) are ``> 127``,
+    and their grey pixels are counted; anything else (only dark values beyond {0,1}) is an error naming the values.
     """
     values = np.unique(grey)
     if set(values.tolist()) <= {0, 1}:

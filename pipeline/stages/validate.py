@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 import zlib
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from pipeline.config import load_config
 from pipeline.data import Dataset, open_dataset
 from pipeline.data.carvana import read_csv_column
 from pipeline.errors import PipelineError
+from pipeline.fsio import read_json
 from pipeline.stages.submit import expected_image_ids
 from pipeline.submission import SubmissionFormat, get_format, validate_rows
 
@@ -150,10 +150,9 @@ def validate_submission(path: Path, sample: Path | None = None, format_name: str
 
 def _sidecar_dataset(sidecar: Path) -> tuple[str, Dataset]:
     """The format and the dataset (for ids and image sizes) named by a submission's sidecar JSON."""
-    try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        format_name, run_config = meta["format"], Path(meta["run_config"])
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
-        raise PipelineError(f"{sidecar}: unreadable sidecar JSON ({type(err).__name__}: {err}); pass --sample, "
-                            "--format and --size instead") from None
+    meta = read_json(sidecar, "pass --sample, --format and --size instead")
+    if not isinstance(meta.get("format"), str) or not isinstance(meta.get("run_config"), str):
+        raise PipelineError(f"{sidecar}: sidecar JSON lacks 'format' and 'run_config'; pass --sample, --format "
+                            "and --size instead")
+    format_name, run_config = meta["format"], Path(meta["run_config"])
     return format_name, open_dataset(load_config(run_config).dataset)
