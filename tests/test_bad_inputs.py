@@ -309,3 +309,82 @@ def test_live_writers_temp_is_kept(tmp_path):
     live = tmp_path / f".a.csv.{os.getppid()}.abcd1234.tmp"
     live.write_text("x")
     assert remove_stale_temps(tmp_path) == [] and live.exists()
+
+
+# ---- the sweep: zero-byte, truncated, wrong-encoding and wrong-kind files elsewhere -------------
+@pytest.mark.parametrize("content, message", [
+    (None, "file not found"),
+    (b"", "unreadable JSON"),
+    (b'{"a": 1', "unreadable JSON"),
+    (b'{"a": "caf\xe9"}', "unreadable JSON"),
+    (b"[1, 2]", "expected a JSON object, found list"),
+])
+def test_read_json(tmp_path, content, message):
+    from pipeline.fsio import read_json
+
+    path = tmp_path / "thresholds.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(PipelineError, match=message) as info:
+        read_json(path, "rerun 'pipeline tune'")
+    assert str(path) in str(info.value) and "rerun 'pipeline tune'" in str(info.value)
+    if content is None:
+        assert read_json(path, optional=True) == {}
+
+
+@pytest.mark.parametrize("manifest", [b"", b"\xff\xfe{}", b"[]"])
+def test_store_info_on_a_bad_manifest(tmp_path, manifest):
+    store = tmp_path / "oof"
+    store.mkdir()
+    (store / "manifest.json").write_bytes(manifest)
+    one_line_error(["store", "info", str(store)], tmp_path, str(store / "manifest.json"))
+
+
+@pytest.mark.parametrize("which, content, named", [
+    ("json", b"", "not valid JSON"),
+    ("json", b'{"images": "caf\xe9"}', "not valid JSON"),
+    ("json", b"[]", "expected a JSON object"),
+    ("sheet", "source,source_id,source_name,class\ncoco,1,,caf\xe9\n".encode("latin-1"), "save it as a UTF-8 CSV"),
+    ("sheet", b"", "header"),
+])
+def test_import_annotations_bad_files(tmp_path, which, content, named):
+    from tests.test_annotations import SHEET
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels.csv").write_text(SHEET, encoding="utf-8")
+    (tmp_path / "coco.json").write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    bad = tmp_path / ("coco.json" if which == "json" else "labels.csv")
+    bad.write_bytes(content)
+    one_line_error(["import-annotations", str(tmp_path / "coco.json"), "--format", "coco", "--images",
+                    str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--label-map",
+                    str(tmp_path / "labels.csv"), "--classes", "background,person,vehicle"],
+                   tmp_path, str(bad), named)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content, error", [
+    (b"\xef\xbb\xbfsource,class\n0,background\n1,foreground\n", None),  # Excel's BOM is read
+    (b"source,class\n0,backgr\xf6und\n", "save it as a UTF-8 CSV"),
+])
+def test_folder_label_map_csv_encoding(tmp_path, content, error):
+    from pipeline.config.schema import FolderData
+    from tests.conftest import make_folder_dataset
+
+    root = make_folder_dataset(tmp_path / "data")
+    (tmp_path / "map.csv").write_bytes(content)
+    cfg = FolderData(name="f", root=str(root), mask_mode="index", label_map=str(tmp_path / "map.csv"))
+    if error:
+        with pytest.raises(PipelineError, match=error) as info:
+            open_dataset(cfg)
+        assert "map.csv" in str(info.value)
+    else:
+        ds = open_dataset(cfg)
+        assert set(np.unique(ds.read_mask(ds.train[0]))) <= {0, 1}
+
+
+def test_zero_byte_video_is_one_line(tmp_path):
+    from pipeline.stages.video import open_video
+
+    (tmp_path / "in.mp4").write_bytes(b"")
+    with pytest.raises(PipelineError, match=r"in.mp4: unreadable video"):
+        open_video(tmp_path / "in.mp4")
