@@ -68,6 +68,10 @@ def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     if snapped:
         console.print(f"snap_to_palette: {sum(snapped.values())} pixels in {len(snapped)} masks were mapped to "
                       "their nearest class colour")
+    greyed = getattr(dataset, "greyed", {})
+    if greyed:
+        console.print(f"binary masks: {sum(greyed.values())} grey pixels in {len(greyed)} masks were neither black "
+                      "nor white; read as foreground when > 127")
     console.print(f"wrote {path}: {len(rows)} images in {len({r.group for r in rows})} groups")
     table = Table()
     for col in ("fold", "images", "groups", "mean area"):
@@ -213,7 +217,8 @@ def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, ove
               help="sample_submission.csv giving the expected ids and order.")
 @click.option("--format", "format_name", default=None, help="Submission format (carvana, severstal).")
 @click.option("--size", default=None, callback=lambda c, p, v: _parse_size(c, p, v)[::-1] if v else None,
-              help="Image WIDTHxHEIGHT when validating with --sample (default: the format's).")
+              help="Image WIDTHxHEIGHT when validating with --sample (default: the sidecar JSON's dataset; "
+                   "without either, RLE bounds cannot be checked and validation fails).")
 def validate_cmd(submission: Path, sample: Path | None, format_name: str | None, size) -> None:
     """Check a submission: header, ids once and in order, well-formed RLE, round trip."""
     from pipeline.stages.validate import validate_submission

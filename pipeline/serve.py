@@ -31,6 +31,8 @@ from flask import Flask, Response, jsonify, request
 from PIL import Image, ImageOps, UnidentifiedImageError
 from werkzeug.exceptions import HTTPException
 
+from pipeline.data.imageio import to_rgb8
+from pipeline.errors import PipelineError
 from pipeline.ops.rle import rle_encode
 from pipeline.predict.runmodel import RunModel
 
@@ -48,14 +50,17 @@ class BadRequest(Exception):
 
 
 def decode_image(data: bytes, name: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an uploaded file (EXIF orientation applied); BadRequest if undecodable."""
+    """(H, W, 3) uint8 RGB of an uploaded file (EXIF orientation applied; 16-bit and float grey scaled, as
+    the dataset readers do); BadRequest if undecodable."""
     if not data:
         raise BadRequest(400, f"field 'image' ({name}): empty file; upload an image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
-                return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+                return to_rgb8(ImageOps.exif_transpose(img), f"field 'image' ({name})")
+    except PipelineError as err:
+        raise BadRequest(400, str(err)) from None
     except _DECODE_ERRORS as err:
         raise BadRequest(400, f"field 'image' ({name}): not a decodable image ({type(err).__name__}); "
                               f"upload a PNG, JPEG, BMP, TIFF or WebP file") from None

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
 
 FORMAT = "segfuse-store-1"
 SUFFIX = ".u8z"
@@ -66,10 +66,7 @@ class ProbStore:
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
             raise PipelineError(f"{path}: not a probability store (no manifest.json); run 'pipeline predict' first")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as err:
-            raise PipelineError(f"{manifest_path}: corrupt manifest ({err}); rerun predict with --force") from None
+        manifest = read_json(manifest_path, "rerun predict with --force")
         if manifest.get("format") != FORMAT:
             raise PipelineError(f"{manifest_path}: unknown store format {manifest.get('format')!r}")
         return cls(path, manifest)

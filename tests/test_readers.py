@@ -90,7 +90,7 @@ def test_mask_values_outside_allowed_set(carvana_copy):
     bad = np.zeros((TINY[1], TINY[0]), np.uint8)
     bad[0, 0] = 7
     Image.fromarray(bad, mode="L").save(sample.mask_path, format="PNG")  # content decides, not the name
-    with pytest.raises(PipelineError, match=r"mask values \[7\] are outside the allowed set"):
+    with pytest.raises(PipelineError, match=r"mask values \[0, 7\] are outside the allowed set"):
         ds.read_mask(sample)
 
 
@@ -134,7 +134,7 @@ def test_folder_mixed_binary_values_rejected(tmp_path):
     mask[0, 0] = 1
     save_png(root / "masks" / "seq0_000.png", mask)
     ds = folder(root)
-    with pytest.raises(PipelineError, match=r"mask values \[255\]"):
+    with pytest.raises(PipelineError, match=r"mixes values 1 and 255"):
         ds.read_mask(ds.sample("seq0_000"))
 
 
@@ -153,9 +153,11 @@ def test_folder_orphans_and_name_rule(tmp_path):
 
 def test_folder_colour_mask_is_an_error(tmp_path):
     root = make_folder_dataset(tmp_path)
-    save_png(root / "masks" / "seq0_000.png", np.zeros((TINY[1], TINY[0], 3), np.uint8))
+    colour = np.zeros((TINY[1], TINY[0], 3), np.uint8)
+    colour[2, 3] = (255, 0, 0)
+    save_png(root / "masks" / "seq0_000.png", colour)
     ds = folder(root)
-    with pytest.raises(PipelineError, match=r"seq0_000.png: mask has mode RGB"):
+    with pytest.raises(PipelineError, match=r"seq0_000.png: binary mask has colour pixels \(1, first rgb\(255, 0, 0\)"):
         ds.read_mask(ds.sample("seq0_000"))
 
 

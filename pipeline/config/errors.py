@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from types import UnionType
 
 from pydantic import BaseModel, ValidationError
@@ -47,8 +48,12 @@ def _tag_of(model: type[BaseModel]) -> str | None:
     return args[0] if len(args) == 1 and isinstance(args[0], str) else None
 
 
-def format_validation_error(err: ValidationError, root: type[BaseModel], source: str) -> str:
-    """One line: ``<file>: <problem with key>`` (+ how many more problems there are)."""
+def format_validation_error(err: ValidationError, root: type[BaseModel],
+                            source: str | Callable[[list[str]], str]) -> str:
+    """One line: ``<file>: <problem with key>`` (+ how many more problems there are).
+
+    ``source`` is the file name, or a function of the offending key's parts giving where it was set.
+    """
     errors = err.errors()
     first = errors[0]
     loc = tuple(first["loc"])
@@ -67,4 +72,5 @@ def format_validation_error(err: ValidationError, root: type[BaseModel], source:
         got = first.get("input")
         msg = f"key '{key}': {first['msg']}, got {got!r}"
     more = f" (+{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return f"{source}: {msg}{more}"
+    where = source(parts) if callable(source) else source
+    return f"{where}: {msg}{more}"

@@ -22,6 +22,9 @@ def _read_yaml(path: Path) -> dict:
         raise PipelineError(f"config file not found: {path} (check the path; configs live in configs/)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise PipelineError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+                            "save it as UTF-8 YAML") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -44,8 +47,29 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
-    """Read ``path`` and everything it inherits through ``base:`` (relative to the file)."""
+Origins = dict[tuple[str, ...], str]  # dotted key -> the file (or --set) that gave its value
+
+
+def _record(origins: Origins, data: dict, source: str, prefix: tuple[str, ...] = ()) -> None:
+    for key, value in data.items():
+        origins[(*prefix, str(key))] = source
+        if isinstance(value, dict):
+            _record(origins, value, source, (*prefix, str(key)))
+
+
+def origin_of(origins: Origins, parts: list[str], default: str) -> str:
+    """Where the value at dotted ``parts`` (or its closest enclosing section) was set."""
+    for n in range(len(parts), 0, -1):
+        if tuple(parts[:n]) in origins:
+            return origins[tuple(parts[:n])]
+    return default
+
+
+def load_raw(path: str | Path, _chain: tuple[Path, ...] = (), origins: Origins | None = None) -> dict:
+    """Read ``path`` and everything it inherits through ``base:`` (relative to the file).
+
+    ``origins``, if given, is filled with the file that set each key (the last one wins, as in the merge).
+    """
     path = Path(path).resolve()
     if path in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, path))
@@ -53,15 +77,20 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     data = _read_yaml(path)
     bases = data.pop("base", None)
     if bases is None:
-        return data
+        bases = []
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
         raise PipelineError(f"{path}: 'base' must be a file name or a list of file names")
     merged: dict = {}
     for base in bases:
-        merged = deep_merge(merged, load_raw(path.parent / base, (*_chain, path)))
-    return deep_merge(merged, data)
+        if not (path.parent / base).is_file():
+            raise PipelineError(f"{path}: 'base: {base}' not found (looked for {path.parent / base}); "
+                                "base paths are relative to the file that names them")
+        merged = deep_merge(merged, load_raw(path.parent / base, (*_chain, path), origins))
+    if origins is not None:
+        _record(origins, data, str(path))
+    return deep_merge(merged, data) if bases else data
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
@@ -95,12 +124,26 @@ def apply_overrides(data: dict, overrides: Iterable[tuple[list[str], Any]]) -> d
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = (), schema: type[BaseModel] = Config):
-    """Load, merge, override and validate a config file into a typed ``schema`` (default :class:`Config`)."""
-    data = apply_overrides(load_raw(path), parse_overrides(overrides))
+    """Load, merge, override and validate a config file into a typed ``schema`` (default :class:`Config`).
+
+    A validation error names where the offending value came from: the file (``base:`` files
+    included) or the ``--set`` that set it.
+    """
+    origins: Origins = {}
+    data = load_raw(path, origins=origins)
+    top = str(Path(path).resolve())
+    origins = {key: str(path) if source == top else source for key, source in origins.items()}
+    overrides = list(overrides)
+    parsed = parse_overrides(overrides)
+    for item, (keys, _value) in zip(overrides, parsed, strict=True):
+        origins = {k: v for k, v in origins.items() if k[: len(keys)] != tuple(keys)}
+        origins[tuple(keys)] = f"--set {item} (over {path})"
+    data = apply_overrides(data, parsed)
     try:
         return schema.model_validate(data)
     except ValidationError as err:
-        raise PipelineError(format_validation_error(err, schema, str(path))) from None
+        raise PipelineError(format_validation_error(
+            err, schema, lambda parts: origin_of(origins, parts, str(path)))) from None
 
 
 def dump_config(config: BaseModel) -> str:

@@ -26,7 +26,12 @@ class Dataset:
 
     Masks come back as ``(H, W)`` uint8 class ids: {0, 1} for binary datasets, ``0..C-1`` for
     multi-class ones, with ``ignore_index`` (if any) marking pixels excluded from loss and metrics.
+    Readers whose mask files are black/white images set ``binary_masks``: those are read by what
+    they look like (:func:`imageio.read_binary_mask`), and ``greyed`` counts, per image id, the
+    pixels that were neither black nor white.
     """
+
+    binary_masks = False
 
     def __init__(self, name: str, root: Path, classes: list[str], ignore_index: int | None = None):
         self.name = name
@@ -37,6 +42,7 @@ class Dataset:
             raise PipelineError(f"dataset '{name}': root folder {self.root} not found; fix dataset.root")
         self.train: list[Sample] = []
         self.test: list[Sample] = []
+        self.greyed: dict[str, int] = {}
 
     @property
     def num_classes(self) -> int:
@@ -68,7 +74,12 @@ class Dataset:
         """Raw label values of the sample's mask (subclasses may override, e.g. RLE tables)."""
         if sample.mask_path is None:
             raise PipelineError(f"{sample.image_path}: image has no mask (it is a test image)")
-        return imageio.read_label(sample.mask_path)
+        if not (self.binary_masks and self.binary and self.ignore_index is None):
+            return imageio.read_label(sample.mask_path)
+        mask, greys = imageio.read_binary_mask(sample.mask_path)
+        if greys:
+            self.greyed[sample.image_id] = greys
+        return mask
 
     def allowed_values(self) -> set[int]:
         allowed = set(range(self.num_classes))

@@ -33,20 +33,27 @@ def _mismatch(what: str, names: list[str], fix: str) -> PipelineError:
 
 
 def read_csv_column(path: Path, key: str, value: str | None = None) -> dict[str, str]:
-    """Rows of a two-column CSV as ``{row[key]: row[value]}`` (value None: empty string)."""
+    """Rows of a two-column CSV as ``{row[key]: row[value]}`` (value None: empty string).
+
+    A UTF-8 byte-order mark (Excel's default) is read, not kept as part of the first column name.
+    """
+    if not path.is_file():
+        raise PipelineError(f"{path}: CSV file not found; check the path")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             missing = {key, value} - set(reader.fieldnames or []) - {None}
             if missing:
                 raise PipelineError(f"{path}: header must contain {sorted(missing)}, found {reader.fieldnames}")
             return {row[key]: (row[value] or "") if value else "" for row in reader}
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise PipelineError(f"{path}: cannot read CSV ({err})") from None
+        raise PipelineError(f"{path}: cannot read CSV ({err}); save it as a UTF-8 CSV") from None
 
 
 class CarvanaDataset(Dataset):
     """Reads a Carvana-layout folder; never drops a file silently."""
+
+    binary_masks = True  # GIF masks: read through their palette, whatever its index order
 
     def __init__(self, cfg: CarvanaData):
         super().__init__(cfg.name, Path(cfg.root), cfg.classes, None)

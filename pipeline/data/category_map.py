@@ -120,10 +120,13 @@ def load_label_map(path: str | Path, classes: list[str]) -> LabelMap:
     if not path.is_file():
         raise PipelineError(f"{path}: label map (control sheet) not found; "
                             f"create a CSV with header {','.join(COLUMNS)}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        _check_header(path, reader.fieldnames)
-        rules = [_rule(path, reader.line_num, row, classes) for row in reader if not _blank(row)]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            _check_header(path, reader.fieldnames)
+            rules = [_rule(path, reader.line_num, row, classes) for row in reader if not _blank(row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise PipelineError(f"{path}: cannot read the label map CSV ({err}); save it as a UTF-8 CSV") from None
     if not rules:
         raise PipelineError(f"{path}: the label map has no rows; add one row per source category")
     return LabelMap(rules, classes, path)

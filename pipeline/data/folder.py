@@ -29,6 +29,7 @@ class FolderDataset(Dataset):
         self.palette: Palette | None = None
         self.palette_classes: np.ndarray | None = None
         self.snap = getattr(cfg, "snap_to_palette", False)
+        self.binary_masks = cfg.mask_mode == "binary" and not getattr(cfg, "label_map", None)
         self.snapped: dict[str, int] = {}  # image id -> pixels mapped to their nearest palette colour
         label_map = getattr(cfg, "label_map", None)
         if cfg.mask_mode == "colour":

@@ -79,11 +79,14 @@ def cityscapes_map(kind: str) -> IdMap:
 def read_label_map_csv(path: Path) -> list[tuple[str, str]]:
     if not Path(path).is_file():
         raise PipelineError(f"label map {path}: file not found")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not {"source", "class"} <= set(reader.fieldnames or []):
-            raise PipelineError(f"{path}: header must have columns source,class; found {reader.fieldnames}")
-        return [(row["source"].strip(), row["class"].strip()) for row in reader]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's byte-order mark
+            reader = csv.DictReader(fh)
+            if not {"source", "class"} <= set(reader.fieldnames or []):
+                raise PipelineError(f"{path}: header must have columns source,class; found {reader.fieldnames}")
+            return [((row["source"] or "").strip(), (row["class"] or "").strip()) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise PipelineError(f"label map {path}: cannot read CSV ({err}); save it as a UTF-8 CSV") from None
 
 
 def _target(name: str, classes: list[str], ignore_index: int | None, where: str) -> int:

@@ -20,7 +20,7 @@ from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
 from pipeline.ensemble import ArgmaxScorer, BinaryScorer, Decision, MulticlassDecision, fit_weights, normalized
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_text
+from pipeline.fsio import atomic_write_text, read_json
 from pipeline.ops.fusion import fuse
 from pipeline.outputs import mask_png, output_lut
 from pipeline.paths import Layout
@@ -49,7 +49,7 @@ def load_members(ecfg: EnsembleConfig, layout: Layout) -> list[Member]:
         if not (run_dir / "config.yaml").is_file():
             raise PipelineError(f"ensemble member '{m.run}': {run_dir} not found; train and predict it first")
         report_path = run_dir / "predict_report.json"
-        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+        report = read_json(report_path, f"rerun 'pipeline predict' for '{m.run}'", optional=True)
         oof, test = ProbStore.open(run_dir / "oof"), ProbStore.open(run_dir / "test")
         for store in (oof, test):
             if not store.complete:

@@ -32,9 +32,12 @@ def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise PipelineError(f"{path}: annotation file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as err:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as err:  # ValueError: bad JSON and bad UTF-8 alike
         raise PipelineError(f"{path}: not valid JSON ({err}); re-export the annotations") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a JSON object (COCO or VIA export), found {type(data).__name__}")
+    return data
 
 
 def _image_path(images_dir: Path, name: str, source: Path) -> Path:

@@ -19,7 +19,7 @@ from pipeline.config import load_config
 from pipeline.data import open_dataset
 from pipeline.ensemble import Decision
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
 from pipeline.paths import Layout
 from pipeline.pseudo import PseudoRow, PseudoRule, check_no_leak, select, table_to_csv
 from pipeline.store import ProbStore
@@ -35,7 +35,7 @@ def _decision(folder: Path) -> Decision:
     tuned_path = folder / "thresholds.json"
     if not tuned_path.is_file():
         return Decision()
-    tuned = json.loads(tuned_path.read_text())
+    tuned = read_json(tuned_path, "rerun 'pipeline tune'")
     return Decision(tuned.get("threshold", 0.5), tuned.get("min_area", 0), bool(tuned.get("cleanup", False)))
 
 

@@ -10,12 +10,11 @@ anywhere. Sections whose artifacts do not exist yet say which command makes them
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
 from pipeline.paths import Layout
 from pipeline.plots import training_curve
 from pipeline.viz import html
@@ -33,12 +32,7 @@ class HistoryRow:
 
 
 def _json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise PipelineError(f"{path}: not valid JSON ({err}); rerun the stage that writes it") from None
+    return read_json(path, optional=True)
 
 
 def read_history(path: Path) -> list[HistoryRow]:

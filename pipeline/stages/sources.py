@@ -12,7 +12,6 @@ probabilities into the submitted masks:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from pipeline.config.schema import EnsembleConfig
 from pipeline.data import Dataset, open_dataset
 from pipeline.ensemble import Decision, MulticlassDecision
 from pipeline.errors import PipelineError
+from pipeline.fsio import read_json
 from pipeline.outputs import output_lut
 from pipeline.paths import Layout
 from pipeline.stages.tune import source_dir
@@ -34,7 +34,7 @@ AnyDecision = Decision | MulticlassDecision
 
 def _thresholds(folder: Path) -> dict:
     path = folder / "thresholds.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path, "rerun 'pipeline tune'", optional=True)
 
 
 def run_decision(folder: Path, multiclass: bool) -> AnyDecision:

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from pipeline.config import dump_config
 from pipeline.data import Dataset
 from pipeline.data.carvana import read_csv_column
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_text
+from pipeline.fsio import atomic_write_text, make_temp
 from pipeline.submission import SubmissionFormat
 
 LEDGER_COLUMNS = ("time", "name", "path", "members", "weights", "threshold", "min_area", "cleanup", "oof_dice",
@@ -48,9 +47,8 @@ class SubmissionWriter:
             raise PipelineError(f"{self.path} exists; choose another --name or pass --overwrite")
 
     def __enter__(self) -> SubmissionWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self.raw = os.fdopen(fd, "wb")
+        self.tmp = make_temp(self.path)
+        self.raw = open(self.tmp, "wb")
         self.binary = gzip.GzipFile(fileobj=self.raw, mode="wb", mtime=0) if self.gz else self.raw
         self.text = io.TextIOWrapper(self.binary, encoding="utf-8", newline="")
         self.csv = csv.writer(self.text, lineterminator="\n")
@@ -95,8 +93,7 @@ class MaskFolderWriter:
             raise PipelineError(f"{self.path} exists; choose another --name or pass --overwrite")
 
     def __enter__(self) -> MaskFolderWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        self.tmp = make_temp(self.path, directory=True)
         self.committed = False
         return self
 

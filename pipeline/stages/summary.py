@@ -1,14 +1,14 @@
 """Stage: one table of what the artifacts say about runs and an ensemble (read-only)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from pipeline.fsio import read_json
 from pipeline.paths import Layout
 
 
 def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path, optional=True)
 
 
 def run_summary(layout: Layout, run: str) -> dict:

@@ -4,23 +4,47 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
+import zlib
 from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.data import Dataset, open_dataset
 from pipeline.data.carvana import read_csv_column
 from pipeline.errors import PipelineError
+from pipeline.fsio import read_json
 from pipeline.stages.submit import expected_image_ids
 from pipeline.submission import SubmissionFormat, get_format, validate_rows
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
 
 def _open_text(path: Path):
+    """Text of a submission, gzip sniffed by content; a name that says otherwise is an error.
+
+    Kaggle picks the decoder by the name, so a gzip file named ``.csv`` (or a plain one named
+    ``.gz``) would fail there; a UTF-8 byte-order mark (Excel's default) is read, not kept.
+    """
     raw = open(path, "rb")
-    head = raw.read(2)
+    is_gzip = raw.read(2) == _GZIP_MAGIC
     raw.seek(0)
-    stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    named_gzip = path.name.endswith(".gz")
+    if is_gzip != named_gzip:
+        raw.close()
+        fix = f"rename it to {path.name}.gz" if is_gzip else "rename it without .gz or compress it with gzip"
+        raise PipelineError(f"{path}: file is {'gzip-compressed' if is_gzip else 'not gzip-compressed'} "
+                            f"but named {path.suffix}; {fix}")
+    stream = gzip.GzipFile(fileobj=raw) if is_gzip else raw
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+
+
+def _unreadable(path: Path, err: Exception) -> PipelineError:
+    """One line for a submission that cannot be decoded (bad gzip, bad encoding, bad CSV)."""
+    if isinstance(err, UnicodeDecodeError):
+        what = f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})"
+        return PipelineError(f"{path}: {what}; save it as UTF-8 CSV")
+    if isinstance(err, (EOFError, gzip.BadGzipFile, zlib.error)):
+        return PipelineError(f"{path}: truncated or corrupt gzip ({err or type(err).__name__}); write it again")
+    return PipelineError(f"{path}: cannot read CSV ({err}); write it again")
 
 
 def _rows(path: Path, fmt: SubmissionFormat, problems: list[str]):
@@ -28,8 +52,8 @@ def _rows(path: Path, fmt: SubmissionFormat, problems: list[str]):
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
-            problems.append("line 1: file is empty; expected header " + ",".join(fmt.header))
-            return
+            raise PipelineError(f"{path}: file is empty; expected the header {','.join(fmt.header)} and one row "
+                                "per id")
         if tuple(header) != fmt.header:
             problems.append(f"line 1: header {','.join(header)!r} != {','.join(fmt.header)!r} ({fmt.name} format)")
         yield from enumerate(reader, start=2)
@@ -40,7 +64,7 @@ def validate_file(path: Path, fmt: SubmissionFormat, dataset: Dataset | None = N
     """All violations of a submission; sizes from the dataset, else ``size``/the format default."""
     path = Path(path)
     if not path.is_file():
-        raise PipelineError(f"{path}: submission not found")
+        raise PipelineError(f"{path}: submission not found" + (" (it is a folder)" if path.is_dir() else ""))
     classes = len(dataset.classes) if dataset else 2
     if sample is not None:
         expected = list(read_csv_column(sample, fmt.header[0]).keys())
@@ -59,12 +83,15 @@ def validate_file(path: Path, fmt: SubmissionFormat, dataset: Dataset | None = N
                 for row_id in fmt.row_ids(image_id, classes):
                     sizes[row_id] = shape
     else:
-        shape = size or fmt.default_size
-        if shape is None:
-            raise PipelineError(f"validate: format {fmt.name} has no default image size; pass --size HxW")
-        sizes = {row_id: shape for row_id in expected}
+        if size is None:  # a guessed size would let runs past the last pixel through
+            raise PipelineError(f"{path}: cannot check RLE bounds without the image sizes; pass --size WxH, or "
+                                "keep the submission's sidecar JSON beside it")
+        sizes = {row_id: size for row_id in expected}
     problems: list[str] = []
-    problems[:0] = validate_rows(_rows(path, fmt, problems), fmt, expected, sizes)
+    try:
+        problems[:0] = validate_rows(_rows(path, fmt, problems), fmt, expected, sizes)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as err:
+        raise _unreadable(path, err) from None
     return problems
 
 
@@ -103,18 +130,29 @@ def validate_submission(path: Path, sample: Path | None = None, format_name: str
                         size: tuple[int, int] | None = None) -> tuple[list[str], str]:
     """Validate with explicit options, or with the dataset and format of the sidecar JSON."""
     path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: file not found; check the path")
     sidecar = path.parent / f"{path.name.split('.csv')[0].rstrip('/')}.json"
     dataset = None
     if sample is None and format_name is None:
         if not sidecar.is_file():
             raise PipelineError(f"{sidecar}: no sidecar JSON; pass --sample and --format")
-        meta = json.loads(sidecar.read_text())
-        format_name = meta["format"]
-        run_config = Path(meta["run_config"])
-        dataset = open_dataset(load_config(run_config).dataset)
+        format_name, dataset = _sidecar_dataset(sidecar)
+    elif size is None and sidecar.is_file():
+        dataset = _sidecar_dataset(sidecar)[1]
     fmt = get_format(format_name or "carvana")
     if fmt.kind != "csv":
         if dataset is None:
             raise PipelineError(f"{path}: mask-folder submissions validate against their sidecar JSON's dataset")
         return validate_mask_folder(path, fmt, dataset), fmt.name
     return validate_file(path, fmt, dataset, sample, size), fmt.name
+
+
+def _sidecar_dataset(sidecar: Path) -> tuple[str, Dataset]:
+    """The format and the dataset (for ids and image sizes) named by a submission's sidecar JSON."""
+    meta = read_json(sidecar, "pass --sample, --format and --size instead")
+    if not isinstance(meta.get("format"), str) or not isinstance(meta.get("run_config"), str):
+        raise PipelineError(f"{sidecar}: sidecar JSON lacks 'format' and 'run_config'; pass --sample, --format "
+                            "and --size instead")
+    format_name, run_config = meta["format"], Path(meta["run_config"])
+    return format_name, open_dataset(load_config(run_config).dataset)

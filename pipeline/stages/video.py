@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.fsio import make_temp
 from pipeline.outputs import default_palette, output_lut
 from pipeline.paths import Layout
 from pipeline.predict.runmodel import RunModel
@@ -117,9 +117,7 @@ def atomic_video(path: Path) -> Iterator[Path]:
 
     ``pipeline.fsio.atomic_open`` hands out a file object, but cv2.VideoWriter needs a path.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = make_temp(path, suffix=path.suffix)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
