@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.config import load_config
 from pipeline.config.loader import parse_overrides
+from pipeline.config.recipe import Recipe  # noqa: E402
 from pipeline.config.schema import EnsembleConfig
 from pipeline.errors import PipelineError
 from tests.conftest import write_config
@@ -21,6 +22,15 @@ def test_configs_folder_is_not_empty():
 def test_every_config_loads(path):
     if path.name.startswith("ensemble_"):
         assert load_config(path, schema=EnsembleConfig).members
+    elif path.name.startswith("recipe_"):
+        # a recipe loads, and every config it names exists and loads too (paths relative to the repo root)
+        recipe = load_config(path, schema=Recipe)
+        root = Path(__file__).parents[1]
+        for step in recipe.steps:
+            for key, schema in (("folds", None), ("train", None), ("ensemble", EnsembleConfig)):
+                value = getattr(step, key, None)
+                if isinstance(value, str) and value.endswith(".yaml"):
+                    assert load_config(root / value, **({"schema": schema} if schema else {}))
     else:
         assert load_config(path).dataset.name
 
