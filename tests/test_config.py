@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.config import load_config
 from pipeline.config.loader import parse_overrides
-from pipeline.config.recipe import Recipe  # noqa: E402
+from pipeline.config.recipe import Recipe
 from pipeline.config.schema import EnsembleConfig
 from pipeline.errors import PipelineError
 from tests.conftest import write_config

@@ -1,0 +1,125 @@
+"""Recipe vs a bare smp loop, fold by fold, on the real Carvana subset (../shared/data/carvana).
+
+For each fold of ``folds/<dataset>.csv`` a bare ~60-line loop trains the same network (architecture,
+encoder, pretrained weights, resolution, epochs, batch size) with plain horizontal flips, Adam and
+BCE + Dice, then scores its held-out cars at threshold 0.5 at the original 1918x1280 size, no TTA.
+The recipe's figure for the same fold is its OOF Dice after its own decision (tuned threshold, TTA),
+read from the run's artifacts (``pipeline run``/``pipeline tune`` must have run first).
+Last line: ``ratio = recipe OOF Dice / bare OOF Dice``. A recipe that loses to the bare loop is a bug.
+
+    .venv/bin/python bench/recipe.py --config configs/carvana_unet-lite0_bce-dice_256x384.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segmentation_models_pytorch.losses import DiceLoss
+
+from pipeline.augment import Geometry, resize_image, resize_mask, restore_size
+from pipeline.config import load_config
+from pipeline.data import open_dataset
+from pipeline.folds import rows_from_csv
+from pipeline.models import build_model
+from pipeline.ops.metrics import dice_score
+from pipeline.paths import Layout
+
+
+def fitted_arrays(dataset, samples, geometry: Geometry):
+    """(N, 3, H, W) uint8 images and (N, H, W) masks, scaled to fit and zero-padded to the geometry."""
+    images = np.zeros((len(samples), 3, geometry.height, geometry.width), np.uint8)
+    masks = np.zeros((len(samples), geometry.height, geometry.width), np.uint8)
+    for i, s in enumerate(samples):
+        image = dataset.read_image(s)
+        h, w = geometry.fitted(*image.shape[:2])
+        images[i, :, :h, :w] = resize_image(image, (h, w)).transpose(2, 0, 1)
+        masks[i, :h, :w] = resize_mask(dataset.read_mask(s), (h, w))
+    return torch.from_numpy(images), torch.from_numpy(masks)
+
+
+def bare_fold(cfg, dataset, train, val, epochs: int, seed: int) -> tuple[float, float]:
+    """Train on ``train``, return (mean Dice over ``val`` at original size, seconds)."""
+    torch.manual_seed(seed)
+    geometry = Geometry(*cfg.train.resolutions[0], "pad")
+    images, masks = fitted_arrays(dataset, train, geometry)
+    model = build_model(cfg.model, 1).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    dice = DiceLoss("binary", from_logits=True)
+    batch, started = cfg.train.batch_size, time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(train)).split(batch):
+            x, y = images[idx].float(), masks[idx].float().unsqueeze(1)
+            flip = torch.rand(len(idx)) < 0.5
+            x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
+            logits = model(x.contiguous(memory_format=torch.channels_last))
+            loss = F.binary_cross_entropy_with_logits(logits, y) + dice(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    seconds = time.perf_counter() - started
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for s in val:
+            image = dataset.read_image(s)
+            h, w = geometry.fitted(*image.shape[:2])
+            x = torch.zeros(1, 3, geometry.height, geometry.width)
+            x[0, :, :h, :w] = torch.from_numpy(resize_image(image, (h, w)).transpose(2, 0, 1)).float()
+            probs = torch.sigmoid(model(x))[0].numpy()
+            full = restore_size(probs, (h, w), image.shape[:2])[0]
+            scores.append(dice_score(full > 0.5, dataset.read_mask(s) > 0))
+    return float(np.mean(scores)), seconds
+
+
+def recipe_folds(layout: Layout, run: str) -> dict[int, float]:
+    """The recipe's per-fold OOF Dice after its tuned decision (thresholds.json), else at 0.5 with TTA."""
+    tuned = layout.run_dir(run) / "thresholds.json"
+    if tuned.is_file():
+        channel = json.loads(tuned.read_text())["channels"][0]
+        return {int(f["fold"]): f["dice_tuned"] for f in channel["per_fold"]}
+    report = json.loads((layout.run_dir(run) / "predict_report.json").read_text())
+    return {int(k): v["score"] for k, v in report["folds"].items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--epochs", type=int, default=None, help="default: the config's train.epochs")
+    parser.add_argument("--folds", default="all", help="comma-separated fold numbers, or all")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    cfg = load_config(args.config, args.overrides)
+    layout = Layout()
+    dataset = open_dataset(cfg.dataset)
+    table = layout.folds_csv(cfg.dataset.name)
+    rows = rows_from_csv(table.read_text(encoding="utf-8"), str(table))
+    by_id = {s.image_id: s for s in dataset.train}
+    folds = sorted({r.fold for r in rows if r.fold >= 0}) if args.folds == "all" else \
+        [int(k) for k in args.folds.split(",")]
+    run = cfg.run_names()[0]
+    recipe = recipe_folds(layout, run)
+    epochs = args.epochs or cfg.train.epochs
+    print(f"bench/recipe: {run} vs a bare smp loop ({cfg.model.arch}/{cfg.model.encoder}, "
+          f"{cfg.model.encoder_weights}, {cfg.train.resolutions[0]}, {epochs} epochs, hflip, Adam 1e-3, threshold 0.5)")
+    bare_all, recipe_all = [], []
+    for k in folds:
+        train = [by_id[r.image_id] for r in rows if r.fold != k]
+        val = [by_id[r.image_id] for r in rows if r.fold == k]
+        bare, seconds = bare_fold(cfg, dataset, train, val, epochs, seed=k)
+        bare_all.append(bare)
+        recipe_all.append(recipe[k])
+        print(f"fold {k}: recipe {recipe[k]:.5f}  bare {bare:.5f}  ({recipe[k] - bare:+.5f}; bare trained in "
+              f"{seconds:.0f}s)", flush=True)
+    print(f"mean: recipe {np.mean(recipe_all):.5f}  bare {np.mean(bare_all):.5f}")
+    print(f"ratio = {np.mean(recipe_all) / np.mean(bare_all):.4f}")
+
+
+if __name__ == "__main__":
+    main()
