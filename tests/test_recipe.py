@@ -140,3 +140,12 @@ def test_bad_recipes_are_one_line_errors(tmp_path, text, expected, tiny_carvana)
     with contextlib.chdir(tmp_path):
         out = run_cli("run", "r.yaml", code=1).output
     assert expected in out and out.startswith("Error")
+
+
+def test_predict_settings_keep_finished_folds_but_training_settings_do_not(tiny_project, tmp_path):
+    work = copy_project(tiny_project, tmp_path / "w")
+    with contextlib.chdir(work):
+        out = run_cli("train", "tiny.yaml", "--set", "predict.tta=none", "--set", "predict.test_from=all").output
+        assert out.count("done before") == 2
+        out = run_cli("train", "tiny.yaml", "--set", "optim.encoder_lr_mult=0.5", code=1).output
+        assert "another config" in out

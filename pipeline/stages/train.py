@@ -129,8 +129,12 @@ def array_cache(cfg: Config, layout: Layout, dataset, geometry: Geometry) -> Arr
 
 
 def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
-    """What a finished or interrupted fold must match to be reused: the config and the fold's images."""
-    return config_hash({"config": cfg.model_dump(mode="json"), "train": sorted(s.image_id for s in train),
+    """What a finished or interrupted fold must match to be reused: the config and the fold's images.
+
+    The ``predict`` section is left out: it cannot change a trained model (TTA, test_from, batch size).
+    """
+    training = cfg.model_dump(mode="json", exclude={"predict"})
+    return config_hash({"config": training, "train": sorted(s.image_id for s in train),
                         "val": sorted(s.image_id for s in val), "pseudo": sorted(r.mask for r in pseudo)})
 
 
