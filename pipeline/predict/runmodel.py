@@ -1,9 +1,10 @@
 """One trained run as a single-image segmenter: every fold model loaded once, images in, masks out.
 
 ``RunModel`` is what the video and HTTP front ends share. It reads a run folder laid out by
-``pipeline train`` (paths from ``Layout``) and predicts the mean of the fold models, exactly as
-``pipeline predict`` does for the test store: fit to the checkpoint's geometry (resize, or scale +
-pad bottom/right), optional flip TTA merged in probability space, restore the original size.
+``pipeline train`` (paths from ``Layout``) and predicts the mean of the same models as ``pipeline
+predict`` does for the test store (``predict.test_from``: fold models, full-data refit, or both):
+fit to the checkpoint's geometry (resize, or scale + pad bottom/right), optional flip TTA merged in
+probability space, restore the original size.
 The decision is the run's tuned one (``thresholds.json``: threshold, min area, clean-up) for
 binary runs, else threshold 0.5; multi-class runs use the argmax (the ensemble's default).
 """
@@ -51,20 +52,39 @@ def load_decision(folder: Path, multiclass: bool) -> tuple[Decision | Multiclass
     return decision, str(path)
 
 
-def _load_models(layout: Layout, run: str, folds: list[int], device: torch.device) -> tuple[list, dict]:
-    """Every fold's ``model.pt`` (all must exist and agree on geometry and classes)."""
-    missing = [layout.fold_dir(run, k) / "model.pt" for k in folds
-               if not (layout.fold_dir(run, k) / "model.pt").is_file()]
+FULL = "full"  # the full-data refit's key beside fold numbers (pipeline train --fold full)
+
+
+def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict:
+    """The checkpoints whose mean predicts unseen images (``predict.test_from``), by fold or FULL.
+
+    ``pipeline predict`` (the test store), ``serve`` and ``video`` all predict with this set.
+    """
+    paths: dict = {}
+    if cfg.predict.test_from in ("folds", "all"):
+        paths.update({k: layout.fold_dir(run, k) / "model.pt" for k in folds})
+    if cfg.predict.test_from in ("full", "all"):
+        full = layout.full_dir(run) / "model.pt"
+        if not full.is_file():
+            raise PipelineError(f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit is "
+                                "not trained yet; run 'pipeline train CONFIG --fold full'")
+        paths[FULL] = full
+    return paths
+
+
+def _load_models(layout: Layout, run: str, paths: dict, device: torch.device) -> tuple[list, dict]:
+    """Every chosen ``model.pt`` (all must exist and agree on geometry and classes)."""
+    missing = [p for p in paths.values() if not p.is_file()]
     if missing:
-        raise PipelineError(f"{missing[0]}: fold not trained yet ({len(missing)} of {len(folds)} missing); "
+        raise PipelineError(f"{missing[0]}: fold not trained yet ({len(missing)} of {len(paths)} missing); "
                             f"run 'pipeline train {layout.run_dir(run) / 'config.yaml'}' first")
     models, first = [], None
-    for k in folds:
-        model, payload = load_trained(layout.fold_dir(run, k) / "model.pt", device)
+    for path in paths.values():
+        model, payload = load_trained(path, device)
         meta = {key: payload[key] for key in ("resolution", "geometry", "classes")}
         if first is not None and meta != first:
-            raise PipelineError(f"{layout.fold_dir(run, k) / 'model.pt'}: resolution/geometry/classes differ from "
-                                f"fold {folds[0]}; retrain the run with 'pipeline train --force'")
+            raise PipelineError(f"{path}: resolution/geometry/classes differ from {next(iter(paths.values()))}; "
+                                "retrain the run with 'pipeline train --force'")
         models.append(model)
         first = first or meta
     return models, first
@@ -114,7 +134,7 @@ class RunModel:
             torch_device = resolve_device(device)
         except RuntimeError as err:
             raise PipelineError(f"device {device!r}: {err}; use auto, cpu or cuda") from None
-        models, meta = _load_models(layout, run, folds, torch_device)
+        models, meta = _load_models(layout, run, test_models(cfg, layout, run, folds), torch_device)
         classes = list(meta["classes"])
         task = make_task(classes, None)
         decision, source = load_decision(folder, task.multiclass)

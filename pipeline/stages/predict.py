@@ -23,8 +23,9 @@ from pipeline.fsio import atomic_write_text
 from pipeline.models import load_trained
 from pipeline.paths import Layout
 from pipeline.predict.engine import Predictor, PredictSet, make_geometry
+from pipeline.predict.runmodel import test_models
 from pipeline.stages.folds import load_folds
-from pipeline.stages.train import FULL, array_cache, select_folds
+from pipeline.stages.train import array_cache, select_folds
 from pipeline.store import ProbStore, dequantize, quantize
 from pipeline.task import make_task
 from pipeline.train.data import ArrayCache
@@ -148,20 +149,6 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
         index = [(r.image_id, *dataset.image_size(by_id[r.image_id])) for r in rows if r.fold >= 0]
         store.finalize(index, {"folds": all_folds})
     report.oof = _scores(task, total_merged, total_plain, dataset.classes, total_images)
-
-
-def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict:
-    """The checkpoints whose mean makes the test store (``predict.test_from``), by fold (or FULL)."""
-    paths: dict = {}
-    if cfg.predict.test_from in ("folds", "all"):
-        paths.update({k: layout.fold_dir(run, k) / "model.pt" for k in folds})
-    if cfg.predict.test_from in ("full", "all"):
-        full = layout.full_dir(run) / "model.pt"
-        if not full.is_file():
-            raise PipelineError(f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit is "
-                                "not trained yet; run 'pipeline train CONFIG --fold full'")
-        paths[FULL] = full
-    return paths
 
 
 def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: str, force: bool,

@@ -25,6 +25,7 @@ from pipeline.losses import make_loss
 from pipeline.models import build_model
 from pipeline.paths import Layout
 from pipeline.plots import training_curve
+from pipeline.predict.runmodel import FULL  # --fold full: the refit on every labelled image
 from pipeline.pseudo import PseudoRow, check_no_leak, table_from_csv
 from pipeline.stages.folds import load_folds
 from pipeline.task import make_task
@@ -36,7 +37,6 @@ from pipeline.train.sampler import MixedBatchSampler
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "img_per_s")
 
 
-FULL = "full"  # --fold full: the full-data refit, trained on every labelled image, beside the folds
 
 
 @dataclass
