@@ -4,6 +4,7 @@ Same model (architecture, encoder, seed), same images (cached uint8 arrays, no a
 same batch size and torch threads. Prints both img/s and, last, ``ratio = project / bare``.
 
     .venv/bin/python bench/train_throughput.py [--size 128x192] [--images 48] [--epochs 2]
+        [--compare tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1]   (img/s of those vs --encoder)
 """
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--compare", default="tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1",
+                        help="encoders whose project img/s is compared with --encoder's (empty: skip)")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,6 +98,10 @@ def main() -> None:
             project.append(project_loop(cfg, dataset, cache, args.epochs))
             bare.append(bare_loop(cfg, dataset, cache, args.epochs, args.batch))
         p, b = max(project), max(bare)
+        for encoder in filter(None, args.compare.split(",")):  # same loop, resolution and batch size
+            other = cfg.model_copy(update={"model": cfg.model.model_copy(update={"encoder": encoder})})
+            speed = max(project_loop(other, dataset, cache, args.epochs) for _ in range(2))
+            print(f"U-Net/{encoder}: {speed:.2f} img/s = {speed / p:.2f} x U-Net/{args.encoder} ({p:.2f} img/s)")
         print(f"project: {p:.2f} img/s   bare smp loop: {b:.2f} img/s")
         print(f"ratio = {p / b:.3f}")
 
