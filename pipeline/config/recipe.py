@@ -46,7 +46,6 @@ class TrainStep(Section):
     """Train every fold (and the full-data refit), predict OOF + test, tune each run."""
 
     train: str = Field(description="experiment config (one run per resolution)")
-    folds: Literal["all", "none"] = Field("all", description="train the K fold models (their OOF decides)")
     full: bool = Field(False, description="also the full-data refit (pipeline train --fold full)")
     predict: bool = True
     tune: bool = True

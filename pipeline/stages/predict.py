@@ -186,7 +186,9 @@ def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "bo
     reports = []
     dataset = open_dataset(cfg.dataset)
     for run in cfg.run_names():
-        missing = [k for k in folds if not (layout.fold_dir(run, k) / "model.pt").is_file()]
+        # A test store from the full-data refit alone needs no fold model (test_models checks the refit).
+        needed = [] if split == "test" and cfg.predict.test_from == "full" else folds
+        missing = [k for k in needed if not (layout.fold_dir(run, k) / "model.pt").is_file()]
         if missing:
             raise PipelineError(f"{layout.fold_dir(run, missing[0]) / 'model.pt'}: not trained yet; "
                                 f"run 'pipeline train' first")

@@ -78,22 +78,20 @@ def _train(step: TrainStep, path: Path, overrides: tuple[str, ...], layout: Layo
     from pipeline.stages.tune import run_tune
 
     cfg = load_config(path, (*overrides, *step.set))
-    if step.folds == "none" and cfg.predict.test_from != "full":
-        raise PipelineError(f"{path}: a train step with folds: none has no fold models; set predict.test_from: full")
-    if step.folds == "all":
-        for r in run_train(cfg, layout, "all", reporter_for=reporter_for):
-            log(f"train {r.run} fold {r.fold}: score {r.best_score:.4f} at epoch {r.best_epoch}"
-                f"{' (done before)' if r.skipped else f' ({r.seconds:.0f}s)'}")
+    # The K fold models always train: their out-of-fold predictions decide threshold, min area and
+    # clean-up, also for a full-data refit, which has no held-out images of its own.
+    for r in run_train(cfg, layout, "all", reporter_for=reporter_for):
+        log(f"train {r.run} fold {r.fold}: score {r.best_score:.4f} at epoch {r.best_epoch}"
+            f"{' (done before)' if r.skipped else f' ({r.seconds:.0f}s)'}")
     if step.full:
         for r in run_train(cfg, layout, FULL, reporter_for=reporter_for):
             log(f"train {r.run} full-data refit: {r.epochs} epochs{' (done before)' if r.skipped else ''}")
     if step.predict:
-        split = "both" if step.folds == "all" else "test"
-        for report in run_predict(cfg, layout, "all", split, progress_for=progress_for):
+        for report in run_predict(cfg, layout, "all", "both", progress_for=progress_for):
             if report.oof:
                 log(f"predict {report.run}: OOF {report.oof['metric']} {report.oof['score']:.5f} "
                     f"(TTA {report.tta}), test {report.test_images} images")
-    if step.tune and step.predict and step.folds == "all":
+    if step.tune and step.predict:
         for run in cfg.run_names():
             run_tune(layout, run=run)
     return cfg.run_names()
