@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +15,8 @@ from pipeline.cli import cli
 from pipeline.errors import PipelineError
 from pipeline.models import build_model, load_trained
 from pipeline.train import checkpoint
-from pipeline.train.loop import FAULT_ENV
 from tests.conftest import tiny_train_config
+from tests.killing import kill_during_write
 
 RUN = "tiny_64x96"
 
@@ -71,18 +72,20 @@ def test_same_seed_same_history_and_weights(reference, tiny_carvana, tmp_path, m
         assert torch.equal(value, weights(ours / "last.pt")[key]), key
 
 
-def test_killed_run_resumes_to_identical_weights(reference, tiny_carvana, tmp_path):
+def test_sigkill_while_writing_a_checkpoint_keeps_the_old_one(reference, tiny_carvana, tmp_path):
     shutil.copytree(reference / "folds", tmp_path / "folds")
     cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
-    cmd = [sys.executable, "-m", "pipeline", "train", str(cfg), "--fold", "0"]
-    # 12 training images / batch 4 = 3 steps per epoch: step 4 is the middle of epoch 2.
-    killed = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, FAULT_ENV: "4"}, capture_output=True)
-    assert killed.returncode == -9
+    # killed while epoch 2's last.pt is on disk but not yet committed; resume redoes epoch 2 from
+    # epoch 1's state (model, optimiser, scheduler, RNG) and must end with the uninterrupted weights
+    info = kill_during_write(["train", str(cfg), "--fold", "0"], tmp_path, "last.pt", skip=1)
     fold_dir = tmp_path / "artifacts" / "runs" / RUN / "fold0"
-    assert checkpoint.load(fold_dir / "last.pt")["epoch"] == 1 and not (fold_dir / "summary.json").exists()
-    resumed = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert info["bytes"] > 0 and Path(info["path"]).parent == fold_dir and Path(info["path"]).name != "last.pt"
+    assert checkpoint.load(fold_dir / "last.pt")["epoch"] == 1  # the old file, whole
+    assert checkpoint.load(fold_dir / "model.pt")["epoch"] in (1, 2) and not (fold_dir / "summary.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "pipeline", "train", str(cfg), "--fold", "0"], cwd=tmp_path,
+                             capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert len(history(fold_dir / "history.csv")) == 3
+    assert [r["epoch"] for r in history(fold_dir / "history.csv")] == ["1", "2", "3"]
     ref = reference / "artifacts" / "runs" / RUN / "fold0" / "last.pt"
     for key, value in weights(ref).items():
         assert torch.equal(value, weights(fold_dir / "last.pt")[key]), key
