@@ -116,33 +116,66 @@ def test_changed_config_does_not_resume_silently(reference, tiny_carvana, tmp_pa
     assert result.exit_code == 1 and "different config" in result.output and "--force" in result.output
 
 
-def test_checkpoint_loads_with_network_impossible(reference, monkeypatch):
+DOWNLOADERS = ("load_state_dict_from_url", "download_url_to_file", "load_url", "hf_hub_download",
+               "snapshot_download", "cached_download", "urlopen", "urlretrieve")
+
+
+@pytest.fixture()
+def no_downloads(tmp_path, monkeypatch):
+    """Every weights cache points at an empty folder and every download function raises.
+
+    Independent of how pipeline.models fetches weights: each of these names is patched in every
+    loaded module that holds it (``from x import hf_hub_download`` copies included). Yields the
+    list of attempted downloads and the cache folder (which must stay empty).
+    """
+    import huggingface_hub.constants as hf_constants
+    import segmentation_models_pytorch  # noqa: F401 - load the libraries whose copies we patch
+    import timm  # noqa: F401
+
+    cache = tmp_path / "empty_cache"
+    cache.mkdir()
+    for var in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME",
+                "TIMM_CACHE_DIR"):
+        monkeypatch.setenv(var, str(cache / var.lower()))
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(cache / "torch_hub"))
+    for name in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if hasattr(hf_constants, name):
+            monkeypatch.setattr(hf_constants, name, str(cache / name.lower()))
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[:1])
+        raise OSError("network disabled in this test")
+
+    for module in list(sys.modules.values()):
+        for name in DOWNLOADERS:
+            if callable(getattr(module, name, None)):
+                monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    yield attempts, cache
+    assert not [p for p in cache.rglob("*") if p.is_file()], "something was written to a weights cache"
+
+
+def test_checkpoint_loads_without_any_download(reference, no_downloads):
+    attempts, _ = no_downloads
     path = reference / "artifacts" / "runs" / RUN / "fold0" / "model.pt"
     payload = checkpoint.load(path)
     payload["config"]["model"]["encoder_weights"] = "imagenet"  # the smp re-download pitfall
     patched = path.parent / "imagenet_model.pt"
     checkpoint.save(patched, {k: v for k, v in payload.items() if k != "format"})
-
-    def no_network(*args, **kwargs):
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
     model, meta = load_trained(patched)
+    assert attempts == []
+    for key, value in payload["state_dict"].items():  # the checkpoint's own weights, nothing else
+        assert torch.equal(model.state_dict()[key], value), key
     x = torch.rand(1, 3, 64, 96) * 255
     assert model(x).shape == (1, 1, 64, 96) and meta["fold"] == 0
 
 
-def test_imagenet_offline_is_a_clear_error(monkeypatch):
-    def no_network(*args, **kwargs):
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_imagenet_offline_is_a_clear_error(no_downloads):
     from pipeline.config.schema import ModelConfig
 
-    with pytest.raises(PipelineError, match="download failed.*local weights file"):
+    with pytest.raises(PipelineError, match="encoder_weights"):
         build_model(ModelConfig(encoder="resnet18", encoder_weights="imagenet",
                                 kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 4]}), 1)
 
