@@ -215,12 +215,75 @@ def test_bad_training_config(reference, tiny_carvana, tmp_path, monkeypatch, ove
     assert result.exit_code == 1 and message in result.output, result.output
 
 
-def test_ddp_two_processes_on_cpu(reference, tiny_carvana, tmp_path):
-    shutil.copytree(reference / "folds", tmp_path / "folds")
-    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana, epochs=1)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
-    result = subprocess.run([*torchrun, "-m", "pipeline", "train", str(cfg), "--fold", "0"], cwd=tmp_path,
-                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-6000:]
-    fold_dir = tmp_path / "artifacts" / "runs" / RUN / "fold0"
-    assert len(history(fold_dir / "history.csv")) == 1 and (fold_dir / "model.pt").is_file()
+# Logs every file a process opens for writing under the working directory (audit hook "open"),
+# one log per rank, then runs the CLI: shows which ranks write.
+_WRITE_LOGGER = """
+import os, sys
+_log = open(os.path.join(sys.argv[1], f"writes_rank{os.environ.get('RANK', '0')}.txt"), "a", buffering=1)
+_root = os.getcwd()
+def _hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        path, mode, flags = os.path.abspath(os.fsdecode(args[0])), args[1] or "", args[2] or 0
+        if path.startswith(_root) and (any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)):
+            _log.write(os.path.relpath(path, _root) + "\\n")
+sys.addaudithook(_hook)
+from pipeline.cli import cli
+cli(sys.argv[2:])
+"""
+
+# BatchNorm-free network (ConvNeXt: LayerNorm; decoder without norm), BCE, no augmentation, SGD (Adam
+# turns rounding noise in near-zero gradients into lr-sized steps): then
+# DDP over 2 x 4 images must equal one process over the same 8 images, up to float rounding.
+_DDP_SETTINGS = ["--set", "model.encoder=tu-convnext_atto", "--set", "loss.name=bce", "--set", "augment.preset=none",
+                 "--set", "optim.name=sgd", "--set", "optim.lr=0.05",
+                 "--set", "model.kwargs={encoder_depth: 4, decoder_channels: [16, 8, 8, 4], decoder_use_norm: false}",
+                 "--set", "train.epochs=2"]
+
+
+def _final_name(path: str) -> str:
+    """``.last.pt.abc123.tmp`` (an atomic write's temp file) -> ``last.pt``."""
+    name = path.split("/")[-1]
+    return name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else name
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(reference, tiny_carvana, tmp_path):
+    logger = tmp_path / "log_writes.py"
+    logger.write_text(_WRITE_LOGGER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    dirs = {}
+    for world, batch in ((1, 8), (2, 4)):
+        work = tmp_path / f"world{world}"
+        logs = tmp_path / f"logs{world}"
+        logs.mkdir()
+        shutil.copytree(reference / "folds", work / "folds")
+        cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana, batch_size=batch)
+        launch = [sys.executable] if world == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+            "--master_port", str(_free_port())]
+        result = subprocess.run([*launch, str(logger), str(logs), "train", str(cfg), "--fold", "0", *_DDP_SETTINGS],
+                                cwd=work, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr[-6000:]
+        dirs[world] = (work / "artifacts" / "runs" / RUN / "fold0", logs)
+    (single, _), (ddp, logs) = dirs[1], dirs[2]
+    # rank 0 writes the run; rank 1 writes only entries of the shared array cache (each rank caches the
+    # images it reads, atomically under content-keyed names), never a run file
+    rank0, rank1 = ((logs / f"writes_rank{r}.txt").read_text().split() for r in (0, 1))
+    assert {"last.pt", "model.pt", "history.csv", "summary.json", "config.yaml", "curve.png"} <= {
+        _final_name(p) for p in rank0 if p.startswith(f"artifacts/runs/{RUN}/fold0/")}
+    assert all(p.startswith("artifacts/cache/") and p.split("/")[-1].startswith(".") and p.endswith(".tmp")
+               for p in rank1), rank1
+    assert [r["epoch"] for r in history(ddp / "history.csv")] == ["1", "2"]
+    # the data is split and the gradients averaged: the same weights as one process
+    ours, theirs = weights(ddp / "last.pt"), weights(single / "last.pt")
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        torch.testing.assert_close(ours[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    for a, b in zip(history(ddp / "history.csv"), history(single / "history.csv"), strict=True):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
+        assert float(a["val_dice"]) == pytest.approx(float(b["val_dice"]), abs=1e-4)
