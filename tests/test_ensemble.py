@@ -3,15 +3,19 @@ import csv
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.config import load_config
+from pipeline.data import open_dataset
 from pipeline.store import ProbStore
 from tests.conftest import copy_project, write_config
 
@@ -24,18 +28,18 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def predicted(tiny_project, tmp_path_factory):
-    """tiny_project plus OOF/test stores of a second run (same models, other TTA) for fusion."""
+    """tiny_project's stores plus a planted better member ``tiny2_64x96``: its OOF store holds the
+    truth, timidly (160 on the car, 96 elsewhere: OOF Dice 1 at 0.5, but averaging in the weak first
+    run blurs it, so all weight on it is the unique optimum); its test store copies the first run's."""
     work = copy_project(tiny_project, tmp_path_factory.mktemp("ens") / "work")
     with contextlib.chdir(work):
         assert invoke("predict", "tiny.yaml").exit_code == 0
-        second = work / "artifacts" / "runs" / "tiny2_64x96"
-        second.mkdir(parents=True)
-        for k in (0, 1):
-            (second / f"fold{k}").mkdir()
-            (second / f"fold{k}" / "model.pt").write_bytes(
-                (work / "artifacts" / "runs" / RUN / f"fold{k}" / "model.pt").read_bytes())
-        (second / "config.yaml").write_text((work / "artifacts" / "runs" / RUN / "config.yaml").read_text())
-        assert invoke("predict", "tiny.yaml", "--set", "name=tiny2", "--tta", "none").exit_code == 0
+        first, second = work / "artifacts" / "runs" / RUN, work / "artifacts" / "runs" / "tiny2_64x96"
+        shutil.copytree(first, second)
+        dataset = open_dataset(load_config("tiny.yaml").dataset)
+        store = ProbStore.open(second / "oof")
+        for sample in dataset.train:
+            store.write(sample.image_id, np.where(dataset.read_mask(sample) == 1, 160, 96).astype(np.uint8)[None])
     return work
 
 
@@ -68,6 +72,9 @@ def test_ensemble_writes_valid_submission_sidecar_and_ledger(project):
     assert side["members"] == [RUN, "tiny2_64x96"] and abs(sum(side["weights"]) - 1) < 1e-9
     assert 0 <= side["threshold"] < 1 and side["oof_dice"] is not None and side["config_hash"]
     assert set(side["member_oof_dice"]) == {RUN, "tiny2_64x96"}
+    # fit finds the planted member: all weight on it, and the ensemble scores what it scores
+    # (member_oof_dice comes from each run's predict_report.json, which the planted run copied)
+    assert side["weights"] == [0.0, 1.0] and side["oof_dice"] == 1.0 > side["member_oof_dice"][RUN]
     ledger = read_rows(project / "submissions" / "ledger.csv")
     assert ledger[0][0] == "time" and ledger[1][1] == "tiny-ens"
     assert ProbStore.open(project / "artifacts" / "ensembles" / "tiny-ens" / "test").complete
@@ -126,10 +133,37 @@ def test_validate_reports_each_violation(project, tiny_carvana):
         assert expected in out, (expected, out)
 
 
-def test_validate_good_file_with_sample(project, tiny_carvana):
+def test_validate_accepts_a_real_submission_and_rejects_its_mutations(project, tiny_carvana):
+    """A file with non-trivial masks (not the sample itself) passes; each single defect is caught."""
+    from pipeline.ops.rle import rle_encode_numpy
+
     sample = tiny_carvana / "sample_submission.csv"
-    result = invoke("validate", str(sample), "--sample", str(sample), "--size", "96x64")
-    assert result.exit_code == 0, result.output
+    ids = [r[0] for r in read_rows(sample)[1:]]
+    rng = np.random.default_rng(0)
+    masks = [rng.random((64, 96)) < 0.3 for _ in ids]
+    masks[0][:] = False  # an empty mask: empty RLE
+    masks[1][-1, -1] = masks[1][0, 0] = True  # first and last pixel
+    rles = [rle_encode_numpy(m.astype(np.uint8), "C") for m in masks]
+    assert rles[0] == "" and rles[1].startswith("1 ") and all(len(r.split()) > 20 for r in rles[1:])
+
+    def check(rows):
+        path = project / "sub.csv"
+        path.write_text("img,rle_mask\n" + "".join(f"{i},{r}\n" for i, r in rows))
+        return invoke("validate", str(path), "--sample", str(sample), "--format", "carvana", "--size", "96x64")
+
+    good = check(list(zip(ids, rles, strict=True)))
+    assert good.exit_code == 0, good.output
+    last = rles[2].split()
+    mutations = {
+        "out of order": [(ids[1], rles[1]), (ids[0], rles[0]), *zip(ids[2:], rles[2:], strict=True)],
+        "missing": list(zip(ids[:-1], rles[:-1], strict=True)),
+        "ends past": [(ids[0], "6144 2"), *zip(ids[1:], rles[1:], strict=True)],
+        "pairs": [*zip(ids[:2], rles[:2], strict=True), (ids[2], " ".join(last[:-1])),
+                        *zip(ids[3:], rles[3:], strict=True)],
+    }
+    for message, rows in mutations.items():
+        result = check(rows)
+        assert result.exit_code == 1 and message in result.output, (message, result.output)
 
 
 def test_member_missing_is_a_clear_error(project):

@@ -47,14 +47,50 @@ def test_bad_input():
         fuse([a], [1], "median")
 
 
-@pytest.mark.parametrize("threshold, min_area, cleanup", [(0.5, 0, False), (0.3, 5, False), (0.5, 100, False),
-                                                          (0.5, 0, True)])
-def test_decision_rle_fast_path_equals_mask_then_encode(threshold, min_area, cleanup):
-    from pipeline.ensemble import Decision
-    from pipeline.ops.rle import rle_encode
+def _reference_mask(probs, threshold, min_area, cleanup):
+    """Decision rule from scipy, independent of pipeline.postprocess: p > t, largest 8-connected
+    component + holes (4-connected background) filled, then emptied below min_area."""
+    from scipy import ndimage
 
+    mask = probs > threshold * 255
+    if cleanup and mask.any():
+        labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+        sizes = np.bincount(labels.ravel())[1:]
+        mask = ndimage.binary_fill_holes(labels == 1 + np.argmax(sizes))
+    if mask.sum() < min_area:
+        mask[:] = False
+    return mask.astype(np.uint8)
+
+
+def _blobs():
     rng = np.random.default_rng(3)
-    probs = (rng.random((20, 30)) * 255).astype(np.uint8)
-    probs[5:12, 8:20] = 250
+    probs = rng.integers(0, 100, (20, 30)).astype(np.uint8)
+    probs[5:12, 8:20] = 250  # the object (84 px) ...
+    probs[8, 12:15] = 20  # ... with a 3-pixel hole
+    probs[15:17, 25:28] = 200  # a second, smaller blob (6 px)
+    probs[0, 0] = probs[19, 29] = 140  # speckles in the first and last pixel (RLE edge cases)
+    return probs
+
+
+@pytest.mark.parametrize("threshold, min_area, cleanup", [
+    (0.5, 0, False), (0.3, 5, False), (0.5, 100, False),
+    (0.5, 89, False), (0.5, 90, False),  # 89 px at 0.5: the fast path's min-area boundary
+    (0.5, 0, True), (0.5, 84, True), (0.5, 85, True), (0.05, 0, True),  # clean-up keeps the 84-px object
+])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_decision_rle_matches_an_independent_reference(threshold, min_area, cleanup, order):
+    from pipeline.ensemble import Decision
+    from pipeline.ops.rle import rle_encode_numpy
+
+    probs = _blobs()
+    want = _reference_mask(probs, threshold, min_area, cleanup)
     d = Decision(threshold, min_area, cleanup)
-    assert d.rle(probs, "C") == rle_encode(d.mask(probs), "C")
+    np.testing.assert_array_equal(d.mask(probs), want)
+    assert d.rle(probs, order) == rle_encode_numpy(want, order)
+
+
+def test_reference_cases_are_not_trivial():
+    probs = _blobs()
+    plain, cleaned = _reference_mask(probs, 0.5, 0, False), _reference_mask(probs, 0.5, 0, True)
+    assert plain.sum() == 84 - 3 + 6 + 2 and cleaned.sum() == 84  # clean-up drops blob + speckles, fills the hole
+    assert _reference_mask(probs, 0.5, 85, True).sum() == 0 and _reference_mask(probs, 0.5, 84, True).sum() == 84

@@ -1,6 +1,7 @@
 import contextlib
 import json
 import os
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -71,8 +72,11 @@ def test_batch_ratio_is_honoured(ratio, batch, pseudo_per_batch):
 
 def test_sampler_ranks_split_the_batches():
     full = list(MixedBatchSampler(20, 4, 4, 0.25, seed=1))
-    parts = [list(MixedBatchSampler(20, 4, 4, 0.25, seed=1, rank=r, world=2)) for r in (0, 1)]
-    assert parts[0] + parts[1] != [] and sorted(map(tuple, parts[0] + parts[1])) == sorted(map(tuple, full))
+    samplers = [MixedBatchSampler(20, 4, 4, 0.25, seed=1, rank=r, world=2) for r in (0, 1)]
+    parts = [list(s) for s in samplers]
+    # 7 batches on 2 ranks: both take 4 steps (DDP would hang on 4 vs 3), the 8th repeats the first batch
+    assert len(full) == 7 and [len(p) for p in parts] == [len(s) for s in samplers] == [4, 4]
+    assert sorted(map(tuple, parts[0] + parts[1])) == sorted(map(tuple, full + full[:1]))
 
 
 def test_table_round_trip_and_leak_guard():
@@ -146,6 +150,20 @@ def test_leaking_pseudo_table_is_an_error(project):
 
 
 def test_compare_runs(project):
-    assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
-    result = invoke("compare", RUN, RUN)
-    assert result.exit_code == 0 and "+0.00000 ± 0.00000" in result.output
+    run_dir = project / "artifacts" / "runs"
+    report = json.loads((run_dir / RUN / "predict_report.json").read_text())
+    base = {int(k): v["score"] for k, v in report["folds"].items()}
+    shutil.copytree(run_dir / RUN, run_dir / "tiny2_64x96")
+    for k, delta in ((0, 0.1), (1, -0.02)):  # a candidate better on fold 0, worse on fold 1
+        report["folds"][str(k)]["score"] = base[k] + delta
+    (run_dir / "tiny2_64x96" / "predict_report.json").write_text(json.dumps(report))
+    result = invoke("compare", RUN, "tiny2_64x96")
+    assert result.exit_code == 0, result.output
+    # differences +0.1 and -0.02: mean +0.04, population std 0.06, one fold of two better
+    assert "mean difference +0.04000 ± 0.06000" in result.output and "1 of 2 folds better" in result.output
+    assert f"{base[0]:.5f}" in result.output and f"{base[0] + 0.1:.5f}" in result.output
+    reverse = invoke("compare", "tiny2_64x96", RUN)
+    assert "mean difference -0.04000 ± 0.06000" in reverse.output and "1 of 2 folds better" in reverse.output
+    (run_dir / "tiny2_64x96" / "predict_report.json").unlink()  # falls back to training's fold scores
+    fallback = invoke("compare", RUN, "tiny2_64x96")
+    assert fallback.exit_code == 0 and "predict reports / training summaries" in fallback.output

@@ -3,7 +3,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.ops.metrics import dice_score
 from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms, histograms_numpy, search
 from pipeline.tune import Collector, channel_targets, tune_channel
 
@@ -17,18 +16,6 @@ def test_numba_histograms_match_numpy(channels, h, w, seed, with_valid):
     valid = rng.random((h, w)) < 0.8 if with_valid else None
     for got, want in zip(histograms(probs, target, valid), histograms_numpy(probs, target, valid), strict=True):
         np.testing.assert_array_equal(got, want)
-
-
-@given(st.integers(0, 2**31 - 1))
-@settings(max_examples=25, deadline=None)
-def test_dice_table_equals_direct_dice_at_every_level(seed):
-    rng = np.random.default_rng(seed)
-    probs = rng.integers(0, 256, (1, 7, 9), dtype=np.uint8)
-    truth = rng.random((1, 7, 9)) < rng.random()
-    pred, tp, gt = areas_from_histograms(*histograms(probs, truth))
-    table = dice_table(pred, tp, gt)[0]
-    for level in (0, 1, 100, 127, 200, 254, 255):
-        assert table[level] == pytest.approx(dice_score(probs[0] > level, truth[0]))
 
 
 def test_planted_optimum_is_recovered():
@@ -106,3 +93,68 @@ def test_ignore_pixels_are_left_out():
     target, valid = channel_targets(mask, 1, 255)
     a, p = histograms(np.array([[[0, 255, 255]]], np.uint8), target, valid)
     assert a.sum() == 2 and p.sum() == 1
+
+
+def _brute_force_curve(probs, truths, min_area):
+    """Mean Dice over images at each of the 256 levels, straight from the pixels (no histograms)."""
+    curve = np.zeros(256)
+    for level in range(256):
+        scores = []
+        for p, t in zip(probs, truths, strict=True):
+            pred = p > level
+            if pred.sum() < min_area:
+                pred = np.zeros_like(pred)
+            denom = pred.sum() + t.sum()
+            scores.append(1.0 if denom == 0 else 2.0 * (pred & t).sum() / denom)
+        curve[level] = np.mean(scores)
+    return curve
+
+
+def _brute_force_best(probs, truths, min_areas):
+    """The documented rule: highest mean Dice; ties -> smallest min area, then level nearest 127.5
+    (127 before 128)."""
+    best = None
+    for area in sorted(min_areas):
+        curve = _brute_force_curve(probs, truths, area)
+        for level in sorted(range(256), key=lambda k: (abs(k - 127.5), k)):
+            key = (-round(curve[level], 12), area, abs(level - 127.5), level)
+            if best is None or key < best[0]:
+                best = (key, level, area, curve[level])
+    return best[1:]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_search_equals_brute_force_over_all_levels_and_min_areas(seed):
+    rng = np.random.default_rng(seed)
+    n, min_areas = int(rng.integers(2, 6)), [0, 3, 10, 40]
+    # few distinct levels on half the seeds, so flat optima and ties really occur
+    palette = rng.choice(256, size=5, replace=False).astype(np.uint8) if seed % 2 else None
+    probs, truths = [], []
+    for _ in range(n):
+        h, w = rng.integers(3, 12, 2)
+        truth = rng.random((h, w)) < rng.choice([0.0, 0.1, 0.5])
+        noise = rng.integers(0, 256, (h, w)) if palette is None else rng.choice(palette, (h, w))
+        probs.append(np.where(truth & (rng.random((h, w)) < 0.7), np.maximum(noise, 128), noise).astype(np.uint8))
+        truths.append(truth)
+    hists = [histograms(p[None], t[None]) for p, t in zip(probs, truths, strict=True)]
+    pred, tp, gt = areas_from_histograms(np.stack([a[0] for a, _ in hists]), np.stack([b[0] for _, b in hists]))
+    for area in min_areas:
+        np.testing.assert_allclose(dice_table(pred, tp, gt, area).mean(0), _brute_force_curve(probs, truths, area),
+                                   rtol=0, atol=1e-12)
+    level, area, score, _ = search(pred, tp, gt, min_areas)
+    want_level, want_area, want_score = _brute_force_best(probs, truths, min_areas)
+    assert (level, area) == (want_level, want_area) and score == pytest.approx(want_score, abs=1e-12)
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (0, 255, 127),    # perfect at every level 0..254: the level nearest 0.5, 127 before 128
+    (140, 200, 140),  # flat optimum 140..199 above 0.5: its lower end
+    (30, 90, 89),     # flat optimum 30..89 below 0.5: its upper end
+])
+def test_tie_break_is_pinned(low, high, expected):
+    truth = np.zeros((1, 4, 4), bool)
+    truth[0, :2] = True
+    probs = np.where(truth, high, low).astype(np.uint8)
+    pred, tp, gt = areas_from_histograms(*histograms(probs, truth))
+    level, area, score, curve = search(pred, tp, gt, [5, 0, 8])  # 0 and 5 both keep the 8-px mask
+    assert (level, area, score) == (expected, 0.0, 1.0)

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +15,8 @@ from pipeline.cli import cli
 from pipeline.errors import PipelineError
 from pipeline.models import build_model, load_trained
 from pipeline.train import checkpoint
-from pipeline.train.loop import FAULT_ENV
 from tests.conftest import tiny_train_config
+from tests.killing import kill_during_write
 
 RUN = "tiny_64x96"
 
@@ -71,18 +72,20 @@ def test_same_seed_same_history_and_weights(reference, tiny_carvana, tmp_path, m
         assert torch.equal(value, weights(ours / "last.pt")[key]), key
 
 
-def test_killed_run_resumes_to_identical_weights(reference, tiny_carvana, tmp_path):
+def test_sigkill_while_writing_a_checkpoint_keeps_the_old_one(reference, tiny_carvana, tmp_path):
     shutil.copytree(reference / "folds", tmp_path / "folds")
     cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
-    cmd = [sys.executable, "-m", "pipeline", "train", str(cfg), "--fold", "0"]
-    # 12 training images / batch 4 = 3 steps per epoch: step 4 is the middle of epoch 2.
-    killed = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, FAULT_ENV: "4"}, capture_output=True)
-    assert killed.returncode == -9
+    # killed while epoch 2's last.pt is on disk but not yet committed; resume redoes epoch 2 from
+    # epoch 1's state (model, optimiser, scheduler, RNG) and must end with the uninterrupted weights
+    info = kill_during_write(["train", str(cfg), "--fold", "0"], tmp_path, "last.pt", skip=1)
     fold_dir = tmp_path / "artifacts" / "runs" / RUN / "fold0"
-    assert checkpoint.load(fold_dir / "last.pt")["epoch"] == 1 and not (fold_dir / "summary.json").exists()
-    resumed = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert info["bytes"] > 0 and Path(info["path"]).parent == fold_dir and Path(info["path"]).name != "last.pt"
+    assert checkpoint.load(fold_dir / "last.pt")["epoch"] == 1  # the old file, whole
+    assert checkpoint.load(fold_dir / "model.pt")["epoch"] in (1, 2) and not (fold_dir / "summary.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "pipeline", "train", str(cfg), "--fold", "0"], cwd=tmp_path,
+                             capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert len(history(fold_dir / "history.csv")) == 3
+    assert [r["epoch"] for r in history(fold_dir / "history.csv")] == ["1", "2", "3"]
     ref = reference / "artifacts" / "runs" / RUN / "fold0" / "last.pt"
     for key, value in weights(ref).items():
         assert torch.equal(value, weights(fold_dir / "last.pt")[key]), key
@@ -113,33 +116,66 @@ def test_changed_config_does_not_resume_silently(reference, tiny_carvana, tmp_pa
     assert result.exit_code == 1 and "different config" in result.output and "--force" in result.output
 
 
-def test_checkpoint_loads_with_network_impossible(reference, monkeypatch):
+DOWNLOADERS = ("load_state_dict_from_url", "download_url_to_file", "load_url", "hf_hub_download",
+               "snapshot_download", "cached_download", "urlopen", "urlretrieve")
+
+
+@pytest.fixture()
+def no_downloads(tmp_path, monkeypatch):
+    """Every weights cache points at an empty folder and every download function raises.
+
+    Independent of how pipeline.models fetches weights: each of these names is patched in every
+    loaded module that holds it (``from x import hf_hub_download`` copies included). Yields the
+    list of attempted downloads and the cache folder (which must stay empty).
+    """
+    import huggingface_hub.constants as hf_constants
+    import segmentation_models_pytorch  # noqa: F401 - load the libraries whose copies we patch
+    import timm  # noqa: F401
+
+    cache = tmp_path / "empty_cache"
+    cache.mkdir()
+    for var in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME",
+                "TIMM_CACHE_DIR"):
+        monkeypatch.setenv(var, str(cache / var.lower()))
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(cache / "torch_hub"))
+    for name in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if hasattr(hf_constants, name):
+            monkeypatch.setattr(hf_constants, name, str(cache / name.lower()))
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[:1])
+        raise OSError("network disabled in this test")
+
+    for module in list(sys.modules.values()):
+        for name in DOWNLOADERS:
+            if callable(getattr(module, name, None)):
+                monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    yield attempts, cache
+    assert not [p for p in cache.rglob("*") if p.is_file()], "something was written to a weights cache"
+
+
+def test_checkpoint_loads_without_any_download(reference, no_downloads):
+    attempts, _ = no_downloads
     path = reference / "artifacts" / "runs" / RUN / "fold0" / "model.pt"
     payload = checkpoint.load(path)
     payload["config"]["model"]["encoder_weights"] = "imagenet"  # the smp re-download pitfall
     patched = path.parent / "imagenet_model.pt"
     checkpoint.save(patched, {k: v for k, v in payload.items() if k != "format"})
-
-    def no_network(*args, **kwargs):
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
     model, meta = load_trained(patched)
+    assert attempts == []
+    for key, value in payload["state_dict"].items():  # the checkpoint's own weights, nothing else
+        assert torch.equal(model.state_dict()[key], value), key
     x = torch.rand(1, 3, 64, 96) * 255
     assert model(x).shape == (1, 1, 64, 96) and meta["fold"] == 0
 
 
-def test_imagenet_offline_is_a_clear_error(monkeypatch):
-    def no_network(*args, **kwargs):
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_imagenet_offline_is_a_clear_error(no_downloads):
     from pipeline.config.schema import ModelConfig
 
-    with pytest.raises(PipelineError, match="download failed.*local weights file"):
+    with pytest.raises(PipelineError, match="encoder_weights"):
         build_model(ModelConfig(encoder="resnet18", encoder_weights="imagenet",
                                 kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 4]}), 1)
 
@@ -179,12 +215,75 @@ def test_bad_training_config(reference, tiny_carvana, tmp_path, monkeypatch, ove
     assert result.exit_code == 1 and message in result.output, result.output
 
 
-def test_ddp_two_processes_on_cpu(reference, tiny_carvana, tmp_path):
-    shutil.copytree(reference / "folds", tmp_path / "folds")
-    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana, epochs=1)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
-    result = subprocess.run([*torchrun, "-m", "pipeline", "train", str(cfg), "--fold", "0"], cwd=tmp_path,
-                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-6000:]
-    fold_dir = tmp_path / "artifacts" / "runs" / RUN / "fold0"
-    assert len(history(fold_dir / "history.csv")) == 1 and (fold_dir / "model.pt").is_file()
+# Logs every file a process opens for writing under the working directory (audit hook "open"),
+# one log per rank, then runs the CLI: shows which ranks write.
+_WRITE_LOGGER = """
+import os, sys
+_log = open(os.path.join(sys.argv[1], f"writes_rank{os.environ.get('RANK', '0')}.txt"), "a", buffering=1)
+_root = os.getcwd()
+def _hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        path, mode, flags = os.path.abspath(os.fsdecode(args[0])), args[1] or "", args[2] or 0
+        if path.startswith(_root) and (any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)):
+            _log.write(os.path.relpath(path, _root) + "\\n")
+sys.addaudithook(_hook)
+from pipeline.cli import cli
+cli(sys.argv[2:])
+"""
+
+# BatchNorm-free network (ConvNeXt: LayerNorm; decoder without norm), BCE, no augmentation, SGD (Adam
+# turns rounding noise in near-zero gradients into lr-sized steps): then
+# DDP over 2 x 4 images must equal one process over the same 8 images, up to float rounding.
+_DDP_SETTINGS = ["--set", "model.encoder=tu-convnext_atto", "--set", "loss.name=bce", "--set", "augment.preset=none",
+                 "--set", "optim.name=sgd", "--set", "optim.lr=0.05",
+                 "--set", "model.kwargs={encoder_depth: 4, decoder_channels: [16, 8, 8, 4], decoder_use_norm: false}",
+                 "--set", "train.epochs=2"]
+
+
+def _final_name(path: str) -> str:
+    """``.last.pt.abc123.tmp`` (an atomic write's temp file) -> ``last.pt``."""
+    name = path.split("/")[-1]
+    return name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else name
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(reference, tiny_carvana, tmp_path):
+    logger = tmp_path / "log_writes.py"
+    logger.write_text(_WRITE_LOGGER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    dirs = {}
+    for world, batch in ((1, 8), (2, 4)):
+        work = tmp_path / f"world{world}"
+        logs = tmp_path / f"logs{world}"
+        logs.mkdir()
+        shutil.copytree(reference / "folds", work / "folds")
+        cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana, batch_size=batch)
+        launch = [sys.executable] if world == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+            "--master_port", str(_free_port())]
+        result = subprocess.run([*launch, str(logger), str(logs), "train", str(cfg), "--fold", "0", *_DDP_SETTINGS],
+                                cwd=work, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr[-6000:]
+        dirs[world] = (work / "artifacts" / "runs" / RUN / "fold0", logs)
+    (single, _), (ddp, logs) = dirs[1], dirs[2]
+    # rank 0 writes the run; rank 1 writes only entries of the shared array cache (each rank caches the
+    # images it reads, atomically under content-keyed names), never a run file
+    rank0, rank1 = ((logs / f"writes_rank{r}.txt").read_text().split() for r in (0, 1))
+    assert {"last.pt", "model.pt", "history.csv", "summary.json", "config.yaml", "curve.png"} <= {
+        _final_name(p) for p in rank0 if p.startswith(f"artifacts/runs/{RUN}/fold0/")}
+    assert all(p.startswith("artifacts/cache/") and p.split("/")[-1].startswith(".") and p.endswith(".tmp")
+               for p in rank1), rank1
+    assert [r["epoch"] for r in history(ddp / "history.csv")] == ["1", "2"]
+    # the data is split and the gradients averaged: the same weights as one process
+    ours, theirs = weights(ddp / "last.pt"), weights(single / "last.pt")
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        torch.testing.assert_close(ours[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    for a, b in zip(history(ddp / "history.csv"), history(single / "history.csv"), strict=True):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
+        assert float(a["val_dice"]) == pytest.approx(float(b["val_dice"]), abs=1e-4)

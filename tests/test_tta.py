@@ -26,18 +26,6 @@ def test_copies_go_through_in_few_forward_passes(mode, copies):
     assert len(calls) == (2 if mode == "d4" else 1)  # d4 on a non-square batch: two shapes
 
 
-def test_merge_is_in_probability_space():
-    images = torch.zeros(1, 3, 2, 4)
-    images[..., :2] = 1.0  # left half set; a horizontal flip moves it right
-
-    def model(x):
-        return torch.sigmoid(10 * (x[:, :1] - 0.5))
-
-    merged, plain = tta_predict(model, images, tta_transforms("hflip"))
-    # each copy is de-augmented back to the same place: the mean of equal probabilities
-    torch.testing.assert_close(merged, plain)
-
-
 def test_first_transform_is_identity_for_every_mode():
     x = torch.rand(1, 1, 4, 6)
     for mode in TTA:
@@ -47,3 +35,43 @@ def test_first_transform_is_identity_for_every_mode():
 def test_unknown_mode():
     with pytest.raises(PipelineError, match="unknown"):
         tta_transforms("rot45")
+
+
+class _Ramp(torch.nn.Module):
+    """Logits = scale * (red / 255 - 0.5) + a left-to-right ramp: not flip-equivariant, large logits."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ramp = torch.linspace(-6.0, 6.0, x.shape[-1]).view(1, 1, 1, -1)
+        return self.scale * (x[:, :1] / 255.0 - 0.5) + ramp
+
+
+def test_predictor_merges_flips_and_folds_in_probability_space():
+    from pipeline.predict.engine import Predictor
+    from pipeline.task import BinaryTask
+
+    height, width, fitted = 32, 64, (24, 50)  # non-square network input, padded bottom/right
+    torch.manual_seed(0)
+    images = torch.zeros(2, 3, height, width, dtype=torch.uint8)
+    images[:, :, :fitted[0], :fitted[1]] = torch.randint(0, 256, (2, 3, *fitted), dtype=torch.uint8)
+    models = [_Ramp(8.0), _Ramp(2.0)]
+    batch = {"image": images, "fitted": torch.tensor([fitted] * 2), "original": torch.tensor([fitted] * 2)}
+    out = Predictor(models, BinaryTask(), "hflip", torch.device("cpu"), max_forward=3)(batch, with_plain=True)
+
+    x = images.float()
+    flip = lambda t: torch.flip(t, dims=[-1])  # noqa: E731
+    logits = [(m(x), flip(m(flip(x)))) for m in models]  # per model: plain, un-flipped hflip copy
+    want = torch.stack([torch.sigmoid(a) for pair in logits for a in pair]).mean(0)
+    want_plain = torch.stack([torch.sigmoid(a) for a, _ in logits]).mean(0)
+    logit_space = torch.sigmoid(torch.stack([a for pair in logits for a in pair]).mean(0))
+    crop = (slice(None), slice(None), slice(0, fitted[0]), slice(0, fitted[1]))
+    want, want_plain, logit_space = want[crop], want_plain[crop], logit_space[crop]
+    assert (want - logit_space).abs().max() > 0.05  # the two merge spaces really differ here
+    assert (want - want_plain).abs().max() > 0.05  # and the flipped copy really changes the answer
+    for j, (merged, plain) in enumerate(out):
+        assert merged.shape == plain.shape == (1, *fitted)
+        torch.testing.assert_close(torch.from_numpy(merged), want[j], rtol=0, atol=1e-6)
+        torch.testing.assert_close(torch.from_numpy(plain), want_plain[j], rtol=0, atol=1e-6)

@@ -185,13 +185,59 @@ def test_video_side_by_side(tiny_project, binary_model, tmp_path):
     assert np.abs(written[3][:, :96].astype(int) - source[3].astype(int)).mean() < 12
 
 
-def test_video_loads_the_run_and_pads_odd_sizes(drive_project, tmp_path):
-    src = write_video(tmp_path / "odd.mp4", 3, 96, 62, fps=10)
+class _OddCapture:
+    """A stand-in for cv2.VideoCapture serving 95x63 frames: OpenCV's writers round sizes down to
+    even numbers, so a real odd-sized file cannot be made here."""
+
+    def __init__(self, path):
+        self.frames = frames(3, 63, 95)
+
+    def isOpened(self):  # noqa: N802 (OpenCV's name)
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FPS: 10.0, cv2.CAP_PROP_FRAME_COUNT: 3.0, cv2.CAP_PROP_FRAME_WIDTH: 95.0,
+                cv2.CAP_PROP_FRAME_HEIGHT: 63.0}[prop]
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def release(self):
+        pass
+
+
+def test_video_loads_the_run_and_pads_odd_sizes(drive_project, tmp_path, monkeypatch):
+    src = tmp_path / "odd.mp4"
+    src.write_bytes(b"decoded by the stand-in")
+    written_frames, real_writer = [], cv2.VideoWriter
+
+    class SpyWriter:
+        def __init__(self, path, fourcc, fps, size):
+            self.writer, self.size = real_writer(path, fourcc, fps, size), size
+
+        def isOpened(self):  # noqa: N802
+            return self.writer.isOpened()
+
+        def write(self, frame):
+            written_frames.append(frame.copy())
+            self.writer.write(frame)
+
+        def release(self):
+            self.writer.release()
+
+    monkeypatch.setattr(cv2, "VideoCapture", _OddCapture)
+    monkeypatch.setattr(cv2, "VideoWriter", SpyWriter)
     dst = tmp_path / "odd_out.mp4"
     out = run_video(Layout(drive_project), DRIVE_RUN, src, dst, batch=2, alpha=0.3, device="cpu")
+    assert (out["width"], out["height"], out["frames"]) == (286, 64, 3) and out["classes"][0] == "road"
+    assert len(written_frames) == 3
+    for frame, source in zip(written_frames, frames(3, 63, 95), strict=True):
+        assert frame.shape == (64, 286, 3)  # 3 x 95 = 285 -> 286 wide, 63 -> 64 high
+        assert not frame[63].any() and not frame[:, 285].any()  # the padding row and column are black
+        np.testing.assert_array_equal(frame[:63, :95], source)  # left panel: the input frame, unshifted
+    monkeypatch.undo()
     written, fps = read_video(dst)
-    assert len(written) == 3 and written[0].shape == (62, 288, 3) and fps == pytest.approx(10)
-    assert out["classes"][0] == "road"
+    assert len(written) == 3 and written[0].shape == (64, 286, 3) and fps == pytest.approx(10)
 
 
 @pytest.mark.parametrize("make, message", [

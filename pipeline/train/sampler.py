@@ -4,7 +4,9 @@ Indices ``0..n_labelled-1`` are labelled images, ``n_labelled..n_labelled+n_pseu
 Each batch holds ``round(ratio * batch_size)`` pseudo images (at least 1 when there are any) and
 the rest labelled; an epoch is one pass over the labelled images, while the pseudo images are
 drawn from their own seeded permutation, cycling when they run out. Under DDP each rank takes
-every ``world``-th batch.
+every ``world``-th batch; the list is first padded with its own first batches to a multiple of
+``world`` (DistributedSampler's rule), so every rank takes the same number of steps (DDP's
+collectives would otherwise wait forever for the rank with one batch less).
 """
 from __future__ import annotations
 
@@ -38,8 +40,10 @@ class MixedBatchSampler:
         return batches
 
     def __iter__(self):
-        yield from self._batches()[self.rank::self.world]
+        batches = self._batches()
+        batches += batches[:-len(batches) % self.world]
+        yield from batches[self.rank::self.world]
 
     def __len__(self) -> int:
         total = -(-self.n_labelled // self.labelled_per_batch)
-        return len(range(self.rank, total, self.world))
+        return -(-total // self.world)

@@ -1,0 +1,67 @@
+"""SIGKILL a real ``python -m pipeline`` process in the middle of an atomic write.
+
+The child process wraps ``os.fsync`` (every durable write of the project ends with one, whatever
+writes it): the first ``skip`` fsyncs of files whose name contains ``match`` pass; at the next
+one it records which file it was syncing and how many bytes it held, then sleeps, and the
+parent kills it with SIGKILL. At that moment the data of the write in flight is on disk but the
+write has not finished, so a non-atomic writer would leave it under its final name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_HOOK = """
+import json, os, sys, time
+_fsync, _seen = os.fsync, [0]
+_marker, _match, _skip = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def _slow_fsync(fd):
+    _fsync(fd)
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if _match in os.path.basename(name):
+        _seen[0] += 1
+        if _seen[0] > _skip:
+            with open(_marker + ".part", "w") as fh:
+                json.dump({"path": name, "bytes": os.fstat(fd).st_size}, fh)
+            os.replace(_marker + ".part", _marker)
+            time.sleep(600)
+os.fsync = _slow_fsync
+sys.argv = ["pipeline", *sys.argv[4:]]
+from pipeline.cli import cli
+cli()
+"""
+
+
+def kill_during_write(args: list[str], cwd: Path, match: str, skip: int, timeout: float = 240,
+                      env: dict | None = None) -> dict:
+    """Run ``pipeline *args`` in ``cwd``; SIGKILL it while it syncs the (skip+1)-th file matching
+    ``match``. Returns ``{"path": file being written, "bytes": its size}`` at the kill."""
+    marker = cwd / ".kill_marker.json"
+    marker.unlink(missing_ok=True)
+    cmd = [sys.executable, "-c", _HOOK, str(marker), match, str(skip), *args]
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    try:
+        while not marker.exists():
+            if proc.poll() is not None:
+                raise AssertionError(f"exited ({proc.returncode}) before the write:\n"
+                                     f"{proc.stdout.read().decode(errors='replace')[-4000:]}")
+            if time.time() > deadline:
+                raise AssertionError("the watched write never started")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    info = json.loads(marker.read_text())
+    marker.unlink()
+    return info
