@@ -179,7 +179,9 @@ def tune_cmd(run: str | None, ensemble: str | None, cleanup: bool) -> None:
             console.print(f"[yellow]warning[/yellow]: {ch['class']}: {ch['warning']}")
     if "cleanup" in out and "oof_dice_cleanup" in out:
         verdict = "kept" if out["cleanup"] else "not kept"
-        console.print(f"clean-up (largest component + fill holes): OOF Dice {out['oof_dice_cleanup']:.5f} ({verdict})")
+        console.print(f"clean-up (largest component + fill holes), judged jointly with the threshold: {verdict}; "
+                      f"decision threshold {out['threshold']:.4f}, min area {out['min_area']:g}, clean-up "
+                      f"{out['cleanup']}: OOF Dice {out['oof_dice_final']:.5f}")
     console.print(f"wrote {out['source']}/thresholds.json and threshold_curve.png")
 
 

@@ -158,3 +158,36 @@ def test_tie_break_is_pinned(low, high, expected):
     pred, tp, gt = areas_from_histograms(*histograms(probs, truth))
     level, area, score, curve = search(pred, tp, gt, [5, 0, 8])  # 0 and 5 both keep the 8-px mask
     assert (level, area, score) == (expected, 0.0, 1.0)
+
+
+def test_cleanup_is_judged_jointly_with_the_threshold():
+    """A high threshold that only suppresses one image's false blob loses to 0.5 + clean-up."""
+    from pipeline.stages.tune import choose_cleanup
+
+    table = {127: (0.970, 0.9850), 169: (0.972, 0.9845), 76: (0.960, 0.9840)}
+    assert choose_cleanup(table, tuned_level=169) == (127, True, 0.9850)
+    # clean-up that does not help is not kept; ties go to the tuned level, then to no clean-up
+    assert choose_cleanup({127: (0.98, 0.97), 169: (0.99, 0.99)}, tuned_level=169) == (169, False, 0.99)
+    assert choose_cleanup({127: (0.99, 0.99), 169: (0.99, 0.99)}, tuned_level=169) == (169, False, 0.99)
+
+
+def test_tune_run_picks_the_joint_decision(tiny_project, tmp_path):
+    import contextlib
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from tests.conftest import copy_project
+
+    work = copy_project(tiny_project, tmp_path / "w")
+    with contextlib.chdir(work):
+        for args in (["predict", "tiny.yaml", "--split", "oof"], ["tune", "--run", "tiny_64x96"]):
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 0, result.output
+    out = json.loads((work / "artifacts" / "runs" / "tiny_64x96" / "thresholds.json").read_text())
+    table = {int(k): (v["raw"], v["cleanup"]) for k, v in out["cleanup_table"].items()}
+    best = max(max(pair) for pair in table.values())
+    assert out["oof_dice_final"] == best
+    assert out["threshold"] == out["level"] / 255
+    assert table[out["level"]][1 if out["cleanup"] else 0] == best

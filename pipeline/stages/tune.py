@@ -45,17 +45,35 @@ def oof_inputs(cfg: Config, layout: Layout, folder: Path):
     return store, dataset, by_id, fold_of
 
 
-def _cleanup_gain(store, dataset, by_id, level: int, min_area: float) -> tuple[float, float]:
-    """Mean Dice at (level, min_area) without and with largest-component + hole filling."""
-    raw, cleaned = [], []
+# Clean-up changes which threshold is best (a high threshold can be a poor man's clean-up that only
+# suppresses one image's false blob), so it is judged jointly with these candidate levels.
+CLEANUP_LEVELS = (76, 102, 127, 153, 178)  # thresholds 0.3, 0.4, 0.5, 0.6, 0.7
+
+
+def cleanup_table(store, dataset, by_id, levels: list[int], min_area: float) -> dict[int, tuple[float, float]]:
+    """Per level: mean OOF Dice at (level, min_area) without and with largest-component + hole filling.
+
+    One pass over the store: each image and mask is read once for every level.
+    """
+    raw, cleaned = {lv: [] for lv in levels}, {lv: [] for lv in levels}
     for image_id in store.ids():
         mask = dataset.read_mask(by_id[image_id]) == 1
-        pred = (store.read(image_id)[0] > level).astype(np.uint8)
-        if pred.sum() < min_area:
-            pred[:] = 0
-        raw.append(dice_score(pred, mask))
-        cleaned.append(dice_score(clean(pred), mask))
-    return float(np.mean(raw)), float(np.mean(cleaned))
+        probs = store.read(image_id)[0]
+        for lv in levels:
+            pred = (probs > lv).astype(np.uint8)
+            if pred.sum() < min_area:
+                pred[:] = 0
+            raw[lv].append(dice_score(pred, mask))
+            cleaned[lv].append(dice_score(clean(pred), mask))
+    return {lv: (float(np.mean(raw[lv])), float(np.mean(cleaned[lv]))) for lv in levels}
+
+
+def choose_cleanup(table: dict[int, tuple[float, float]], tuned_level: int) -> tuple[int, bool, float]:
+    """The (level, clean-up, OOF Dice) with the best OOF Dice; ties keep the tuned level, then no clean-up."""
+    options = [(score, lv == tuned_level, not cleaned, lv, cleaned)
+               for lv, pair in table.items() for cleaned, score in ((False, pair[0]), (True, pair[1]))]
+    score, _, _, level, cleaned = max(options)
+    return level, cleaned, score
 
 
 def run_tune(layout: Layout, run: str | None = None, ensemble: str | None = None, cleanup: bool = True,
@@ -82,10 +100,12 @@ def run_tune(layout: Layout, run: str | None = None, ensemble: str | None = None
         out.update({k: best[k] for k in ("threshold", "level", "min_area", "oof_dice_at_0.5", "oof_dice_tuned")})
         out["cleanup"], out["oof_dice_final"] = False, best["oof_dice_tuned"]
         if cleanup:
-            raw, cleaned = _cleanup_gain(store, dataset, by_id, best["level"], best["min_area"])
-            out["oof_dice_cleanup"] = cleaned
-            out["cleanup"] = cleaned > raw
-            out["oof_dice_final"] = max(raw, cleaned)
+            levels = sorted({best["level"], *CLEANUP_LEVELS})
+            table = cleanup_table(store, dataset, by_id, levels, best["min_area"])
+            level, cleaned, score = choose_cleanup(table, best["level"])
+            out["cleanup_table"] = {str(lv): {"raw": r, "cleanup": c} for lv, (r, c) in table.items()}
+            out["oof_dice_cleanup"] = table[level][1]
+            out.update({"cleanup": cleaned, "oof_dice_final": score, "level": level, "threshold": level / 255.0})
     atomic_write_text(folder / "thresholds.json", json.dumps(out, indent=2))
     curves = [(r.name, r.curve, r.level, r.min_area) for r in results]
     atomic_write_bytes(folder / "threshold_curve.png", threshold_curve(curves, folder.name))
