@@ -3,8 +3,8 @@
 For each fold of ``folds/<dataset>.csv`` a bare ~60-line loop trains the same network (architecture,
 encoder, pretrained weights, resolution, epochs, batch size) with plain horizontal flips, Adam and
 BCE + Dice, then scores its held-out cars at threshold 0.5 at the original 1918x1280 size, no TTA.
-The recipe's figure for the same fold is its OOF Dice after its own decision (tuned threshold, TTA),
-read from the run's artifacts (``pipeline run``/``pipeline tune`` must have run first).
+The recipe's figure for the same fold is its OOF Dice under its own decision (tuned threshold, min area
+and clean-up; TTA), from the run's OOF store (``pipeline run``/``pipeline tune`` must have run first).
 Last line: ``ratio = recipe OOF Dice / bare OOF Dice``. A recipe that loses to the bare loop is a bug.
 
     .venv/bin/python bench/recipe.py --config configs/carvana_unet-lite0_bce-dice_256x384.yaml
@@ -12,7 +12,6 @@ Last line: ``ratio = recipe OOF Dice / bare OOF Dice``. A recipe that loses to t
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from pipeline.folds import rows_from_csv
 from pipeline.models import build_model
 from pipeline.ops.metrics import dice_score
 from pipeline.paths import Layout
+from pipeline.predict.runmodel import load_decision
+from pipeline.store import ProbStore
 
 
 def fitted_arrays(dataset, samples, geometry: Geometry):
@@ -77,14 +78,18 @@ def bare_fold(cfg, dataset, train, val, epochs: int, seed: int) -> tuple[float, 
     return float(np.mean(scores)), seconds
 
 
-def recipe_folds(layout: Layout, run: str) -> dict[int, float]:
-    """The recipe's per-fold OOF Dice after its tuned decision (thresholds.json), else at 0.5 with TTA."""
-    tuned = layout.run_dir(run) / "thresholds.json"
-    if tuned.is_file():
-        channel = json.loads(tuned.read_text())["channels"][0]
-        return {int(f["fold"]): f["dice_tuned"] for f in channel["per_fold"]}
-    report = json.loads((layout.run_dir(run) / "predict_report.json").read_text())
-    return {int(k): v["score"] for k, v in report["folds"].items()}
+def recipe_folds(layout: Layout, run: str, dataset, rows) -> dict[int, float]:
+    """The recipe's per-fold OOF Dice under its own decision (``thresholds.json``: threshold, min area,
+    clean-up), computed from its OOF store (TTA included) against the masks."""
+    decision, _ = load_decision(layout.run_dir(run), multiclass=False)
+    store = ProbStore.open(layout.run_dir(run) / "oof")
+    by_id = {s.image_id: s for s in dataset.train}
+    scores: dict[int, list[float]] = {}
+    for r in rows:
+        if r.fold >= 0:
+            mask = decision.mask(store.read(r.image_id)[0])
+            scores.setdefault(r.fold, []).append(dice_score(mask > 0, dataset.read_mask(by_id[r.image_id]) > 0))
+    return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
 def main() -> None:
@@ -104,7 +109,7 @@ def main() -> None:
     folds = sorted({r.fold for r in rows if r.fold >= 0}) if args.folds == "all" else \
         [int(k) for k in args.folds.split(",")]
     run = cfg.run_names()[0]
-    recipe = recipe_folds(layout, run)
+    recipe = recipe_folds(layout, run, dataset, rows)
     epochs = args.epochs or cfg.train.epochs
     print(f"bench/recipe: {run} vs a bare smp loop ({cfg.model.arch}/{cfg.model.encoder}, "
           f"{cfg.model.encoder_weights}, {cfg.train.resolutions[0]}, {epochs} epochs, hflip, Adam 1e-3, threshold 0.5)")
