@@ -241,9 +241,9 @@ _DDP_SETTINGS = ["--set", "model.encoder=tu-convnext_atto", "--set", "loss.name=
 
 
 def _final_name(path: str) -> str:
-    """``.last.pt.abc123.tmp`` (an atomic write's temp file) -> ``last.pt``."""
+    """``.last.pt.<pid>.<random>.tmp`` (an atomic write's temp file, fsio.make_temp) -> ``last.pt``."""
     name = path.split("/")[-1]
-    return name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else name
+    return name[1:].rsplit(".", 3)[0] if name.startswith(".") and name.endswith(".tmp") else name
 
 
 def _free_port() -> int:
