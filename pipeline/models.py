@@ -34,6 +34,8 @@ ARCHS: dict[str, type[nn.Module]] = {
                  "UPerNet", "Segformer")
     if hasattr(smp, name)
 }
+
+
 class SegModel(nn.Module):
     """Pixel normalisation + an smp network; ``forward`` returns logits (N, C, H, W).
 

@@ -69,15 +69,15 @@ def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict
             raise PipelineError(f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit is "
                                 "not trained yet; run 'pipeline train CONFIG --fold full'")
         paths[FULL] = full
-    return paths
-
-
-def _load_models(layout: Layout, run: str, paths: dict, device: torch.device) -> tuple[list, dict]:
-    """Every chosen ``model.pt`` (all must exist and agree on geometry and classes)."""
     missing = [p for p in paths.values() if not p.is_file()]
     if missing:
         raise PipelineError(f"{missing[0]}: fold not trained yet ({len(missing)} of {len(paths)} missing); "
                             f"run 'pipeline train {layout.run_dir(run) / 'config.yaml'}' first")
+    return paths
+
+
+def _load_models(paths: dict, device: torch.device) -> tuple[list, dict]:
+    """Every chosen ``model.pt`` (``test_models`` checked they exist); all must agree on geometry and classes."""
     models, first = [], None
     for path in paths.values():
         model, payload = load_trained(path, device)
@@ -134,7 +134,7 @@ class RunModel:
             torch_device = resolve_device(device)
         except RuntimeError as err:
             raise PipelineError(f"device {device!r}: {err}; use auto, cpu or cuda") from None
-        models, meta = _load_models(layout, run, test_models(cfg, layout, run, folds), torch_device)
+        models, meta = _load_models(test_models(cfg, layout, run, folds), torch_device)
         classes = list(meta["classes"])
         task = make_task(classes, None)
         decision, source = load_decision(folder, task.multiclass)

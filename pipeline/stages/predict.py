@@ -2,8 +2,8 @@
 
 ``artifacts/runs/<run>/oof/``: each labelled image predicted by the model of the fold that held
 it out. ``artifacts/runs/<run>/test/``: the mean of the fold models (and/or the full-data refit,
-``predict.test_from``), image by image. A rerun skips
-images already stored; predictions of a fold whose checkpoint changed are replaced.
+``predict.test_from``), image by image. A rerun skips images already stored; predictions of a
+fold whose checkpoint changed are replaced.
 ``artifacts/runs/<run>/predict_report.json``: OOF Dice per fold and overall, with and without TTA.
 """
 from __future__ import annotations
@@ -186,12 +186,14 @@ def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "bo
     reports = []
     dataset = open_dataset(cfg.dataset)
     for run in cfg.run_names():
-        # A test store from the full-data refit alone needs no fold model (test_models checks the refit).
-        needed = [] if split == "test" and cfg.predict.test_from == "full" else folds
-        missing = [k for k in needed if not (layout.fold_dir(run, k) / "model.pt").is_file()]
-        if missing:
-            raise PipelineError(f"{layout.fold_dir(run, missing[0]) / 'model.pt'}: not trained yet; "
-                                f"run 'pipeline train' first")
+        # Every model a split needs exists before any store is touched (the test models: test_models).
+        if split in ("oof", "both"):
+            missing = [k for k in folds if not (layout.fold_dir(run, k) / "model.pt").is_file()]
+            if missing:
+                raise PipelineError(f"{layout.fold_dir(run, missing[0]) / 'model.pt'}: not trained yet; "
+                                    f"run 'pipeline train' first")
+        if split in ("test", "both") and dataset.test:
+            test_models(cfg, layout, run, folds)
         report = RunReport(run, tta)
         if split in ("oof", "both"):
             total = sum(1 for r in rows if r.fold in folds)

@@ -8,6 +8,7 @@ A fold with ``summary.json`` is finished and skipped (``force`` retrains it); a 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,8 +36,6 @@ from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer, config_hash
 from pipeline.train.sampler import MixedBatchSampler
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "img_per_s")
-
-
 
 
 @dataclass
@@ -81,7 +80,7 @@ def select_folds(available: list[int], fold: str) -> list[int]:
 
 def _summary(run: str, fold: int | str, history: list[EpochRecord], select: str) -> FoldResult:
     """The epoch that became ``model.pt``: the best validation score, or the last one."""
-    scored = [r for r in history if r.val_score == r.val_score]  # NaN: no validation (full refit)
+    scored = [r for r in history if not math.isnan(r.val_score)]  # NaN: no validation (full refit)
     best = max(scored, key=lambda r: r.val_score) if select == "best" and scored else history[-1]
     return FoldResult(run, fold, best.epoch, best.val_dice, len(history), sum(r.seconds for r in history),
                       sum(r.img_per_s for r in history) / len(history), best_score=best.val_score,

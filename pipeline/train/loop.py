@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,8 +23,6 @@ from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, SegmentationSet
 from pipeline.train.dist import DistContext
 from pipeline.train.optim import Scheduler, build_optimizer, current_lr, make_ema
-
-FAULT_ENV = "SEGFUSE_FAULT_KILL_AT_STEP"  # fault injection for the resume tests: SIGKILL at this step
 
 
 @dataclass
@@ -210,7 +206,6 @@ class FoldTrainer:
         total, images, start = 0.0, 0, time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(self.loader):
-            _maybe_fault((epoch - 1) * steps + i)
             _, loss = self._forward(self.net, batch)
             self.scaler.scale(loss / accumulate).backward()
             if (i + 1) % accumulate == 0 or i + 1 == steps:
@@ -260,14 +255,14 @@ class FoldTrainer:
             train_loss, ips = self.train_epoch(epoch)
             record = self._record(epoch, train_loss, lr, ips)
             record.seconds = time.perf_counter() - start  # training and validation
-            improved = record.val_score > self.best  # NaN (no validation set) is never an improvement
-            if len(self.s.val_set):
+            validating = len(self.s.val_set) > 0  # a full-data refit has nothing to validate on
+            improved = validating and record.val_score > self.best
+            if validating:
                 self.best, self.bad_epochs = (record.val_score, 0) if improved else (self.best, self.bad_epochs + 1)
-                self.scheduler.after_epoch(record.val_score)
-            elif self.scheduler.kind != "plateau":  # a full-data refit has no score for a plateau schedule
+            if validating or self.scheduler.kind != "plateau":  # no score for a plateau schedule without validation
                 self.scheduler.after_epoch(record.val_score)
             # model.pt: the best validation epoch, or (select: last, or nothing to validate on) the latest
-            keep = improved if self.tcfg.select == "best" and len(self.s.val_set) else True
+            keep = improved if self.tcfg.select == "best" and validating else True
             self.history.append(record)
             if self.s.ctx.main:
                 if keep:
@@ -304,8 +299,3 @@ def has_unused_parameters(model: torch.nn.Module, height: int, width: int) -> bo
     model.train(was_training)
     return unused
 
-
-def _maybe_fault(step: int) -> None:
-    target = os.environ.get(FAULT_ENV)
-    if target is not None and int(target) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
