@@ -79,11 +79,16 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def build_transform(preset: str, geometry: Geometry, seed: int | None = None) -> A.Compose:
-    """Augmentations of ``preset`` then padding to the geometry; also transforms a ``valid`` mask."""
+def build_transform(preset: str, geometry: Geometry, seed: int | None = None,
+                    crop: tuple[int, int] | None = None) -> A.Compose:
+    """Augmentations of ``preset``, padding to the geometry, then an optional random ``crop`` (h, w) of
+    the padded input; also transforms a ``valid`` mask (0 on padding)."""
     if preset not in AUGMENTS:
         raise PipelineError(f"augment.preset '{preset}' is unknown; choose one of {sorted(AUGMENTS)}")
-    return A.Compose([*AUGMENTS[preset](), geometry.pad()], additional_targets={"valid": "mask"}, seed=seed)
+    steps = [*AUGMENTS[preset](), geometry.pad()]
+    if crop is not None:
+        steps.append(A.RandomCrop(*crop))
+    return A.Compose(steps, additional_targets={"valid": "mask"}, seed=seed)
 
 
 def restore_size(probs: np.ndarray, fitted: tuple[int, int], original: tuple[int, int]) -> np.ndarray:

@@ -65,6 +65,8 @@ def test_base_cycle_is_an_error(tmp_path):
         ("dataset.layout=zip",
          r"key 'dataset.layout' must be one of 'carvana', 'folder', 'comma10k', 'cityscapes', got 'zip'"),
         ("name=a/b", r"key 'name'"),
+        ("augment.crop=[100, 64]", r"key 'augment.crop'.*multiples of 32"),
+        ("augment.crop=[512, 64]", r"augment.crop \[512, 64\] is larger than train.resolutions entry \[256, 256\]"),
     ],
 )
 def test_bad_keys_and_types_name_the_key(tmp_path, override, message):

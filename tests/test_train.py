@@ -287,3 +287,32 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(referenc
     for a, b in zip(history(ddp / "history.csv"), history(single / "history.csv"), strict=True):
         assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
         assert float(a["val_dice"]) == pytest.approx(float(b["val_dice"]), abs=1e-4)
+
+
+def test_crop_trains_on_random_crops_and_validates_on_whole_images(tiny_carvana, tmp_path):
+    from pipeline.augment import Geometry
+    from pipeline.data import open_dataset
+    from pipeline.config import load_config
+    from pipeline.train.data import ArrayCache, SegmentationSet
+
+    cfg = load_config(tiny_train_config(tmp_path / "c.yaml", tiny_carvana))
+    dataset = open_dataset(cfg.dataset)
+    samples = dataset.train[:2]
+    cache = ArrayCache(dataset, Geometry(64, 96, "pad"), None)
+    whole = SegmentationSet(samples, cache, "none", 0)[0]
+    crops = SegmentationSet(samples, cache, "none", 0, crop=(32, 64))
+    assert whole["image"].shape == (3, 64, 96)
+    items = [crops[0], crops[1]]
+    assert all(it["image"].shape == (3, 32, 64) and it["mask"].shape == (32, 64) for it in items)
+    # a crop is a window of the whole padded input, image and mask aligned
+    img, mask = items[0]["image"].numpy(), items[0]["mask"].numpy()
+    full_img, full_mask = whole["image"].numpy(), whole["mask"].numpy()
+    hits = [(y, x) for y in range(64 - 32 + 1) for x in range(96 - 64 + 1)
+            if (full_img[:, y:y + 32, x:x + 64] == img).all()]
+    assert hits and any((full_mask[y:y + 32, x:x + 64] == mask).all() for y, x in hits)
+    # different epochs give different windows
+    windows = set()
+    for epoch in range(6):
+        crops.set_epoch(epoch)
+        windows.add(crops[0]["image"].numpy().tobytes())
+    assert len(windows) > 1

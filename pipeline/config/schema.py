@@ -141,8 +141,21 @@ class ModelConfig(Section):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra smp arguments, e.g. decoder_channels")
 
 
+Resolution = Annotated[list[int], Field(min_length=2, max_length=2)]
+
+
 class AugmentConfig(Section):
     preset: str = Field("carvana", description="albumentations preset: none, carvana, light, driving")
+    crop: Optional[Resolution] = Field(
+        None, description="[height, width]: train on random crops of this size (multiples of 32) taken from the "
+                          "padded network input; validation and prediction see whole images")
+
+    @field_validator("crop")
+    @classmethod
+    def _crop_multiple_of_32(cls, value: Optional[list[int]]) -> Optional[list[int]]:
+        if value is not None and (value[0] <= 0 or value[1] <= 0 or value[0] % 32 or value[1] % 32):
+            raise ValueError(f"{value}: crop height and width must be positive multiples of 32")
+        return value
 
 
 class LossConfig(Section):
@@ -168,9 +181,6 @@ class OptimConfig(Section):
     min_lr: float = Field(1e-6, ge=0)
     encoder_lr_mult: float = Field(
         1.0, ge=0, description="encoder learning rate = lr x this (e.g. 0.1 to fine-tune a pretrained encoder gently)")
-
-
-Resolution = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
 class TrainConfig(Section):
@@ -246,6 +256,15 @@ class Config(Section):
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
     pseudo: PseudoConfig = PseudoConfig()
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> Config:
+        crop = self.augment.crop
+        for h, w in self.train.resolutions if crop else []:
+            if crop[0] > h or crop[1] > w:
+                raise ValueError(f"augment.crop {crop} is larger than train.resolutions entry [{h}, {w}]; "
+                                 "crop to at most the network input size")
+        return self
 
     def run_names(self) -> list[str]:
         """One run per resolution: ``<name>_<H>x<W>``."""

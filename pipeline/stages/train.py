@@ -113,7 +113,8 @@ def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, ca
                        for r in pseudo]
     soft = {r.image_id for r in pseudo if r.soft}
     weights = {r.image_id: cfg.pseudo.weight for r in pseudo} if cfg.pseudo.mode == "weight" else {}
-    train_set = SegmentationSet(samples, cache, cfg.augment.preset, seed, soft, weights)
+    crop = tuple(cfg.augment.crop) if cfg.augment.crop else None
+    train_set = SegmentationSet(samples, cache, cfg.augment.preset, seed, soft, weights, crop)
     sampler = None
     if pseudo and cfg.pseudo.mode == "batch":
         sampler = MixedBatchSampler(len(train), len(pseudo), cfg.train.batch_size, cfg.pseudo.ratio, seed,

@@ -72,17 +72,19 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 
 class SegmentationSet(TorchDataset):
     """Items: ``image`` uint8 (3, H, W), ``mask`` uint8 (H, W), ``valid`` uint8 (H, W), ``index``,
-    ``soft`` (mask holds probabilities) and ``weight`` (loss weight of the image).
+    ``soft`` (mask holds probabilities) and ``weight`` (loss weight of the image). With ``crop``
+    (h, w) every item is a random crop of that size of the padded input.
 
     ``valid`` is 0 on padding; the loss and metrics ignore those pixels. ``soft``/``weights`` name
     pseudo-labelled images by id.
     """
 
     def __init__(self, samples: list[Sample], cache: ArrayCache, preset: str, seed: int,
-                 soft: set[str] | None = None, weights: dict[str, float] | None = None):
+                 soft: set[str] | None = None, weights: dict[str, float] | None = None,
+                 crop: tuple[int, int] | None = None):
         self.samples, self.cache, self.seed, self.epoch = samples, cache, seed, 0
         self.soft, self.weights = soft or set(), weights or {}
-        self.transform = build_transform(preset, cache.geometry, seed)
+        self.transform = build_transform(preset, cache.geometry, seed, crop)
 
     def __len__(self) -> int:
         return len(self.samples)
