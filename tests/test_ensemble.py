@@ -169,3 +169,28 @@ def test_validate_accepts_a_real_submission_and_rejects_its_mutations(project, t
 def test_member_missing_is_a_clear_error(project):
     result = invoke("ensemble", "ens.yaml", "--set", "members=[{run: ghost}]")
     assert result.exit_code == 1 and "ghost" in result.output and "train and predict" in result.output
+
+
+def test_weights_are_judged_under_clean_up():
+    """A confident false blob far from the car costs Dice at every threshold, but clean-up removes
+    it: the clean-up scorer judges a candidate by what the submission will get."""
+    from pipeline.ensemble import BinaryScorer, CleanupScorer
+
+    mask = np.zeros((64, 96), np.uint8)
+    mask[10:50, 20:70] = 1
+    fused = (mask * 230)[None].astype(np.uint8)
+    fused[0, 52:64, 74:96] = 240  # the blob: more confident than the car itself
+    plain, cleaned = BinaryScorer(), CleanupScorer()
+    for sc in (plain, cleaned):
+        sc.add(fused, mask)
+    assert plain.score() < 0.95
+    assert cleaned.score() == 1.0
+    # and never worse than the plain scorer (clean-up can only be chosen when it helps)
+    holes = fused.copy()
+    holes[0, 20:30, 30:40] = 0  # a hole clean-up fills: also right here
+    blurred = np.where(fused > 0, 140, 120).astype(np.uint8)  # clean-up cannot help at 0.5
+    for candidate in (holes, blurred):
+        p, c = BinaryScorer(), CleanupScorer()
+        p.add(candidate, mask)
+        c.add(candidate, mask)
+        assert c.score() >= p.score()

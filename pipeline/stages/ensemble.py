@@ -18,7 +18,15 @@ import numpy as np
 from pipeline.config import Config, dump_config, load_config
 from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
-from pipeline.ensemble import ArgmaxScorer, BinaryScorer, Decision, MulticlassDecision, fit_weights, normalized
+from pipeline.ensemble import (
+    ArgmaxScorer,
+    BinaryScorer,
+    CleanupScorer,
+    Decision,
+    MulticlassDecision,
+    fit_weights,
+    normalized,
+)
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
 from pipeline.ops.fusion import fuse
@@ -90,7 +98,8 @@ def choose_weights(ecfg: EnsembleConfig, members: list[Member], dataset) -> np.n
         return np.ones(1)
     _, images = _oof_images(members, dataset)
     task = make_task(dataset.classes, dataset.ignore_index)
-    scorer = BinaryScorer if not task.multiclass else (lambda: ArgmaxScorer(task))
+    binary = BinaryScorer if ecfg.cleanup is False else CleanupScorer  # judged under the final decision
+    scorer = (lambda: ArgmaxScorer(task)) if task.multiclass else binary
     weights, _ = fit_weights(images, len(members), ecfg.fit_grid, ecfg.fit_rounds, ecfg.fusion, scorer)
     return weights
 
