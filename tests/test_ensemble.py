@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.config import load_config
 from pipeline.data import open_dataset
-from pipeline.store import ProbStore
+from pipeline.decide.store import ProbStore
 from tests.conftest import copy_project, write_config
 
 RUN = "tiny_64x96"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import PipelineError
-from pipeline.models import build_model, load_trained
+from pipeline.model.networks import build_model, load_trained
 from pipeline.train import checkpoint
 from tests.conftest import tiny_train_config
 from tests.killing import kill_during_write
@@ -124,7 +124,7 @@ DOWNLOADERS = ("load_state_dict_from_url", "download_url_to_file", "load_url", "
 def no_downloads(tmp_path, monkeypatch):
     """Every weights cache points at an empty folder and every download function raises.
 
-    Independent of how pipeline.models fetches weights: each of these names is patched in every
+    Independent of how pipeline.model.networks fetches weights: each of these names is patched in every
     loaded module that holds it (``from x import hf_hub_download`` copies included). Yields the
     list of attempted downloads and the cache folder (which must stay empty).
     """
