@@ -20,15 +20,15 @@ import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss
 
-from pipeline.augment import Geometry, resize_image, resize_mask, restore_size
 from pipeline.config import load_config
 from pipeline.data import open_dataset
-from pipeline.folds import rows_from_csv
-from pipeline.models import build_model
+from pipeline.data.splits import rows_from_csv
+from pipeline.decide.store import ProbStore
+from pipeline.model.augment import Geometry, resize_image, resize_mask, restore_size
+from pipeline.model.networks import build_model
 from pipeline.ops.metrics import dice_score
 from pipeline.paths import Layout
 from pipeline.predict.runmodel import load_decision
-from pipeline.store import ProbStore
 
 
 def fitted_arrays(dataset, samples, geometry: Geometry):

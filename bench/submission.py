@@ -23,11 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.ensemble import Decision
+from pipeline.decide.blend import Decision
+from pipeline.decide.store import ProbStore
+from pipeline.output.formats import get_format
+from pipeline.output.writers import SubmissionWriter
 from pipeline.stages.ensemble import stream_test
-from pipeline.stages.submit import SubmissionWriter
-from pipeline.store import ProbStore
-from pipeline.submission import get_format
 
 HEADER = {"run": "m", "split": "test", "folds": [0], "tta": "hflip", "classes": ["bg", "car"],
           "checkpoints": {}, "resolution": "original"}

@@ -23,7 +23,7 @@ from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms
 def load_store(store_path: str, config: str):
     from pipeline.config import load_config
     from pipeline.data import open_dataset
-    from pipeline.store import ProbStore
+    from pipeline.decide.store import ProbStore
 
     store, cfg = ProbStore.open(store_path), load_config(config)
     dataset = open_dataset(cfg.dataset)

@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss
 
-from pipeline.augment import Geometry
 from pipeline.config.schema import CarvanaData, Config
 from pipeline.data import open_dataset
-from pipeline.losses import make_loss
-from pipeline.models import build_model
+from pipeline.model.augment import Geometry
+from pipeline.model.losses import make_loss
+from pipeline.model.networks import build_model
+from pipeline.model.task import make_task
 from pipeline.stages.demo_data import DemoSpec, write_demo
-from pipeline.task import make_task
 from pipeline.train.data import ArrayCache, SegmentationSet
 from pipeline.train.dist import DistContext
 from pipeline.train.loop import FoldSetup, FoldTrainer

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from pipeline.config.schema import ModelConfig
-from pipeline.models import build_model
+from pipeline.decide.store import ProbStore, quantize
+from pipeline.model.networks import build_model
+from pipeline.model.task import BinaryTask
 from pipeline.predict.engine import Predictor
-from pipeline.store import ProbStore, quantize
-from pipeline.task import BinaryTask
 
 
 def timed(predictor: Predictor, batches: list[dict], store: ProbStore) -> float:

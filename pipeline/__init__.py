@@ -1,6 +1,6 @@
 """segfuse: competition-grade image segmentation.
 
-Layers (imports point one way only): ``ops`` <- components (``data``, ``folds``, ...)
+Layers (imports point one way only): ``ops`` <- components (``data``, ``model``, ``decide``, ...)
 <- ``stages`` <- ``cli``. See README.md for the data flow.
 """
 

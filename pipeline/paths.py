@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import PipelineError
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -55,6 +57,16 @@ class Layout:
 
     def ensemble_dir(self, name: str) -> Path:
         return self.artifacts / "ensembles" / name
+
+    def source_dir(self, run: str | None, ensemble: str | None) -> Path:
+        """The folder of a run or an ensemble (exactly one of them), which must hold its config.yaml."""
+        if bool(run) == bool(ensemble):
+            raise PipelineError("give exactly one of --run RUN or --ensemble NAME")
+        folder = self.run_dir(run) if run else self.ensemble_dir(ensemble)
+        if not (folder / "config.yaml").is_file():
+            what = f"run '{run}'" if run else f"ensemble '{ensemble}'"
+            raise PipelineError(f"{folder}: {what} not found (no config.yaml); train/ensemble it first")
+        return folder
 
     def cache_dir(self, dataset: str, height: int, width: int) -> Path:
         return self.artifacts / "cache" / dataset / f"{height}x{width}"

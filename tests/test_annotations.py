@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipeline.config.schema import FolderData
 from pipeline.data import open_dataset
-from pipeline.data.annotations import (
+from pipeline.data.annotations.parse import (
     coco_rle_decode,
     coco_rle_encode_compressed,
     coco_rle_encode_uncompressed,

@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 
-from pipeline.data.demo import random_car, render_view
+from pipeline.data.synthetic.cars import random_car, render_view
 
 
 def test_views_change_the_silhouette_and_masks_are_binary():

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data.driving import CLASSES, PALETTE, random_drive, render_scene
-from pipeline.data.driving_objects import random_cars
-from pipeline.data.driving_paint import LANE_MARKINGS, MOVABLE, MY_CAR, ROAD, UNDRIVABLE
+from pipeline.data.splits import holdout_assign
+from pipeline.data.synthetic.driving import CLASSES, PALETTE, random_drive, render_scene
+from pipeline.data.synthetic.driving_objects import random_cars
+from pipeline.data.synthetic.driving_paint import LANE_MARKINGS, MOVABLE, MY_CAR, ROAD, UNDRIVABLE
 from pipeline.errors import PipelineError
-from pipeline.folds import holdout_assign
 from pipeline.stages.driving_data import FRAMES_PER_DRIVE, DrivingSpec, mask_to_rgb, write_driving
 
 TINY = (96, 64)  # width, height: non-square on purpose

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.config import load_config
 from pipeline.data import open_dataset
-from pipeline.store import ProbStore
+from pipeline.decide.store import ProbStore
 from tests.conftest import copy_project, write_config
 
 RUN = "tiny_64x96"
@@ -174,7 +174,7 @@ def test_member_missing_is_a_clear_error(project):
 def test_weights_are_judged_under_clean_up():
     """A confident false blob far from the car costs Dice at every threshold, but clean-up removes
     it: the clean-up scorer judges a candidate by what the submission will get."""
-    from pipeline.ensemble import BinaryScorer, CleanupScorer
+    from pipeline.decide.blend import BinaryScorer, CleanupScorer
 
     mask = np.zeros((64, 96), np.uint8)
     mask[10:50, 20:70] = 1

@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.data.splits import area_bins, fold_ids, holdout_assign, kfold_assign, rows_from_csv, rows_to_csv
 from pipeline.errors import PipelineError
-from pipeline.folds import area_bins, fold_ids, holdout_assign, kfold_assign, rows_from_csv, rows_to_csv
 from tests.conftest import write_config
 
 

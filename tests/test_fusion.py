@@ -48,7 +48,7 @@ def test_bad_input():
 
 
 def _reference_mask(probs, threshold, min_area, cleanup):
-    """Decision rule from scipy, independent of pipeline.postprocess: p > t, largest 8-connected
+    """Decision rule from scipy, independent of pipeline.decide.postprocess: p > t, largest 8-connected
     component + holes (4-connected background) filled, then emptied below min_area."""
     from scipy import ndimage
 
@@ -79,7 +79,7 @@ def _blobs():
 ])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_decision_rle_matches_an_independent_reference(threshold, min_area, cleanup, order):
-    from pipeline.ensemble import Decision
+    from pipeline.decide.blend import Decision
     from pipeline.ops.rle import rle_encode_numpy
 
     probs = _blobs()

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.store import ProbStore
+from pipeline.decide.store import ProbStore
 from pipeline.train import checkpoint
 from tests.conftest import copy_project, tiny_train_config
 

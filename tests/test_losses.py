@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.losses import LOSSES, border_weights, make_loss
+from pipeline.model.losses import LOSSES, border_weights, make_loss
 
 
 def test_border_weights_truth_table():

@@ -10,8 +10,8 @@ from PIL import Image
 
 from pipeline.cli import cli
 from pipeline.data.palette import COMMA10K_COLORS
+from pipeline.decide.store import ProbStore
 from pipeline.stages.driving_data import DrivingSpec, write_driving
-from pipeline.store import ProbStore
 from tests.conftest import write_config
 
 RUN = "drive_64x96"

@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.data.splits import rows_from_csv
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
-from pipeline.folds import rows_from_csv
-from pipeline.store import ProbStore
 from tests.conftest import copy_project
 from tests.killing import kill_during_write
 

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.decide.pseudo_labels import PseudoRow, PseudoRule, check_no_leak, select, table_from_csv, table_to_csv
 from pipeline.errors import PipelineError
 from pipeline.ops.confidence import band_fraction, mean_entropy, mean_entropy_numpy
-from pipeline.pseudo import PseudoRow, PseudoRule, check_no_leak, select, table_from_csv, table_to_csv
 from pipeline.train.sampler import MixedBatchSampler
 from tests.conftest import copy_project, write_config
 

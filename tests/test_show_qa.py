@@ -11,21 +11,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pipeline.cli import cli
-from pipeline.data.demo import random_car, render_view
 from pipeline.data.palette import COMMA10K_COLORS
-from pipeline.ensemble import Decision
+from pipeline.data.synthetic.cars import random_car, render_view
+from pipeline.decide.blend import Decision
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.ops.fusion import fuse
 from pipeline.paths import Layout
-from pipeline.qa import ImageQA, QAConfig, add_area_z, agreement, assess, summary_line
-from pipeline.stages.demo_data import DemoSpec, write_demo
-from pipeline.stages.driving_data import DrivingSpec, write_driving
-from pipeline.stages.qa import run_qa
-from pipeline.stages.report import run_report
-from pipeline.stages.show import run_show
-from pipeline.stages.sources import ensemble_decision, open_source, run_decision
-from pipeline.store import ProbStore
-from pipeline.viz.overlay import (
+from pipeline.review.overlay import (
     BINARY_COLOUR,
     FN_COLOUR,
     FP_COLOUR,
@@ -36,6 +29,13 @@ from pipeline.viz.overlay import (
     overlay,
     uncertainty,
 )
+from pipeline.review.sources import ensemble_decision, open_source, run_decision
+from pipeline.review.suspicion import ImageQA, QAConfig, add_area_z, agreement, assess, summary_line
+from pipeline.stages.demo_data import DemoSpec, write_demo
+from pipeline.stages.driving_data import DrivingSpec, write_driving
+from pipeline.stages.qa import run_qa
+from pipeline.stages.report import run_report
+from pipeline.stages.show import run_show
 from tests.conftest import copy_project, tiny_train_config
 
 RUN = "tiny_64x96"

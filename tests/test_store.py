@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.decide.store import ProbStore, dequantize, quantize
 from pipeline.errors import PipelineError
-from pipeline.store import ProbStore, dequantize, quantize
 
 HEADER = {"run": "r", "split": "test", "folds": [0, 1], "tta": "hflip", "classes": ["bg", "car"],
           "checkpoints": {"0": "aa", "1": "bb"}, "resolution": "original"}

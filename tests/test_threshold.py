@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.decide.search import Collector, channel_targets, tune_channel
 from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms, histograms_numpy, search
-from pipeline.tune import Collector, channel_targets, tune_channel
 
 
 @given(st.integers(1, 3), st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**31 - 1), st.booleans())

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import PipelineError
-from pipeline.models import build_model, load_trained
+from pipeline.model.networks import build_model, load_trained
 from pipeline.train import checkpoint
 from tests.conftest import tiny_train_config
 from tests.killing import kill_during_write
@@ -124,7 +124,7 @@ DOWNLOADERS = ("load_state_dict_from_url", "download_url_to_file", "load_url", "
 def no_downloads(tmp_path, monkeypatch):
     """Every weights cache points at an empty folder and every download function raises.
 
-    Independent of how pipeline.models fetches weights: each of these names is patched in every
+    Independent of how pipeline.model.networks fetches weights: each of these names is patched in every
     loaded module that holds it (``from x import hf_hub_download`` copies included). Yields the
     list of attempted downloads and the cache folder (which must stay empty).
     """
@@ -290,9 +290,9 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(referenc
 
 
 def test_crop_trains_on_random_crops_and_validates_on_whole_images(tiny_carvana, tmp_path):
-    from pipeline.augment import Geometry
-    from pipeline.data import open_dataset
     from pipeline.config import load_config
+    from pipeline.data import open_dataset
+    from pipeline.model.augment import Geometry
     from pipeline.train.data import ArrayCache, SegmentationSet
 
     cfg = load_config(tiny_train_config(tmp_path / "c.yaml", tiny_carvana))

@@ -50,8 +50,8 @@ class _Ramp(torch.nn.Module):
 
 
 def test_predictor_merges_flips_and_folds_in_probability_space():
+    from pipeline.model.task import BinaryTask
     from pipeline.predict.engine import Predictor
-    from pipeline.task import BinaryTask
 
     height, width, fitted = 32, 64, (24, 50)  # non-square network input, padded bottom/right
     torch.manual_seed(0)

@@ -20,15 +20,15 @@ from PIL import Image
 from pipeline.config import dump_config, load_config
 from pipeline.data import open_dataset
 from pipeline.data.palette import COMMA10K_COLORS
+from pipeline.decide.store import ProbStore, quantize
 from pipeline.errors import PipelineError
-from pipeline.models import build_model, output_channels
+from pipeline.model.networks import build_model, output_channels
 from pipeline.ops.rle import rle_decode
 from pipeline.paths import Layout
 from pipeline.predict.runmodel import RunModel
 from pipeline.stages.driving_data import DrivingSpec, write_driving
 from pipeline.stages.serve import build_server
 from pipeline.stages.video import class_colours, run_video
-from pipeline.store import ProbStore, quantize
 from pipeline.train import checkpoint
 from tests.conftest import copy_project, write_config
 

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.config.schema import ModelConfig
 from pipeline.errors import PipelineError
-from pipeline.models import build_model, load_trained
+from pipeline.model.networks import build_model, load_trained
+from pipeline.model.weights import HALF, SOURCES, Normalization, lite_to_timm
 from pipeline.train import checkpoint
-from pipeline.weights import HALF, SOURCES, Normalization, lite_to_timm
 from tests.conftest import tiny_train_config
 
 NATIVE = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}
@@ -108,7 +108,7 @@ def test_training_from_a_package_source_runs_offline_and_saves_its_normalisation
 
 def test_the_checkpoint_normalisation_is_applied_at_predict_time(lite_project, tmp_path, monkeypatch):
     """Loading needs neither the weights package nor the network, and uses the saved mean/std."""
-    import pipeline.weights as weights_module
+    import pipeline.model.weights as weights_module
 
     _block_sockets(monkeypatch)
     monkeypatch.setattr(weights_module.WeightSource, "path", lambda self: (_ for _ in ()).throw(AssertionError))

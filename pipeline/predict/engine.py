@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from pipeline.augment import Geometry, restore_size
 from pipeline.data import Sample
+from pipeline.model.augment import Geometry, restore_size
 from pipeline.predict.tta import tta_predict, tta_transforms
 from pipeline.train.data import ArrayCache
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.augment import Geometry, resize_image
 from pipeline.config import Config, load_config
-from pipeline.ensemble import Decision, MulticlassDecision
+from pipeline.decide.blend import Decision, MulticlassDecision
+from pipeline.decide.store import quantize
 from pipeline.errors import PipelineError
-from pipeline.models import load_trained
+from pipeline.model.augment import Geometry, resize_image
+from pipeline.model.networks import load_trained
+from pipeline.model.task import make_task
 from pipeline.paths import Layout
 from pipeline.predict.engine import Predictor, make_geometry
-from pipeline.store import quantize
-from pipeline.task import make_task
 from pipeline.train.dist import resolve_device
 
 

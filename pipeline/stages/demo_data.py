@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.data.demo import random_car, render_view
+from pipeline.data.synthetic.cars import random_car, render_view
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_open, atomic_write_bytes
 from pipeline.ops.rle import rle_encode_numpy

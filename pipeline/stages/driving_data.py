@@ -1,4 +1,4 @@
-"""Stage: write a synthetic multi-class driving dataset (``pipeline.data.driving``) to disk.
+"""Stage: write a synthetic multi-class driving dataset (``pipeline.data.synthetic.driving``) to disk.
 
 Layouts (``LAYOUTS``):
 
@@ -9,7 +9,7 @@ Layouts (``LAYOUTS``):
 
 Names copy comma10k's ``<counter>_<dongle id>_<route date--time>_<segment>_<frame>.png``, e.g.
 ``0000_0085e9e41513078a_2018-08-19--13-26-08_11_864.png``. One drive (``FRAMES_PER_DRIVE`` frames with one
-:class:`~pipeline.data.driving.DriveStyle`) is one dongle + route, so comma10k's group regex
+:class:`~pipeline.data.synthetic.driving.DriveStyle`) is one dongle + route, so comma10k's group regex
 ``^\\d+_([0-9a-f]+_[0-9-]+--[0-9-]+)`` keeps a drive in one fold. The frame number's last digit is the
 drive number's, so comma10k's own holdout rule (names ending in ``9.png``) takes whole drives (every 10th).
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.data.driving import CLASSES, MAX_SIZE, MIN_SIZE, PALETTE, random_drive, render_scene
+from pipeline.data.synthetic.driving import CLASSES, MAX_SIZE, MIN_SIZE, PALETTE, random_drive, render_scene
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes
 

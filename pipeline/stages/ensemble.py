@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.config import Config, dump_config, load_config
 from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
-from pipeline.ensemble import (
+from pipeline.decide.blend import (
     ArgmaxScorer,
     BinaryScorer,
     CleanupScorer,
@@ -27,18 +27,18 @@ from pipeline.ensemble import (
     fit_weights,
     normalized,
 )
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
+from pipeline.model.task import make_task
 from pipeline.ops.fusion import fuse
-from pipeline.outputs import mask_png, output_lut
+from pipeline.output.checks import validate_file, validate_mask_folder
+from pipeline.output.formats import encode_rows, get_format
+from pipeline.output.masks import mask_png, output_lut
+from pipeline.output.writers import expected_image_ids, make_writer, write_sidecar_and_ledger
 from pipeline.paths import Layout
 from pipeline.stages.qa import run_qa
-from pipeline.stages.submit import expected_image_ids, make_writer, write_sidecar_and_ledger
 from pipeline.stages.tune import run_tune
-from pipeline.stages.validate import validate_file, validate_mask_folder
-from pipeline.store import ProbStore
-from pipeline.submission import encode_rows, get_format
-from pipeline.task import make_task
 
 
 @dataclass

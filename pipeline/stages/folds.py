@@ -8,8 +8,8 @@ import numpy as np
 
 from pipeline.config import Config, dump_config
 from pipeline.data import Dataset, Sample, open_dataset
+from pipeline.data.splits import FoldRow, holdout_assign, kfold_assign, rows_to_csv
 from pipeline.errors import PipelineError
-from pipeline.folds import FoldRow, holdout_assign, kfold_assign, rows_from_csv, rows_to_csv
 from pipeline.fsio import atomic_write_text
 from pipeline.paths import Layout
 
@@ -54,11 +54,3 @@ def run_folds(cfg: Config, layout: Layout, progress=None, dataset: Dataset | Non
     atomic_write_text(path, rows_to_csv(rows))
     atomic_write_text(layout.folds_config(cfg.dataset.name), dump_config(cfg))
     return path, rows
-
-
-def load_folds(cfg: Config, layout: Layout) -> list[FoldRow]:
-    """Read the folds table of ``cfg``'s dataset; a missing table says how to make it."""
-    path = layout.folds_csv(cfg.dataset.name)
-    if not path.is_file():
-        raise PipelineError(f"{path}: folds table not found; run 'pipeline folds CONFIG' first")
-    return rows_from_csv(path.read_text(encoding="utf-8"), str(path))

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.data import imageio
-from pipeline.data.annotations import ImageShapes, parse_coco, parse_via
-from pipeline.data.category_map import LabelMap, load_label_map
+from pipeline.data.annotations.category_map import LabelMap, load_label_map
+from pipeline.data.annotations.parse import ImageShapes, parse_coco, parse_via
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_open, atomic_write_bytes, atomic_write_text
 
@@ -117,7 +117,7 @@ def run_import(source_path: str | Path, fmt: str, images_dir: str | Path, out_ro
         fmt: ``"coco"`` or ``"via"``.
         images_dir: folder the annotation file names are relative to.
         out_root: dataset root to write (``images/``, ``masks/``, ``import.json``).
-        label_map_path: control-sheet CSV (``pipeline.data.category_map``).
+        label_map_path: control-sheet CSV (``pipeline.data.annotations.category_map``).
         classes: project class names, background first; mask value = index.
         attribute: VIA region attribute holding the class name.
         source_name: label-map ``source``; default: the annotation file's stem.

@@ -17,18 +17,16 @@ from torch.utils.data import DataLoader
 
 from pipeline.config import Config
 from pipeline.data import Dataset, Sample, open_dataset
+from pipeline.data.splits import FoldRow, fold_ids, load_folds, select_folds
+from pipeline.decide.store import ProbStore, dequantize, quantize
 from pipeline.errors import PipelineError
-from pipeline.folds import FoldRow, fold_ids
 from pipeline.fsio import atomic_write_text
-from pipeline.models import load_trained
+from pipeline.model.networks import load_trained
+from pipeline.model.task import make_task
 from pipeline.paths import Layout
 from pipeline.predict.engine import Predictor, PredictSet, make_geometry
 from pipeline.predict.runmodel import test_models
-from pipeline.stages.folds import load_folds
-from pipeline.stages.train import array_cache, select_folds
-from pipeline.store import ProbStore, dequantize, quantize
-from pipeline.task import make_task
-from pipeline.train.data import ArrayCache
+from pipeline.train.data import ArrayCache, array_cache
 from pipeline.train.dist import resolve_device
 
 OOF_IDENTITY = ("run", "split", "tta", "classes", "resolution")

@@ -17,12 +17,12 @@ from PIL import Image
 
 from pipeline.config import load_config
 from pipeline.data import open_dataset
-from pipeline.ensemble import Decision
+from pipeline.decide.blend import Decision
+from pipeline.decide.pseudo_labels import PseudoRow, PseudoRule, check_no_leak, select, table_to_csv
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
 from pipeline.paths import Layout
-from pipeline.pseudo import PseudoRow, PseudoRule, check_no_leak, select, table_to_csv
-from pipeline.store import ProbStore
 
 
 def _png(array: np.ndarray) -> bytes:

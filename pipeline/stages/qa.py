@@ -1,9 +1,9 @@
 """Stage: ``pipeline qa ENSEMBLE`` — look for suspicious test predictions before submitting.
 
 Reads the ensemble's fused test store (``artifacts/ensembles/<name>/test/``, decided as the
-submission was: ``pipeline.stages.sources.ensemble_decision``) and every member run's test store
+submission was: ``pipeline.review.sources.ensemble_decision``) and every member run's test store
 (decided with that run's ``thresholds.json``, else 0.5; members with weight 0 are left out), and
-scores each test image with ``pipeline.qa`` (member agreement, area outlier within its group, empty
+scores each test image with ``pipeline.review.suspicion`` (member agreement, area outlier within its group, empty
 mask, fragments). Writes into ``artifacts/ensembles/<name>/qa/``:
 
 - ``qa.csv`` — every test image, most suspicious first: rank, image_id, group, score, flags,
@@ -21,14 +21,14 @@ from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.config.schema import EnsembleConfig
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.paths import Layout
-from pipeline.qa import FLAG_NAMES, ImageQA, QAConfig, assess, measure, short_reason, summary_line
-from pipeline.stages.sources import AnyDecision, Source, open_source, run_decision
-from pipeline.store import ProbStore
-from pipeline.viz import html
-from pipeline.viz.overlay import disagreement_map, grid, png_bytes, unlabelled_row
+from pipeline.review import html
+from pipeline.review.overlay import disagreement_map, grid, png_bytes, unlabelled_row
+from pipeline.review.sources import AnyDecision, Source, open_source, run_decision
+from pipeline.review.suspicion import FLAG_NAMES, ImageQA, QAConfig, assess, measure, short_reason, summary_line
 
 THUMB_WIDTH = 960
 QA_TITLES = ["image", "ensemble prediction", "uncertainty (bright = unsure)", "members disagree (magenta)"]
@@ -172,7 +172,7 @@ def run_qa(layout: Layout, ensemble_name: str, top: int = 12, cfg: QAConfig | No
     Returns:
         ``{"line", "images", "flagged", "counts" (per flag), "top" (the gallery's rows: image_id, group,
         score, flags, reason), "csv", "html"}``; ``line`` is the one-line summary
-        (``pipeline.qa.summary_line``) the ensemble command prints.
+        (``pipeline.review.suspicion.summary_line``) the ensemble command prints.
     """
     cfg = cfg or QAConfig()
     if top < 0:

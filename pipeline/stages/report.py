@@ -16,13 +16,13 @@ from pathlib import Path
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
 from pipeline.paths import Layout
-from pipeline.plots import training_curve
-from pipeline.viz import html
+from pipeline.review import html
+from pipeline.review.plots import training_curve
 
 
 @dataclass
 class HistoryRow:
-    """One epoch of ``history.csv``, shaped as ``pipeline.plots.training_curve`` reads it."""
+    """One epoch of ``history.csv``, shaped as ``pipeline.review.plots.training_curve`` reads it."""
 
     epoch: int
     train_loss: float

@@ -113,7 +113,7 @@ def _ensemble(step: EnsembleStep, path: Path, layout: Layout, log, progress_for,
 
 
 def _pseudo(step: PseudoStep, layout: Layout, log) -> str:
-    from pipeline.pseudo import PseudoRule
+    from pipeline.decide.pseudo_labels import PseudoRule
     from pipeline.stages.pseudo import run_pseudo
 
     rule = PseudoRule(step.rule, step.tau, step.lo, step.hi, step.top_n)

@@ -1,6 +1,6 @@
 """Stage: serve a trained run over HTTP (``pipeline serve RUN``) until interrupted.
 
-Loads the run once (every fold model), builds the Flask app of ``pipeline.serve`` and runs it on
+Loads the run once (every fold model), builds the Flask app of ``pipeline.review.server`` and runs it on
 Werkzeug's threaded WSGI server. That server suits a workstation, a demo or a notebook kernel;
 behind real traffic, mount ``create_app`` in a production WSGI server instead (the app is the same).
 """
@@ -13,7 +13,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from pipeline.errors import PipelineError
 from pipeline.paths import Layout
 from pipeline.predict.runmodel import RunModel
-from pipeline.serve import create_app
+from pipeline.review.server import create_app
 
 
 def build_server(run_model: RunModel, host: str = "127.0.0.1", port: int = 8000,

@@ -1,8 +1,8 @@
 """Stage: ``pipeline show`` — one PNG grid of overlays to look at a run's or an ensemble's results.
 
 Labelled (OOF) rows: ``image | ground truth | prediction | errors`` (red = predicted but wrong,
-blue = missed; see ``pipeline.viz.overlay``), captioned with the image's Dice (binary) or mIoU
-(multi-class) under the source's decision (``pipeline.stages.sources``). Test rows:
+blue = missed; see ``pipeline.review.overlay``), captioned with the image's Dice (binary) or mIoU
+(multi-class) under the source's decision (``pipeline.review.sources``). Test rows:
 ``image | prediction | uncertainty``. Images come from ``ids``, the ``worst`` K OOF images, or
 ``random`` K images of the split (seeded). Every row is scaled to ``width`` pixels.
 
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes
 from pipeline.ops.metrics import confusion_matrix, dice_score, mean_iou
 from pipeline.paths import Layout
-from pipeline.stages.sources import Source, open_source
-from pipeline.store import ProbStore
-from pipeline.viz.overlay import LABELLED_TITLES, UNLABELLED_TITLES, grid, labelled_row, png_bytes, unlabelled_row
+from pipeline.review.overlay import LABELLED_TITLES, UNLABELLED_TITLES, grid, labelled_row, png_bytes, unlabelled_row
+from pipeline.review.sources import Source, open_source
 
 SPLITS = ("oof", "test")
 DEFAULT_WIDTH = 1200

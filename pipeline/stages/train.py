@@ -16,21 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.augment import Geometry
 from pipeline.config import Config, dump_config
 from pipeline.data import Sample, open_dataset
+from pipeline.data.splits import fold_ids, load_folds, select_folds
+from pipeline.decide.pseudo_labels import PseudoRow, check_no_leak, table_from_csv
 from pipeline.errors import PipelineError
-from pipeline.folds import fold_ids
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
-from pipeline.losses import make_loss
-from pipeline.models import build_model
+from pipeline.model.augment import Geometry
+from pipeline.model.losses import make_loss
+from pipeline.model.networks import build_model
+from pipeline.model.task import make_task
 from pipeline.paths import Layout
-from pipeline.plots import training_curve
 from pipeline.predict.runmodel import FULL  # --fold full: the refit on every labelled image
-from pipeline.pseudo import PseudoRow, check_no_leak, table_from_csv
-from pipeline.stages.folds import load_folds
-from pipeline.task import make_task
-from pipeline.train.data import ArrayCache, SegmentationSet
+from pipeline.review.plots import training_curve
+from pipeline.train.data import SegmentationSet, array_cache
 from pipeline.train.dist import DistContext, resolve_device
 from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer, config_hash
 from pipeline.train.sampler import MixedBatchSampler
@@ -64,18 +63,6 @@ def history_csv(history: list[EpochRecord]) -> str:
                  f"{r.seconds:.2f},{r.img_per_s:.2f}"] + [f"{r.extra[k]:.6f}" for k in extra]
         lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
-
-
-def select_folds(available: list[int], fold: str) -> list[int]:
-    if fold == "all":
-        return available
-    try:
-        wanted = int(fold)
-    except ValueError:
-        raise PipelineError(f"--fold {fold!r}: give a fold number, 'all' or 'full'") from None
-    if wanted not in available:
-        raise PipelineError(f"--fold {wanted}: the folds table has folds {available}")
-    return [wanted]
 
 
 def _summary(run: str, fold: int | str, history: list[EpochRecord], select: str) -> FoldResult:
@@ -120,12 +107,6 @@ def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, ca
         sampler = MixedBatchSampler(len(train), len(pseudo), cfg.train.batch_size, cfg.pseudo.ratio, seed,
                                     ctx.rank, ctx.world)
     return train_set, sampler
-
-
-def array_cache(cfg: Config, layout: Layout, dataset, geometry: Geometry) -> ArrayCache:
-    """The on-disk uint8 cache of fitted images/masks for this geometry (none if train.cache is off)."""
-    folder = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) / geometry.mode
-    return ArrayCache(dataset, geometry, folder if cfg.train.cache else None)
 
 
 def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:

@@ -11,25 +11,15 @@ import numpy as np
 
 from pipeline.config import Config, load_config
 from pipeline.data import open_dataset
+from pipeline.data.splits import load_folds
+from pipeline.decide.postprocess import clean
+from pipeline.decide.search import Collector, channel_targets, min_area_grid, stability, tune_channel
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.ops.metrics import dice_score
 from pipeline.paths import Layout
-from pipeline.plots import threshold_curve
-from pipeline.postprocess import clean
-from pipeline.stages.folds import load_folds
-from pipeline.store import ProbStore
-from pipeline.tune import Collector, channel_targets, min_area_grid, stability, tune_channel
-
-
-def source_dir(layout: Layout, run: str | None, ensemble: str | None) -> Path:
-    if bool(run) == bool(ensemble):
-        raise PipelineError("give exactly one of --run RUN or --ensemble NAME")
-    folder = layout.run_dir(run) if run else layout.ensemble_dir(ensemble)
-    if not (folder / "config.yaml").is_file():
-        what = f"run '{run}'" if run else f"ensemble '{ensemble}'"
-        raise PipelineError(f"{folder}: {what} not found (no config.yaml); train/ensemble it first")
-    return folder
+from pipeline.review.plots import threshold_curve
 
 
 def oof_inputs(cfg: Config, layout: Layout, folder: Path):
@@ -78,7 +68,7 @@ def choose_cleanup(table: dict[int, tuple[float, float]], tuned_level: int) -> t
 
 def run_tune(layout: Layout, run: str | None = None, ensemble: str | None = None, cleanup: bool = True,
              progress=None) -> dict:
-    folder = source_dir(layout, run, ensemble)
+    folder = layout.source_dir(run, ensemble)
     cfg = load_config(folder / "config.yaml")
     store, dataset, by_id, fold_of = oof_inputs(cfg, layout, folder)
     collector = Collector(store.channels)

@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.fsio import make_temp
-from pipeline.outputs import default_palette, output_lut
+from pipeline.output.masks import default_palette, output_lut
 from pipeline.paths import Layout
 from pipeline.predict.runmodel import RunModel
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from pipeline.augment import Geometry, build_transform, resize_image, resize_mask
 from pipeline.data import Dataset, Sample, imageio
 from pipeline.fsio import atomic_open
+from pipeline.model.augment import Geometry, build_transform, resize_image, resize_mask
+from pipeline.paths import Layout
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 
 def _stamp(path: Path | None) -> str:
@@ -107,3 +112,9 @@ class SegmentationSet(TorchDataset):
             "soft": soft,
             "weight": float(self.weights.get(sample.image_id, 1.0)),
         }
+
+
+def array_cache(cfg: Config, layout: Layout, dataset, geometry: Geometry) -> ArrayCache:
+    """The on-disk uint8 cache of fitted images/masks for this geometry (none if train.cache is off)."""
+    folder = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) / geometry.mode
+    return ArrayCache(dataset, geometry, folder if cfg.train.cache else None)

@@ -17,8 +17,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from pipeline.augment import restore_size
 from pipeline.errors import PipelineError
+from pipeline.model.augment import restore_size
 from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, SegmentationSet
 from pipeline.train.dist import DistContext

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pipeline.data.driving_objects import draw_building, draw_car, draw_person, draw_tree, random_cars
-from pipeline.data.driving_paint import UNDRIVABLE, Camera, Color, Painter, smooth_noise
+from pipeline.data.synthetic.driving_objects import draw_building, draw_car, draw_person, draw_tree, random_cars
+from pipeline.data.synthetic.driving_paint import UNDRIVABLE, Camera, Color, Painter, smooth_noise
 
 Strip = tuple[float, float]  # lateral extent (x0, x1) in m
 

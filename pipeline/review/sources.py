@@ -20,14 +20,13 @@ import numpy as np
 from pipeline.config import Config, load_config
 from pipeline.config.schema import EnsembleConfig
 from pipeline.data import Dataset, open_dataset
-from pipeline.ensemble import Decision, MulticlassDecision
+from pipeline.decide.blend import Decision, MulticlassDecision
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import read_json
-from pipeline.outputs import output_lut
+from pipeline.output.masks import output_lut
 from pipeline.paths import Layout
-from pipeline.stages.tune import source_dir
-from pipeline.store import ProbStore
-from pipeline.viz.overlay import class_colours
+from pipeline.review.overlay import class_colours
 
 AnyDecision = Decision | MulticlassDecision
 
@@ -111,7 +110,7 @@ class Source:
 
 def open_source(layout: Layout, run: str | None = None, ensemble: str | None = None) -> Source:
     """The run or ensemble folder (exactly one of ``run``/``ensemble``), with its dataset and decision."""
-    folder = source_dir(layout, run, ensemble)
+    folder = layout.source_dir(run, ensemble)
     cfg = load_config(folder / "config.yaml")
     dataset = open_dataset(cfg.dataset)
     multiclass = dataset.num_classes > 2

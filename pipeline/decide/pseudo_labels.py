@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.data.splits import TRAIN_ONLY
 from pipeline.errors import PipelineError
-from pipeline.folds import TRAIN_ONLY
 from pipeline.ops.confidence import band_fraction, mean_entropy
 
 PSEUDO_COLUMNS = ("image_id", "group", "fold", "area", "area_bin", "mask", "soft")

@@ -18,7 +18,7 @@ from pipeline.data import Dataset
 from pipeline.data.carvana import read_csv_column
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, make_temp
-from pipeline.submission import SubmissionFormat
+from pipeline.output.formats import SubmissionFormat
 
 LEDGER_COLUMNS = ("time", "name", "path", "members", "weights", "threshold", "min_area", "cleanup", "oof_dice",
                   "git_commit", "config_hash")

@@ -1,7 +1,7 @@
 """Model registry ``ARCHS`` (segmentation-models-pytorch) and checkpoint-safe construction.
 
 The network takes float images in 0..255 (N, 3, H, W) and normalises them itself with what its
-encoder weights expect (``pipeline.weights``), so every caller (train, predict, serve) feeds raw pixels.
+encoder weights expect (``pipeline.model.weights``), so every caller (train, predict, serve) feeds raw pixels.
 
 A model is always *built* with ``encoder_weights=None``; pretrained weights are then loaded
 explicitly (an offline source, a local file, or smp's ``imagenet`` hub download). Loading a
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import PipelineError
-from pipeline.weights import (
+from pipeline.model.weights import (
     SOURCES,
     Normalization,
     apply_key_map,

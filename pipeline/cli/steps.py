@@ -1,4 +1,4 @@
-"""The ``pipeline`` command: parse -> load config -> call one stage -> print a rich summary."""
+"""CLI commands of the main job: config, folds, train, predict, tune, ensemble, validate, store info."""
 from __future__ import annotations
 
 import json
@@ -8,52 +8,21 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeline import __version__
+from pipeline.cli.common import config_argument, parse_size
 from pipeline.config import dump_config, load_config
 from pipeline.console import console, progress_bar
 from pipeline.errors import PipelineError
 from pipeline.paths import Layout
 
 
-class PipelineGroup(click.Group):
-    """Prints a PipelineError as one line (``Error: ...``) with exit code 1, no traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except PipelineError as err:
-            raise click.ClickException(str(err)) from None
-
-
-def config_argument(func):
-    """CONFIG path plus repeatable ``--set a.b=value`` overrides."""
-    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                        help="Override a config value, e.g. --set folds.k=5 (repeatable).")(func)
-    return click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(func)
-
-
-def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected WIDTHxHEIGHT, e.g. 480x320") from None
-    return width, height
-
-
-@click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="segfuse")
-def cli() -> None:
-    """segfuse: K-fold segmentation for competitions (folds -> train -> predict -> tune -> ensemble)."""
-
-
-@cli.command("config")
+@click.command("config")
 @config_argument
 def config_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     """Print the resolved config (base: inheritance and --set applied, validated)."""
     click.echo(dump_config(load_config(config, overrides)), nl=False)
 
 
-@cli.command("folds")
+@click.command("folds")
 @config_argument
 def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     """Write leak-free K folds (grouped, stratified by mask area) to folds/<dataset>.csv."""
@@ -87,7 +56,7 @@ def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     console.print(table)
 
 
-@cli.command("train")
+@click.command("train")
 @config_argument
 @click.option("--fold", default="all", show_default=True,
               help="Fold number to train, 'all', or 'full' (every labelled image: the full-data refit).")
@@ -117,7 +86,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], fold: str, force: bool) 
     console.print(table)
 
 
-@cli.command("predict")
+@click.command("predict")
 @config_argument
 @click.option("--fold", default="all", show_default=True, help="Fold number, or 'all'.")
 @click.option("--split", type=click.Choice(["oof", "test", "both"]), default="both", show_default=True)
@@ -153,7 +122,7 @@ def predict_cmd(config: Path, overrides: tuple[str, ...], fold: str, split: str,
             console.print(f"note: {note}")
 
 
-@cli.command("tune")
+@click.command("tune")
 @click.option("--run", "run", default=None, help="Run name (artifacts/runs/<run>).")
 @click.option("--ensemble", default=None, help="Ensemble name (artifacts/ensembles/<name>).")
 @click.option("--cleanup/--no-cleanup", default=True, show_default=True,
@@ -185,7 +154,7 @@ def tune_cmd(run: str | None, ensemble: str | None, cleanup: bool) -> None:
     console.print(f"wrote {out['source']}/thresholds.json and threshold_curve.png")
 
 
-@cli.command("ensemble")
+@click.command("ensemble")
 @config_argument
 @click.option("--name", default=None, help="Submission name (default: the ensemble's name).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing submission of that name.")
@@ -213,12 +182,12 @@ def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, ove
         console.print(s["qa"])
 
 
-@cli.command("validate")
+@click.command("validate")
 @click.argument("submission", type=click.Path(path_type=Path))
 @click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="sample_submission.csv giving the expected ids and order.")
 @click.option("--format", "format_name", default=None, help="Submission format (carvana, severstal).")
-@click.option("--size", default=None, callback=lambda c, p, v: _parse_size(c, p, v)[::-1] if v else None,
+@click.option("--size", default=None, callback=lambda c, p, v: parse_size(c, p, v)[::-1] if v else None,
               help="Image WIDTHxHEIGHT when validating with --sample (default: the sidecar JSON's dataset; "
                    "without either, RLE bounds cannot be checked and validation fails).")
 def validate_cmd(submission: Path, sample: Path | None, format_name: str | None, size) -> None:
@@ -233,7 +202,7 @@ def validate_cmd(submission: Path, sample: Path | None, format_name: str | None,
     console.print(f"{submission}: valid {fmt} submission")
 
 
-@cli.group("store")
+@click.group("store")
 def store_group() -> None:
     """Inspect probability stores."""
 
@@ -242,7 +211,7 @@ def store_group() -> None:
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
 def store_info_cmd(path: Path) -> None:
     """Show what a probability store holds."""
-    from pipeline.store import ProbStore
+    from pipeline.decide.store import ProbStore
 
     store = ProbStore.open(path)
     m = store.manifest
@@ -256,12 +225,3 @@ def store_info_cmd(path: Path) -> None:
                        ("checkpoints", json.dumps(m.get("checkpoints", {})))]:
         table.add_row(key, str(value))
     console.print(table)
-
-
-# Commands in sibling modules register themselves on `cli` when imported.
-from pipeline import cli_data, cli_results, cli_runs  # noqa: E402, F401
-
-
-def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="pipeline")

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.decide.postprocess import clean
 from pipeline.ops.fusion import fuse
 from pipeline.ops.metrics import dice_score
 from pipeline.ops.rle import parse_rle, rle_encode, rle_encode_probs
 from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms
-from pipeline.postprocess import clean
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ from itertools import combinations
 
 import numpy as np
 
+from pipeline.decide.postprocess import component_count
 from pipeline.errors import PipelineError
 from pipeline.ops.metrics import confusion_matrix, dice_score, mean_iou
-from pipeline.postprocess import component_count
 
 CAP = 10.0
 LOG_EPS = 1e-4  # area fraction added before the log, so an empty mask has a finite log area

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeline.cli import _parse_size, cli
+from pipeline.cli.common import parse_size
 from pipeline.console import console, progress_bar
 from pipeline.paths import Layout
 
@@ -36,7 +36,7 @@ def print_summary(runs: list[dict], ensemble: dict | None) -> None:
                       f"({ensemble['oof_dice'] - best:+.5f})")
 
 
-@cli.command("summary")
+@click.command("summary")
 @click.argument("runs", nargs=-1)
 @click.option("--ensemble", default=None, help="Also show this ensemble (artifacts/ensembles/<name>).")
 def summary_cmd(runs: tuple[str, ...], ensemble: str | None) -> None:
@@ -49,13 +49,13 @@ def summary_cmd(runs: tuple[str, ...], ensemble: str | None) -> None:
     print_summary([run_summary(layout, r) for r in runs], ensemble_summary(layout, ensemble) if ensemble else None)
 
 
-@cli.command("demo")
+@click.command("demo")
 @click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path), default=Path("configs/recipe_demo.yaml"),
               show_default=True)
 @click.option("--cars", default=None, type=int, help="Demo cars (default: the recipe's).")
 @click.option("--views", default=None, type=int, help="Views per car (default: the recipe's).")
 @click.option("--test-cars", default=None, type=int, help="Unlabelled test cars (default: the recipe's).")
-@click.option("--size", default=None, callback=lambda c, p, v: _parse_size(c, p, v) if v else None,
+@click.option("--size", default=None, callback=lambda c, p, v: parse_size(c, p, v) if v else None,
               help="Demo image WIDTHxHEIGHT (default: the recipe's).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the demo's experiment configs.")
 def demo_cmd(recipe: Path, cars: int | None, views: int | None, test_cars: int | None, size: tuple[int, int] | None,
@@ -79,7 +79,7 @@ def demo_cmd(recipe: Path, cars: int | None, views: int | None, test_cars: int |
     console.print(f"submission {sub['path']}: {sub['rows']} rows, validated; total {time.time() - started:.0f}s")
 
 
-@cli.command("pseudo")
+@click.command("pseudo")
 @click.argument("ensemble")
 @click.option("--round", "round_", type=int, required=True, help="Round number R: writes folds/pseudo_r<R>.csv.")
 @click.option("--rule", type=click.Choice(["band", "entropy"]), default="band", show_default=True,
@@ -93,7 +93,7 @@ def demo_cmd(recipe: Path, cars: int | None, views: int | None, test_cars: int |
 def pseudo_cmd(ensemble: str, round_: int, rule: str, tau: float, lo: float, hi: float, top_n: int | None,
                soft: bool, force: bool) -> None:
     """Pseudo-label confident test images of an ensemble (fold -1 rows for training)."""
-    from pipeline.pseudo import PseudoRule
+    from pipeline.decide.pseudo_labels import PseudoRule
     from pipeline.stages.pseudo import run_pseudo
 
     with progress_bar("scoring", None) as advance:
@@ -107,12 +107,12 @@ def pseudo_cmd(ensemble: str, round_: int, rule: str, tau: float, lo: float, hi:
     console.print(f"train with them: --set pseudo.table={out['table']} (mode batch, ratio 0.2 by default)")
 
 
-@cli.command("compare")
+@click.command("compare")
 @click.argument("baseline")
 @click.argument("candidate")
 def compare_cmd(baseline: str, candidate: str) -> None:
     """Fold-by-fold OOF Dice of two runs (e.g. without and with pseudo-labels): difference and spread."""
-    from pipeline.stages.summary import compare_runs
+    from pipeline.stages.compare import compare_runs
 
     out = compare_runs(Layout(), baseline, candidate)
     table = Table(title=f"{candidate} vs {baseline} (OOF Dice per fold, {out['source']})")
@@ -125,7 +125,7 @@ def compare_cmd(baseline: str, candidate: str) -> None:
                   f"{out['better']} of {len(out['folds'])} folds better)")
 
 
-@cli.command("run")
+@click.command("run")
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override every experiment config of the recipe, e.g. --set dataset.root=/data/carvana.")

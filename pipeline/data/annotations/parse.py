@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from pipeline.data.category_map import LabelMap, load_label_map
+from pipeline.data.annotations.category_map import LabelMap, load_label_map
 from pipeline.errors import PipelineError
 from pipeline.ops.coco_rle import (
     coco_rle_decode,

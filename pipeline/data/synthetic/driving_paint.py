@@ -1,4 +1,4 @@
-"""Camera and painter for the synthetic driving scenes (see ``pipeline.data.driving``).
+"""Camera and painter for the synthetic driving scenes (see ``pipeline.data.synthetic.driving``).
 
 World coordinates are metres in a road-aligned frame: X to the right, Y up, Z forward along the road.
 The road bends sideways by ``curve * Z**2 / 2`` up to ``curve_end`` and runs straight on along its new
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Class ids (comma10k's classes 1..5, shifted to 0..4; names and colours live in pipeline.data.driving).
+# Class ids (comma10k's classes 1..5, shifted to 0..4; names and colours live in pipeline.data.synthetic.driving).
 ROAD, LANE_MARKINGS, UNDRIVABLE, MOVABLE, MY_CAR = range(5)
 
 CAM_HEIGHT = 1.22  # m: a windshield-mounted comma device sits about 1.2 m above the road

@@ -12,11 +12,16 @@ from __future__ import annotations
 import fnmatch
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from pipeline.errors import PipelineError
+from pipeline.paths import Layout
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 TRAIN_ONLY = -1
 
@@ -122,3 +127,23 @@ def rows_from_csv(text: str, source: str) -> list[FoldRow]:
         except (IndexError, ValueError):
             raise PipelineError(f"{source} line {n}: malformed row {line!r}") from None
     return rows
+
+
+def load_folds(cfg: Config, layout: Layout) -> list[FoldRow]:
+    """Read the folds table of ``cfg``'s dataset; a missing table says how to make it."""
+    path = layout.folds_csv(cfg.dataset.name)
+    if not path.is_file():
+        raise PipelineError(f"{path}: folds table not found; run 'pipeline folds CONFIG' first")
+    return rows_from_csv(path.read_text(encoding="utf-8"), str(path))
+
+
+def select_folds(available: list[int], fold: str) -> list[int]:
+    if fold == "all":
+        return available
+    try:
+        wanted = int(fold)
+    except ValueError:
+        raise PipelineError(f"--fold {fold!r}: give a fold number, 'all' or 'full'") from None
+    if wanted not in available:
+        raise PipelineError(f"--fold {wanted}: the folds table has folds {available}")
+    return [wanted]

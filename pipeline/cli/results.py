@@ -6,12 +6,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeline.cli import cli
 from pipeline.console import console, progress_bar
 from pipeline.paths import Layout
 
 
-@cli.command("show")
+@click.command("show")
 @click.option("--run", default=None, help="Run to show (artifacts/runs/<run>).")
 @click.option("--ensemble", default=None, help="Ensemble to show (artifacts/ensembles/<name>).")
 @click.option("--id", "ids", multiple=True, help="Image id to show (repeatable).")
@@ -40,7 +39,7 @@ def show_cmd(run: str | None, ensemble: str | None, ids: tuple[str, ...], worst:
     console.print(f"wrote {s['path']} ({len(s['images'])} {s['split']} images)")
 
 
-@cli.command("qa")
+@click.command("qa")
 @click.argument("ensemble")
 @click.option("--top", default=12, show_default=True, help="Images in the HTML gallery (most suspicious first).")
 @click.option("--min-agreement", default=0.9, show_default=True,
@@ -54,7 +53,7 @@ def show_cmd(run: str | None, ensemble: str | None, ids: tuple[str, ...], worst:
 def qa_cmd(ensemble: str, top: int, min_agreement: float, z_limit: float, empty_fraction: float,
            max_components: int, workers: int) -> None:
     """Flag suspicious test predictions of an ensemble before submitting (CSV + HTML gallery)."""
-    from pipeline.qa import QAConfig
+    from pipeline.review.suspicion import QAConfig
     from pipeline.stages.qa import run_qa
 
     limits = QAConfig(min_agreement, z_limit, empty_fraction, max_components)
@@ -70,7 +69,7 @@ def qa_cmd(ensemble: str, top: int, min_agreement: float, z_limit: float, empty_
     console.print(s["line"])
 
 
-@cli.command("report")
+@click.command("report")
 @click.argument("run")
 def report_cmd(run: str) -> None:
     """Static HTML report of a run: fold curves and results, OOF scores, threshold search, overlay grids."""
@@ -80,7 +79,7 @@ def report_cmd(run: str) -> None:
     console.print(f"wrote {path} (self-contained; links are relative to the run folder)")
 
 
-@cli.command("video")
+@click.command("video")
 @click.argument("run")
 @click.argument("src", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("dst", metavar="OUTPUT", type=click.Path(dir_okay=False, path_type=Path))
@@ -98,7 +97,7 @@ def video_cmd(run: str, src: Path, dst: Path, batch: int, alpha: float, tta: str
                   f"{out['fps']:g} fps (run {out['run']}, decision {out['decision']}) in {out['seconds']:.0f}s")
 
 
-@cli.command("serve")
+@click.command("serve")
 @click.argument("run")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")

@@ -24,7 +24,7 @@ class SubmissionFormat:
     empty: str  # token for an empty mask
     per_class: bool  # one row per (image, foreground class)
     default_size: tuple[int, int] | None = None  # (H, W) when no dataset is at hand
-    kind: str = "csv"  # "csv", or a mask-image output of pipeline.outputs (a folder of PNGs)
+    kind: str = "csv"  # "csv", or a mask-image output of pipeline.output.masks (a folder of PNGs)
 
     def row_ids(self, image_id: str, classes: int) -> list[str]:
         """Row ids of one image: one row, or one per foreground class 1..classes-1."""

@@ -6,11 +6,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeline.cli import _parse_size, cli
+from pipeline.cli.common import parse_size
 from pipeline.console import console, progress_bar
 
 
-@cli.command("import-annotations")
+@click.command("import-annotations")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["coco", "via"]), required=True,
               help="COCO instances JSON or VGG Image Annotator (VIA) JSON.")
@@ -49,11 +49,11 @@ def import_annotations_cmd(source: Path, fmt: str, images_dir: Path, out_root: P
     click.echo(yaml.safe_dump({"dataset": s["dataset"]}, sort_keys=False), nl=False)
 
 
-@cli.command("driving-data")
+@click.command("driving-data")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--frames", default=40, show_default=True, help="Labelled frames (drives of 4 frames).")
 @click.option("--test-frames", default=0, show_default=True, help="Unlabelled frames (test_imgs/ or test/).")
-@click.option("--size", default="582x437", show_default=True, callback=_parse_size, help="WIDTHxHEIGHT.")
+@click.option("--size", default="582x437", show_default=True, callback=parse_size, help="WIDTHxHEIGHT.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
 @click.option("--layout", type=click.Choice(["comma10k", "folder"]), default="comma10k", show_default=True,
               help="comma10k: imgs/ + colour masks/; folder: images/ + class-id masks/.")
@@ -69,12 +69,12 @@ def driving_data_cmd(out_dir: Path, frames: int, test_frames: int, size: tuple[i
                   f"({size[0]}x{size[1]}, {layout} layout) to {out_dir}")
 
 
-@cli.command("demo-data")
+@click.command("demo-data")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--cars", default=8, show_default=True, help="Labelled cars (16 views each by default).")
 @click.option("--views", default=16, show_default=True, help="Views per car around the turntable.")
 @click.option("--test-cars", default=2, show_default=True, help="Unlabelled cars in test/.")
-@click.option("--size", default="480x320", show_default=True, callback=_parse_size, help="WIDTHxHEIGHT.")
+@click.option("--size", default="480x320", show_default=True, callback=parse_size, help="WIDTHxHEIGHT.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
 def demo_data_cmd(out_dir: Path, cars: int, views: int, test_cars: int, size: tuple[int, int], seed: int) -> None:
     """Generate a synthetic dataset in the exact Kaggle Carvana layout."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.data.driving_objects import draw_ego
-from pipeline.data.driving_paint import (
+from pipeline.data.synthetic.driving_objects import draw_ego
+from pipeline.data.synthetic.driving_paint import (
     FOCAL,
     LANE_MARKINGS,
     ROAD,
@@ -29,7 +29,7 @@ from pipeline.data.driving_paint import (
     smooth_noise,
     texture,
 )
-from pipeline.data.driving_scenery import draw_roadside, draw_traffic, road_strip
+from pipeline.data.synthetic.driving_scenery import draw_roadside, draw_traffic, road_strip
 from pipeline.errors import PipelineError
 
 CLASSES = ["road", "lane_markings", "undrivable", "movable", "my_car"]

@@ -1,7 +1,7 @@
 """Things in the synthetic driving scenes: cars, people, buildings, trees and the ego car's hood.
 
 Every object is a few planar 3-D faces in road coordinates (X right, Y up, Z forward, metres) handed
-to :class:`~pipeline.data.driving_paint.Painter`, so perspective, scale and haze come from the one
+to :class:`~pipeline.data.synthetic.driving_paint.Painter`, so perspective, scale and haze come from the one
 camera and the mask always matches the image (both painted in the same order, far to near).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.data.driving_paint import MOVABLE, MY_CAR, UNDRIVABLE, Color, Painter, circle
+from pipeline.data.synthetic.driving_paint import MOVABLE, MY_CAR, UNDRIVABLE, Color, Painter, circle
 
 _PAINTS: list[Color] = [(235, 235, 232), (200, 202, 206), (28, 28, 32), (150, 20, 25), (25, 50, 120),
                         (95, 97, 100), (200, 185, 150), (35, 85, 60), (235, 190, 40), (120, 60, 30)]

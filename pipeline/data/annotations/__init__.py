@@ -1,0 +1,1 @@
+"""Annotation import: COCO / VIA parsing into masks (``parse``) and category-to-class maps."""
