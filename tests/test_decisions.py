@@ -133,3 +133,15 @@ def test_a_damaged_checkpoint_leads_to_a_command_that_fixes_it(project, damage):
     result = invoke("predict", "tiny.yaml")
     assert result.exit_code == 0, result.output
     assert ProbStore.open(oof).complete
+
+
+def test_a_decision_tuned_on_predictions_that_changed_is_stale(project):
+    assert invoke("tune", "--run", RUN).exit_code == 0
+    assert invoke("predict", "tiny.yaml", "--tta", "flip").exit_code == 0  # nothing to redo: the decision holds
+    folder = Layout(project).run(RUN)
+    assert read_decision(folder, multiclass=False)
+    assert invoke("predict", "tiny.yaml", "--tta", "none", "--force").exit_code == 0
+    result = invoke("show", "--run", RUN, "--worst", "1")
+    assert result.exit_code == 1 and "changed since; rerun 'pipeline tune --run" in result.output, result.output
+    assert invoke("tune", "--run", RUN).exit_code == 0
+    assert invoke("show", "--run", RUN, "--worst", "1").exit_code == 0

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.decide.fingerprint import store_fingerprint
 from pipeline.decide.postprocess import clean
+from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
 from pipeline.ops.rle import parse_rle, rle_encode, rle_encode_probs
@@ -146,10 +148,22 @@ def read_decision(folder: ResultDir, multiclass: bool) -> AnyDecision:
         decision = from_dict(record["decision"])
     except (KeyError, TypeError, ValueError) as err:
         raise PipelineError(f"{folder.decision()}: unreadable decision ({err}); {_fix(folder)}") from None
+    _check_inputs(folder, record)
     if isinstance(decision, MulticlassDecision) != multiclass:
         raise PipelineError(f"{folder.decision()}: a {'binary' if multiclass else 'multi-class'} decision for a "
                             f"{'multi-class' if multiclass else 'binary'} task; {_fix(folder)}")
     return decision
+
+
+def _check_inputs(folder: ResultDir, record: dict) -> None:
+    """A decision tuned on an OOF store that has changed since (predicted again) is stale: say so."""
+    tuned_on = (record.get("inputs") or {}).get("oof")
+    oof = folder.store("oof")
+    if not tuned_on or not oof.is_dir():
+        return
+    if store_fingerprint(ProbStore.open(oof)) != tuned_on:
+        raise PipelineError(f"{folder.decision()}: tuned on predictions in {oof} that have changed since; "
+                            f"{_fix(folder)}")
 
 
 def applied_decision(tuned: dict, multiclass: bool, fixed=None) -> AnyDecision:

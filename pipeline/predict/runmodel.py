@@ -34,9 +34,12 @@ def expected_folds(cfg: Config) -> list[int]:
 
 
 def load_decision(folder: RunDir, multiclass: bool) -> tuple[AnyDecision, str]:
-    """The run's decision and where it came from (its ``decision.json``, or ``default``)."""
+    """The run's decision and where it came from (its ``decision.json``; else ``default``, or ``argmax``
+    for multi-class runs)."""
     decision = read_decision(folder, multiclass)
-    return decision, str(folder.decision()) if folder.decision().is_file() else "default"
+    if folder.decision().is_file():
+        return decision, str(folder.decision())
+    return decision, "argmax" if multiclass else "default"
 
 
 def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict:
