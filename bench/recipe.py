@@ -79,10 +79,10 @@ def bare_fold(cfg, dataset, train, val, epochs: int, seed: int) -> tuple[float, 
 
 
 def recipe_folds(layout: Layout, run: str, dataset, rows) -> dict[int, float]:
-    """The recipe's per-fold OOF Dice under its own decision (``thresholds.json``: threshold, min area,
+    """The recipe's per-fold OOF Dice under its own decision (``decision.json``: threshold, min area,
     clean-up), computed from its OOF store (TTA included) against the masks."""
-    decision, _ = load_decision(layout.run_dir(run), multiclass=False)
-    store = ProbStore.open(layout.run_dir(run) / "oof")
+    decision, _ = load_decision(layout.run(run), multiclass=False)
+    store = ProbStore.open(layout.run(run).store("oof"))
     by_id = {s.image_id: s for s in dataset.train}
     scores: dict[int, list[float]] = {}
     for r in rows:

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.decide.blend import Decision
+from pipeline.decide.decision import Decision
 from pipeline.decide.store import ProbStore
 from pipeline.output.formats import get_format
 from pipeline.output.writers import SubmissionWriter

@@ -105,3 +105,32 @@ def test_config_command_prints_resolved_yaml(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(PipelineError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("override, names", [
+    ("model.arch=Unett", "'Unet', 'UnetPlusPlus'"),
+    ("loss.name=bcedice", "'bce_dice'"),
+    ("augment.preset=carvanna", "'carvana'"),
+    ("predict.tta=flips", "'hflip', 'flip' or 'd4'"),
+])
+def test_config_command_rejects_a_registry_typo_listing_the_valid_names(override, names):
+    """Registry names are checked when the config loads, not when the stage that uses them runs."""
+    config = Path(__file__).parents[1] / "configs" / "demo.yaml"
+    result = CliRunner().invoke(cli, ["config", str(config), "--set", override])
+    key = override.split("=")[0]
+    assert result.exit_code == 1 and f"key '{key}'" in result.output and names in result.output, result.output
+
+
+def test_ensemble_format_typo_is_rejected_when_the_config_loads(tmp_path):
+    path = write_config(tmp_path / "e.yaml", "name: e\nmembers: [{run: a}]\nformat: carvanna\n")
+    with pytest.raises(PipelineError, match="key 'format'.*'carvana', 'severstal'"):
+        load_config(path, schema=EnsembleConfig)
+
+
+def test_model_kwargs_the_architecture_does_not_accept_are_an_error():
+    from pipeline.config.schema import ModelConfig
+    from pipeline.model.networks import build_model
+
+    with pytest.raises(PipelineError, match="model.kwargs 'decoder_chanels': Unet does not accept it; it accepts "
+                                            ".*decoder_channels"):
+        build_model(ModelConfig(encoder="resnet18", kwargs={"decoder_chanels": [16, 8, 4, 2, 1]}), 1, False)

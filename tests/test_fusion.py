@@ -79,7 +79,7 @@ def _blobs():
 ])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_decision_rle_matches_an_independent_reference(threshold, min_area, cleanup, order):
-    from pipeline.decide.blend import Decision
+    from pipeline.decide.decision import Decision
     from pipeline.ops.rle import rle_encode_numpy
 
     probs = _blobs()

@@ -11,9 +11,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pipeline.cli import cli
+from pipeline.config import load_config
+from pipeline.config.schema import EnsembleConfig
 from pipeline.data.palette import COMMA10K_COLORS
 from pipeline.data.synthetic.cars import random_car, render_view
-from pipeline.decide.blend import Decision
+from pipeline.decide.decision import Decision, MulticlassDecision, applied_decision, read_decision, write_decision
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.ops.fusion import fuse
@@ -29,7 +31,7 @@ from pipeline.review.overlay import (
     overlay,
     uncertainty,
 )
-from pipeline.review.sources import ensemble_decision, open_source, run_decision
+from pipeline.review.sources import open_source
 from pipeline.review.suspicion import ImageQA, QAConfig, add_area_z, agreement, assess, summary_line
 from pipeline.stages.demo_data import DemoSpec, write_demo
 from pipeline.stages.driving_data import DrivingSpec, write_driving
@@ -150,6 +152,8 @@ def write_ensemble(work: Path, config_text: str, classes: list[str], members: li
     write_store(folder / "test", "test", classes, fused, weights)
     if oof:
         write_store(folder / "oof", "oof", classes, oof)
+    decision = Decision(0.5, 0, False) if len(classes) == 2 else MulticlassDecision("argmax")
+    write_decision(layout.ensemble(name), decision, "ensemble")  # what 'pipeline ensemble' leaves
     return layout
 
 
@@ -254,10 +258,29 @@ def test_qa_limits_are_checked():
 
 def test_ensemble_decision_uses_tuned_values_only_where_the_config_says_tune(tmp_path):
     (tmp_path / "ensemble.yaml").write_text("name: e\nmembers: [{run: a}]\nthreshold: tune\nmin_area: 50\n")
-    (tmp_path / "thresholds.json").write_text('{"threshold": 0.4, "min_area": 9, "cleanup": true}')
-    assert ensemble_decision(tmp_path, multiclass=False) == Decision(0.4, 50.0, True)
-    assert run_decision(tmp_path, multiclass=False) == Decision(0.4, 9.0, True)
-    assert run_decision(tmp_path / "untuned", multiclass=False) == Decision(0.5, 0.0, False)
+    fixed = load_config(tmp_path / "ensemble.yaml", schema=EnsembleConfig)
+    tuned = {"threshold": 0.4, "min_area": 9, "cleanup": True}
+    assert applied_decision(tuned, False, fixed) == Decision(0.4, 50.0, True)
+    assert applied_decision(tuned, False) == Decision(0.4, 9.0, True)
+
+
+def test_decision_json_round_trips_and_untuned_runs_use_the_default(tmp_path):
+    layout = Layout(tmp_path)
+    run, ensemble = layout.run("r"), layout.ensemble("e")
+    assert read_decision(run, multiclass=False) == Decision(0.5, 0.0, False)
+    assert read_decision(run, multiclass=True) == MulticlassDecision("argmax")
+    with pytest.raises(PipelineError, match="decision.json: not found; rerun 'pipeline ensemble'"):
+        read_decision(ensemble, multiclass=False)
+    for folder, decision in ((run, Decision(0.42, 7.0, True)),
+                             (ensemble, MulticlassDecision("threshold", (0.5, 0.3, 0.6), (0.0, 10.0, 0.0)))):
+        write_decision(folder, decision, "test")
+        assert read_decision(folder, multiclass=isinstance(decision, MulticlassDecision)) == decision
+    with pytest.raises(PipelineError, match="a multi-class decision for a binary task"):
+        read_decision(ensemble, multiclass=False)
+    run.thresholds().write_text("{}")  # tuned before decision.json existed: say so, do not fall back to 0.5
+    run.decision().unlink()
+    with pytest.raises(PipelineError, match="tuned before decision.json existed; rerun 'pipeline tune --run r'"):
+        read_decision(run, multiclass=False)
 
 
 def test_summary_line_without_flags():

@@ -162,7 +162,7 @@ def test_tie_break_is_pinned(low, high, expected):
 
 def test_cleanup_is_judged_jointly_with_the_threshold():
     """A high threshold that only suppresses one image's false blob loses to 0.5 + clean-up."""
-    from pipeline.stages.tune import choose_cleanup
+    from pipeline.decide.search import choose_cleanup
 
     table = {127: (0.970, 0.9850), 169: (0.972, 0.9845), 76: (0.960, 0.9840)}
     assert choose_cleanup(table, tuned_level=169) == (127, True, 0.9850)

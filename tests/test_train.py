@@ -205,8 +205,9 @@ def test_two_resolutions_make_two_runs(tiny_carvana, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [("train.resolutions=[[60, 96]]", "multiples of 32"),
-                                               ("model.arch=Nope", "model.arch 'Nope' is unknown"),
-                                               ("augment.preset=wild", "augment.preset 'wild' is unknown")])
+                                               ("model.arch=Nope", "key 'model.arch': Input should be 'Unet'"),
+                                               ("augment.preset=wild", "key 'augment.preset': Input should be "
+                                                                       "'none', 'carvana'")])
 def test_bad_training_config(reference, tiny_carvana, tmp_path, monkeypatch, override, message):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(reference / "folds", tmp_path / "folds")

@@ -20,6 +20,7 @@ from PIL import Image
 from pipeline.config import dump_config, load_config
 from pipeline.data import open_dataset
 from pipeline.data.palette import COMMA10K_COLORS
+from pipeline.decide.decision import Decision, write_decision
 from pipeline.decide.store import ProbStore, quantize
 from pipeline.errors import PipelineError
 from pipeline.model.networks import build_model, output_channels
@@ -104,13 +105,12 @@ def test_runmodel_any_size_and_binary_labels(binary_model):
     assert binary_model.decision_source == "default" and binary_model.decision.threshold == 0.5
 
 
-def test_runmodel_reads_tuned_thresholds(tiny_project, tmp_path):
+def test_runmodel_reads_the_tuned_decision(tiny_project, tmp_path):
     work = copy_project(tiny_project, tmp_path / "p")
-    (Layout(work).run_dir(RUN) / "thresholds.json").write_text(
-        json.dumps({"threshold": 0.99, "min_area": 10, "cleanup": True}))
+    write_decision(Layout(work).run(RUN), Decision(0.99, 10, True), "tune")
     model = RunModel.load(Layout(work), RUN, device="cpu")
     assert (model.decision.threshold, model.decision.min_area, model.decision.cleanup) == (0.99, 10, True)
-    assert model.decision_source.endswith("thresholds.json")
+    assert model.decision_source.endswith("decision.json")
     assert model.label(np.full((1, 4, 5), 0.98, np.float32)).sum() == 0
 
 

@@ -12,9 +12,11 @@ from pipeline.paths import Layout
 
 
 def print_summary(runs: list[dict], ensemble: dict | None) -> None:
-    """Per-run fold Dice, TTA gain, tuned threshold; ensemble vs best member (OOF Dice)."""
-    table = Table(title="summary (OOF = out-of-fold Dice over all labelled images)")
-    for col in ("run / ensemble", "fold Dice (train val)", "OOF no TTA", "OOF TTA", "TTA gain", "threshold",
+    """Per-run fold scores, TTA gain, tuned threshold; ensemble vs best member (OOF score)."""
+    metrics = sorted({r["metric"] for r in runs} | ({ensemble["metric"] or "dice"} if ensemble else set()))
+    metric = "Dice" if metrics == ["dice"] else " / ".join(metrics)
+    table = Table(title=f"summary (OOF = out-of-fold {metric} over all labelled images)")
+    for col in ("run / ensemble", f"fold {metric} (train val)", "OOF no TTA", "OOF TTA", "TTA gain", "threshold",
                 "OOF tuned"):
         table.add_column(col, justify="right")
 
@@ -22,18 +24,18 @@ def print_summary(runs: list[dict], ensemble: dict | None) -> None:
         return "-" if value is None else format(value, spec)
 
     for r in runs:
-        folds = " ".join(f"{d:.4f}" for _, d in sorted(r["fold_dice"].items()))
-        gain = None if r["oof_dice_tta"] is None or r["oof_dice_plain"] is None else \
-            r["oof_dice_tta"] - r["oof_dice_plain"]
-        table.add_row(r["run"], folds, fmt(r["oof_dice_plain"]), fmt(r["oof_dice_tta"]), fmt(gain, "+.4f"),
-                      fmt(r["threshold"]), fmt(r["oof_dice_tuned"]))
+        folds = " ".join(f"{d:.4f}" for _, d in sorted(r["fold_scores"].items()))
+        gain = None if r["oof_score_tta"] is None or r["oof_score_plain"] is None else \
+            r["oof_score_tta"] - r["oof_score_plain"]
+        table.add_row(r["run"], folds, fmt(r["oof_score_plain"]), fmt(r["oof_score_tta"]), fmt(gain, "+.4f"),
+                      fmt(r["threshold"]), fmt(r["oof_score_tuned"]))
     if ensemble:
-        table.add_row(ensemble["ensemble"], "", "", "", "", fmt(ensemble["threshold"]), fmt(ensemble["oof_dice"]))
+        table.add_row(ensemble["ensemble"], "", "", "", "", fmt(ensemble["threshold"]), fmt(ensemble["oof_score"]))
     console.print(table)
-    best = max((r["oof_dice_tuned"] for r in runs if r["oof_dice_tuned"] is not None), default=None)
-    if ensemble and ensemble["oof_dice"] is not None and best is not None:
-        console.print(f"ensemble OOF Dice {ensemble['oof_dice']:.5f} vs best member {best:.5f} "
-                      f"({ensemble['oof_dice'] - best:+.5f})")
+    best = max((r["oof_score_tuned"] for r in runs if r["oof_score_tuned"] is not None), default=None)
+    if ensemble and ensemble["oof_score"] is not None and best is not None:
+        console.print(f"ensemble OOF {metric} {ensemble['oof_score']:.5f} vs best member {best:.5f} "
+                      f"({ensemble['oof_score'] - best:+.5f})")
 
 
 @click.command("summary")

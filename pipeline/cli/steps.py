@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from pipeline.cli.common import config_argument, parse_size
-from pipeline.config import dump_config, load_config
+from pipeline.config import dump_config, load_config, names
 from pipeline.console import console, progress_bar
 from pipeline.errors import PipelineError
 from pipeline.paths import Layout
@@ -90,7 +90,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], fold: str, force: bool) 
 @config_argument
 @click.option("--fold", default="all", show_default=True, help="Fold number, or 'all'.")
 @click.option("--split", type=click.Choice(["oof", "test", "both"]), default="both", show_default=True)
-@click.option("--tta", type=click.Choice(["none", "hflip", "flip", "d4"]), default=None,
+@click.option("--tta", type=click.Choice(names.TTA_MODES), default=None,
               help="Test-time augmentation (default: predict.tta of the config).")
 @click.option("--force", is_flag=True, help="Recompute stores from scratch.")
 def predict_cmd(config: Path, overrides: tuple[str, ...], fold: str, split: str, tta: str | None, force: bool) -> None:
@@ -101,7 +101,8 @@ def predict_cmd(config: Path, overrides: tuple[str, ...], fold: str, split: str,
     reports = run_predict(cfg, Layout(), fold, split, tta, force, progress_for=progress_bar)
     for report in reports:
         metric = report.oof.get("metric", "dice") if report.oof else "dice"
-        what = "OOF Dice at threshold 0.5" if metric == "dice" else "OOF mIoU (argmax)"
+        what = f"OOF Dice at threshold {report.threshold:g} (train.threshold)" if metric == "dice" else \
+            "OOF mIoU (argmax)"
         table = Table(title=f"{report.run}: {what} (TTA {report.tta})")
         for col in ("fold", "images", "no TTA", "TTA", "gain"):
             table.add_column(col, justify="right")
@@ -151,12 +152,12 @@ def tune_cmd(run: str | None, ensemble: str | None, cleanup: bool) -> None:
         console.print(f"clean-up (largest component + fill holes), judged jointly with the threshold: {verdict}; "
                       f"decision threshold {out['threshold']:.4f}, min area {out['min_area']:g}, clean-up "
                       f"{out['cleanup']}: OOF Dice {out['oof_dice_final']:.5f}")
-    console.print(f"wrote {out['source']}/thresholds.json and threshold_curve.png")
+    console.print(f"wrote {out['thresholds']}, {out['decision']} and {out['curve']}")
 
 
 @click.command("ensemble")
 @config_argument
-@click.option("--name", default=None, help="Submission name (default: the ensemble's name).")
+@click.option("--name", default=None, help="Submission and ensemble folder name (default: the ensemble's name).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing submission of that name.")
 def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, overwrite: bool) -> None:
     """Fuse runs, tune on fused OOF, write a validated submission under submissions/."""

@@ -54,7 +54,7 @@ class TrainStep(Section):
 
 class EnsembleStep(Section):
     ensemble: str = Field(description="ensemble config")
-    name: Optional[SafeName] = Field(None, description="submission name (default: the ensemble's)")
+    name: Optional[SafeName] = Field(None, description="submission and ensemble folder name (default: the ensemble's)")
     members: Literal["config", "trained"] = Field(
         "config", description="the ensemble config's members, or every run this recipe trained so far")
     set: list[str] = Field(default_factory=list)

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.config import names
+
 
 def _safe_name(value: str) -> str:
     if not value or any(c in value for c in "/\\ ") or value.startswith("."):
@@ -129,7 +131,7 @@ class NormalizationConfig(Section):
 class ModelConfig(Section):
     """Any segmentation-models-pytorch architecture and encoder, by name."""
 
-    arch: str = "Unet"
+    arch: Literal[names.ARCHS] = "Unet"
     encoder: str = "resnet34"
     encoder_weights: Optional[str] = Field(
         None, description="null (random init), 'imagenet' (downloads; online only), an offline source "
@@ -145,7 +147,7 @@ Resolution = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
 class AugmentConfig(Section):
-    preset: str = Field("carvana", description="albumentations preset: none, carvana, light, driving")
+    preset: Literal[names.AUGMENT_PRESETS] = Field("carvana", description="albumentations preset")
     crop: Optional[Resolution] = Field(
         None, description="[height, width]: train on random crops of this size (multiples of 32) taken from the "
                           "padded network input; validation and prediction see whole images")
@@ -159,7 +161,9 @@ class AugmentConfig(Section):
 
 
 class LossConfig(Section):
-    name: str = Field("bce_dice", description="bce, dice, bce_dice, bce_logdice, border_bce_dice, lovasz")
+    name: Literal[names.LOSSES] = Field(
+        "bce_dice", description=f"binary: {', '.join(names.BINARY_LOSSES)}; multi-class: "
+                                f"{', '.join(names.MULTICLASS_LOSSES)}")
     border_kernel: int = Field(41, ge=3, description="avg-pool window of the border weight map (odd)")
     border_factor: float = Field(2.0, ge=0, description="extra weight of boundary pixels")
 
@@ -222,7 +226,7 @@ class TrainConfig(Section):
 
 
 class PredictConfig(Section):
-    tta: Literal["none", "hflip", "flip", "d4"] = Field("hflip", description="flip TTA, merged in probability space")
+    tta: Literal[names.TTA_MODES] = Field("hflip", description="flip TTA, merged in probability space")
     batch_size: int = Field(8, ge=1, description="images per loader batch")
     max_forward: Optional[int] = Field(
         None, ge=1, description="most images in one forward pass (TTA copies included); null = auto: all copies "
@@ -291,7 +295,8 @@ class EnsembleConfig(Section):
     cleanup: Union[Literal["tune"], bool] = Field("tune", description="largest component + fill holes")
     decision: Literal["auto", "argmax", "threshold"] = Field(
         "auto", description="multi-class: argmax (exclusive classes) or per-class threshold/min_area (multi-label)")
-    format: str = Field("carvana", description="carvana, severstal (CSV); png-index, png-colour, cityscapes (PNGs)")
+    format: Literal[names.FORMATS] = Field(
+        "carvana", description="carvana, severstal (CSV); png-index, png-colour, cityscapes (PNGs)")
     gzip: bool = False
     workers: int = Field(2, ge=0, description="worker processes over test images (0 = in-process)")
     save_test_store: bool = Field(True, description="also write the fused test probabilities (for pseudo-labels)")

@@ -1,83 +1,14 @@
-"""Ensemble components: member weights (equal, fixed, fit on OOF) and the binarisation of fused maps."""
+"""Ensemble components: member weights (equal, fixed, fit on OOF) and the scorers that judge them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.decide.postprocess import clean
 from pipeline.ops.fusion import fuse
 from pipeline.ops.metrics import dice_score
-from pipeline.ops.rle import parse_rle, rle_encode, rle_encode_probs
 from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms
-
-
-@dataclass(frozen=True)
-class Decision:
-    """How fused probabilities become masks (binary tasks)."""
-
-    threshold: float = 0.5
-    min_area: float = 0
-    cleanup: bool = False
-
-    def mask(self, probs_u8: np.ndarray) -> np.ndarray:
-        """(h, w) uint8 {0,1} from (h, w) uint8 probabilities: p > threshold, min area, clean-up."""
-        mask = (probs_u8 > self.threshold * 255).astype(np.uint8)
-        if self.cleanup and mask.any():
-            mask = clean(mask)
-        if self.min_area and np.count_nonzero(mask) < self.min_area:
-            mask[:] = 0
-        return mask
-
-    def masks(self, probs_u8: np.ndarray) -> list[np.ndarray]:
-        """One binary mask per foreground class, from (1, h, w) probabilities."""
-        return [self.mask(probs_u8[0])]
-
-    def rle(self, probs_u8: np.ndarray, order: str) -> str:
-        """RLE of the decided mask straight from (h, w) probabilities: no mask array unless clean-up
-        needs one; min area checked on the run lengths."""
-        if self.cleanup:
-            return rle_encode(self.mask(probs_u8), order)
-        rle = rle_encode_probs(probs_u8, self.threshold, order)
-        if self.min_area and rle and parse_rle(rle)[1].sum() < self.min_area:
-            return ""
-        return rle
-
-    def label(self, probs_u8: np.ndarray) -> np.ndarray:
-        return self.mask(probs_u8[0])
-
-
-@dataclass(frozen=True)
-class MulticlassDecision:
-    """Exclusive classes: argmax of the fused probabilities. Multi-label (Severstal style): each class
-    thresholded on its own (``thresholds``/``min_areas`` per class; class 0 is background)."""
-
-    mode: str = "argmax"
-    thresholds: tuple[float, ...] = ()
-    min_areas: tuple[float, ...] = ()
-
-    def label(self, probs_u8: np.ndarray) -> np.ndarray:
-        """(h, w) uint8 class ids. Multi-label masks overlapping: the higher class id wins."""
-        if self.mode == "argmax":
-            return probs_u8.argmax(0).astype(np.uint8)
-        label = np.zeros(probs_u8.shape[1:], np.uint8)
-        for c, mask in enumerate(self.masks(probs_u8), start=1):
-            label[mask.astype(bool)] = c
-        return label
-
-    def masks(self, probs_u8: np.ndarray) -> list[np.ndarray]:
-        """One binary mask per foreground class 1..C-1."""
-        if self.mode == "argmax":
-            label = probs_u8.argmax(0)
-            return [(label == c).astype(np.uint8) for c in range(1, probs_u8.shape[0])]
-        out = []
-        for c in range(1, probs_u8.shape[0]):
-            mask = (probs_u8[c] > self.thresholds[c] * 255).astype(np.uint8)
-            if self.min_areas[c] and np.count_nonzero(mask) < self.min_areas[c]:
-                mask[:] = 0
-            out.append(mask)
-        return out
 
 
 def normalized(weights: Iterable[float]) -> np.ndarray:

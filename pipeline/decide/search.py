@@ -1,15 +1,27 @@
 """Threshold (+ min area, + clean-up) tuning on out-of-fold probabilities.
 
-Pure computation over per-image histograms (``pipeline.ops.threshold``); the stage feeds it
-images one at a time, so memory stays at one image plus (N, C, 256) counters.
+Computation over per-image histograms (``pipeline.ops.threshold``), fed one image at a time, so
+memory stays at one image plus (N, C, 256) counters; ``write_search`` records the result beside a
+run or an ensemble (``thresholds.json``, ``threshold_curve.png``, ``decision.json``).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.data.splits import load_folds
+from pipeline.decide.decision import AnyDecision, write_decision
+from pipeline.decide.fingerprint import store_fingerprint
+from pipeline.decide.postprocess import clean
+from pipeline.decide.store import ProbStore
+from pipeline.errors import PipelineError
+from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.ops.metrics import dice_score
 from pipeline.ops.threshold import LEVELS, areas_from_histograms, dice_table, histograms, search
+from pipeline.paths import Layout, ResultDir
+from pipeline.review.plots import threshold_curve
 
 HALF = 127  # p > 0.5  <=>  probs_u8 > 127.5  <=>  probs_u8 > 127
 
@@ -95,3 +107,92 @@ def stability(result: ChannelResult) -> dict:
 
 
 __all__ = ["Collector", "ChannelResult", "tune_channel", "stability", "min_area_grid", "channel_targets", "LEVELS"]
+
+
+# Clean-up changes which threshold is best (a high threshold can be a poor man's clean-up that only
+# suppresses one image's false blob), so it is judged jointly with these candidate levels.
+CLEANUP_LEVELS = (76, 102, 127, 153, 178)  # thresholds 0.3, 0.4, 0.5, 0.6, 0.7
+
+
+def cleanup_table(store, dataset, by_id, levels: list[int], min_area: float) -> dict[int, tuple[float, float]]:
+    """Per level: mean OOF Dice at (level, min_area) without and with largest-component + hole filling.
+
+    One pass over the store: each image and mask is read once for every level.
+    """
+    raw, cleaned = {lv: [] for lv in levels}, {lv: [] for lv in levels}
+    for image_id in store.ids():
+        mask = dataset.read_mask(by_id[image_id]) == 1
+        probs = store.read(image_id)[0]
+        for lv in levels:
+            pred = (probs > lv).astype(np.uint8)
+            if pred.sum() < min_area:
+                pred[:] = 0
+            raw[lv].append(dice_score(pred, mask))
+            cleaned[lv].append(dice_score(clean(pred), mask))
+    return {lv: (float(np.mean(raw[lv])), float(np.mean(cleaned[lv]))) for lv in levels}
+
+
+def choose_cleanup(table: dict[int, tuple[float, float]], tuned_level: int) -> tuple[int, bool, float]:
+    """The (level, clean-up, OOF Dice) with the best OOF Dice; ties keep the tuned level, then no clean-up."""
+    options = [(score, lv == tuned_level, not cleaned, lv, cleaned)
+               for lv, pair in table.items() for cleaned, score in ((False, pair[0]), (True, pair[1]))]
+    score, _, _, level, cleaned = max(options)
+    return level, cleaned, score
+
+
+def search_oof(store, dataset, fold_of: dict[str, int], cleanup: bool, progress=None) -> tuple[dict, list]:
+    """The exact threshold (+ min area, + clean-up for binary stores) search over an OOF store.
+
+    Returns what ``thresholds.json`` records (per class, per fold, the clean-up table) and the curves
+    for ``threshold_curve.png``. ``fold_of`` maps every scored image to its fold.
+    """
+    by_id = {s.image_id: s for s in dataset.train}
+    collector = Collector(store.channels)
+    for image_id in store.ids():
+        target, valid = channel_targets(dataset.read_mask(by_id[image_id]), store.channels, dataset.ignore_index)
+        collector.add(store.read(image_id), target, valid, fold_of[image_id])
+        if progress:
+            progress(1)
+    pred, tp, gt, folds = collector.arrays()
+    grid = min_area_grid(int(np.median(collector.pixels)))
+    names = dataset.classes[1:] if store.channels == 1 else dataset.classes
+    results = [tune_channel(names[c], pred[:, c], tp[:, c], gt[:, c], folds, grid) for c in range(store.channels)]
+    out = {"images": len(folds), "min_area_grid": grid,
+           "channels": [{"class": r.name, "threshold": r.threshold, "level": r.level, "min_area": r.min_area,
+                         "oof_dice_at_0.5": r.dice_half, "oof_dice_tuned": r.dice_tuned, "per_fold": r.per_fold,
+                         **stability(r)} for r in results]}
+    if store.channels == 1:
+        best = out["channels"][0]
+        out.update({k: best[k] for k in ("threshold", "level", "min_area", "oof_dice_at_0.5", "oof_dice_tuned")})
+        out["cleanup"], out["oof_dice_final"] = False, best["oof_dice_tuned"]
+        if cleanup:
+            levels = sorted({best["level"], *CLEANUP_LEVELS})
+            table = cleanup_table(store, dataset, by_id, levels, best["min_area"])
+            level, cleaned, score = choose_cleanup(table, best["level"])
+            out["cleanup_table"] = {str(lv): {"raw": r, "cleanup": c} for lv, (r, c) in table.items()}
+            out["oof_dice_cleanup"] = table[level][1]
+            out.update({"cleanup": cleaned, "oof_dice_final": score, "level": level, "threshold": level / 255.0})
+    return out, [(r.name, r.curve, r.level, r.min_area) for r in results]
+
+
+def oof_folds(cfg, layout: Layout, store: ProbStore, dataset) -> dict[str, int]:
+    """Each labelled image's fold (the folds table of ``cfg``), with the store checked against the dataset."""
+    by_id = {s.image_id: s for s in dataset.train}
+    fold_of = {r.image_id: r.fold for r in load_folds(cfg, layout) if r.fold >= 0}
+    missing = [i for i in fold_of if i not in by_id]
+    if missing:
+        raise PipelineError(f"folds table lists '{missing[0]}' which the dataset lacks; rerun 'pipeline folds'")
+    store.check_against({i: dataset.image_size(by_id[i]) for i in fold_of})
+    return fold_of
+
+
+def write_search(folder: ResultDir, out: dict, curves: list, decision: AnyDecision, store: ProbStore,
+                 made_by: str = "tune", inputs: dict | None = None, **extra) -> dict:
+    """``thresholds.json`` (the whole search), ``threshold_curve.png`` and ``decision.json`` of a folder;
+    returns ``out`` with ``source`` and the three paths."""
+    out = {"source": str(folder.path), **out}
+    atomic_write_text(folder.thresholds(), json.dumps(out, indent=2))
+    atomic_write_bytes(folder.threshold_curve(), threshold_curve(curves, folder.name))
+    write_decision(folder, decision, made_by, {"oof": store_fingerprint(store), **(inputs or {})}, **extra)
+    return {**out, "thresholds": str(folder.thresholds()), "decision": str(folder.decision()),
+            "curve": str(folder.threshold_curve())}

@@ -12,6 +12,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from pipeline.config import names
 from pipeline.errors import PipelineError
 
 
@@ -40,6 +41,7 @@ def _driving() -> list:
 
 
 AUGMENTS = {"none": list, "carvana": _carvana, "light": _light, "driving": _driving}
+assert tuple(AUGMENTS) == names.AUGMENT_PRESETS
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss, FocalLoss, LovaszLoss
 
+from pipeline.config import names
 from pipeline.errors import PipelineError
 
 
@@ -106,6 +107,7 @@ def ce_dice(logits, target, valid=None):
 
 
 MULTICLASS_LOSSES: dict[str, Callable] = {"ce": ce, "dice": mc_dice, "focal": focal, "ce_dice": ce_dice}
+assert tuple(LOSSES) == names.BINARY_LOSSES and tuple(MULTICLASS_LOSSES) == names.MULTICLASS_LOSSES
 
 
 def make_loss(name: str, border_kernel: int = 41, border_factor: float = 2.0, multiclass: bool = False) -> Callable:

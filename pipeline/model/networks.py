@@ -10,12 +10,14 @@ its saved config names (a known smp pitfall).
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
+from pipeline.config import names
 from pipeline.errors import PipelineError
 from pipeline.model.weights import (
     SOURCES,
@@ -28,12 +30,7 @@ from pipeline.model.weights import (
     source_for,
 )
 
-ARCHS: dict[str, type[nn.Module]] = {
-    name: getattr(smp, name)
-    for name in ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3", "DeepLabV3Plus", "Linknet", "PSPNet", "PAN", "MAnet",
-                 "UPerNet", "Segformer")
-    if hasattr(smp, name)
-}
+ARCHS: dict[str, type[nn.Module]] = {name: getattr(smp, name) for name in names.ARCHS if hasattr(smp, name)}
 
 
 class SegModel(nn.Module):
@@ -56,9 +53,21 @@ class SegModel(nn.Module):
         return self.net((images - self.mean) / self.std)
 
 
+def accepted_kwargs(arch: str) -> list[str]:
+    """The named arguments of an smp architecture that ``model.kwargs`` may set. smp passes unknown
+    ones on to the encoder, which drops them silently, so anything else is refused."""
+    fixed = {"self", "encoder_name", "encoder_weights", "classes"}
+    params = inspect.signature(ARCHS[arch].__init__).parameters.values()
+    return [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in fixed]
+
+
 def _smp_network(arch: str, encoder: str, outputs: int, kwargs: dict) -> nn.Module:
     if arch not in ARCHS:
         raise PipelineError(f"model.arch '{arch}' is unknown; choose one of {sorted(ARCHS)}")
+    unknown = sorted(set(kwargs) - set(accepted_kwargs(arch)))
+    if unknown:
+        raise PipelineError(f"model.kwargs '{unknown[0]}': {arch} does not accept it; it accepts "
+                            f"{', '.join(accepted_kwargs(arch))}")
     try:
         return ARCHS[arch](encoder_name=encoder, encoder_weights=None, classes=outputs, **kwargs)
     except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as err:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.config import names
 from pipeline.errors import PipelineError
 from pipeline.ops.rle import check_runs, parse_rle, rle_decode, rle_encode
 
@@ -45,6 +46,9 @@ FORMATS: dict[str, SubmissionFormat] = {
     "cityscapes": SubmissionFormat("cityscapes", ("", ""), "{image_id}_gtFine_labelIds.png", "C", "", False,
                                    kind="cityscapes"),
 }
+
+
+assert tuple(FORMATS) == names.FORMATS
 
 
 def get_format(name: str) -> SubmissionFormat:

@@ -136,14 +136,13 @@ def _cell(value) -> str:
     return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 
-def write_sidecar_and_ledger(folder: Path, writer: SubmissionWriter, summary: dict, ecfg) -> None:
+def write_sidecar_and_ledger(folder: Path, writer: SubmissionWriter, summary: dict, ecfg, ledger: Path) -> None:
     config_text = dump_config(ecfg)
     config_hash = hashlib.sha1(config_text.encode()).hexdigest()[:12]
     sidecar = {**summary, "git_commit": git_commit(), "config_hash": config_hash,
                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": ecfg.model_dump(mode="json")}
     name = writer.path.name.split(".csv")[0]  # a mask folder's name has no suffix
     atomic_write_text(Path(folder) / f"{name}.json", json.dumps(sidecar, indent=2))
-    ledger = Path(folder) / "ledger.csv"
     new = not ledger.is_file()
     with open(ledger, "a", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh, lineterminator="\n")

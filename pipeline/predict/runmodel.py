@@ -5,27 +5,25 @@
 predict`` does for the test store (``predict.test_from``: fold models, full-data refit, or both):
 fit to the checkpoint's geometry (resize, or scale + pad bottom/right), optional flip TTA merged in
 probability space, restore the original size.
-The decision is the run's tuned one (``thresholds.json``: threshold, min area, clean-up) for
-binary runs, else threshold 0.5; multi-class runs use the argmax (the ensemble's default).
+The decision is the run's ``decision.json`` (``pipeline tune``: threshold, min area, clean-up), read
+through ``pipeline.decide.decision.read_decision``: untuned binary runs use 0.5, multi-class runs the argmax.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from pipeline.config import Config, load_config
-from pipeline.decide.blend import Decision, MulticlassDecision
+from pipeline.decide.decision import AnyDecision, read_decision
 from pipeline.decide.store import quantize
 from pipeline.errors import PipelineError
 from pipeline.model.augment import Geometry, resize_image
 from pipeline.model.networks import load_trained
 from pipeline.model.task import make_task
-from pipeline.paths import Layout
+from pipeline.paths import FULL, Layout, RunDir
 from pipeline.predict.engine import Predictor, make_geometry
 from pipeline.train.dist import resolve_device
 
@@ -35,24 +33,13 @@ def expected_folds(cfg: Config) -> list[int]:
     return [0] if cfg.folds.holdout_pattern else list(range(cfg.folds.k))
 
 
-def load_decision(folder: Path, multiclass: bool) -> tuple[Decision | MulticlassDecision, str]:
-    """The run's decision and where it came from (``thresholds.json`` or ``default``)."""
-    if multiclass:
-        return MulticlassDecision("argmax"), "argmax"
-    path = folder / "thresholds.json"
-    if not path.is_file():
-        return Decision(), "default"
-    try:
-        tuned = json.loads(path.read_text(encoding="utf-8"))
-        decision = Decision(float(tuned.get("threshold", 0.5)), float(tuned.get("min_area", 0)),
-                            bool(tuned.get("cleanup", False)))
-    except (ValueError, TypeError, AttributeError) as err:
-        raise PipelineError(f"{path}: unreadable ({err}); rerun 'pipeline tune --run {folder.name}' "
-                            f"or delete it") from None
-    return decision, str(path)
-
-
-FULL = "full"  # the full-data refit's key beside fold numbers (pipeline train --fold full)
+def load_decision(folder: RunDir, multiclass: bool) -> tuple[AnyDecision, str]:
+    """The run's decision and where it came from (its ``decision.json``; else ``default``, or ``argmax``
+    for multi-class runs)."""
+    decision = read_decision(folder, multiclass)
+    if folder.decision().is_file():
+        return decision, str(folder.decision())
+    return decision, "argmax" if multiclass else "default"
 
 
 def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict:
@@ -62,9 +49,9 @@ def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict
     """
     paths: dict = {}
     if cfg.predict.test_from in ("folds", "all"):
-        paths.update({k: layout.fold_dir(run, k) / "model.pt" for k in folds})
+        paths.update({k: layout.run(run).model(k) for k in folds})
     if cfg.predict.test_from in ("full", "all"):
-        full = layout.full_dir(run) / "model.pt"
+        full = layout.run(run).model(FULL)
         if not full.is_file():
             raise PipelineError(f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit is "
                                 "not trained yet; run 'pipeline train CONFIG --fold full'")
@@ -72,7 +59,7 @@ def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict
     missing = [p for p in paths.values() if not p.is_file()]
     if missing:
         raise PipelineError(f"{missing[0]}: fold not trained yet ({len(missing)} of {len(paths)} missing); "
-                            f"run 'pipeline train {layout.run_dir(run) / 'config.yaml'}' first")
+                            f"run 'pipeline train {layout.run(run).config()}' first")
     return paths
 
 
@@ -107,7 +94,7 @@ class RunModel:
     classes: list[str]
     geometry: Geometry
     predictor: Predictor
-    decision: Decision | MulticlassDecision
+    decision: AnyDecision
     decision_source: str
     config: Config
     folds: list[int] = field(default_factory=list)
@@ -122,13 +109,13 @@ class RunModel:
         Raises:
             PipelineError: unknown run, an untrained fold, unknown TTA or device.
         """
-        folder = layout.run_dir(run)
-        if not (folder / "config.yaml").is_file():
-            raise PipelineError(f"{folder}: run '{run}' not found (no config.yaml); train it with "
+        folder = layout.run(run)
+        if not folder.exists():
+            raise PipelineError(f"{folder.path}: run '{run}' not found (no config.yaml); train it with "
                                 f"'pipeline train CONFIG' (runs are named <name>_<H>x<W>)")
         if batch_size < 1:
             raise PipelineError(f"--batch {batch_size}: give a batch size of at least 1")
-        cfg = load_config(folder / "config.yaml")
+        cfg = load_config(folder.config())
         folds = expected_folds(cfg)
         try:
             torch_device = resolve_device(device)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 import ttach
 
+from pipeline.config import names
 from pipeline.errors import PipelineError
 
 TTA: dict[str, Callable[[], ttach.Compose]] = {
@@ -20,6 +21,9 @@ TTA: dict[str, Callable[[], ttach.Compose]] = {
     "flip": ttach.aliases.flip_transform,
     "d4": ttach.aliases.d4_transform,
 }
+
+
+assert tuple(TTA) == names.TTA_MODES
 
 
 def tta_transforms(name: str) -> list:

@@ -1,14 +1,8 @@
 """What ``show`` and ``qa`` read: a run's or an ensemble's folder, its data, and its mask decision.
 
 A source is ``artifacts/runs/<run>/`` or ``artifacts/ensembles/<name>/`` (both hold ``config.yaml``,
-``oof/``, ``test/`` and, once tuned, ``thresholds.json``). Its decision is the rule that turned its
-probabilities into the submitted masks:
-
-- a run: ``thresholds.json`` (binary: ``threshold``, ``min_area``, ``cleanup``) when tuned, else
-  threshold 0.5 (what ``predict`` reports); multi-class runs: argmax (what ``predict`` scores);
-- an ensemble: what ``ensemble.yaml`` fixed, with ``thresholds.json`` for the values set to
-  ``tune`` (the same rule as ``pipeline.stages.ensemble.decide``); multi-class: argmax unless
-  ``decision: threshold`` (per-class thresholds from ``thresholds.json``).
+``oof/``, ``test/`` and, once tuned or ensembled, ``decision.json``). Its decision is the rule that
+turned its probabilities into masks, read through ``pipeline.decide.decision.read_decision``.
 """
 from __future__ import annotations
 
@@ -18,53 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import Config, load_config
-from pipeline.config.schema import EnsembleConfig
 from pipeline.data import Dataset, open_dataset
-from pipeline.decide.blend import Decision, MulticlassDecision
+from pipeline.decide.decision import AnyDecision, read_decision
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
-from pipeline.fsio import read_json
 from pipeline.output.masks import output_lut
-from pipeline.paths import Layout
+from pipeline.paths import Layout, ResultDir
 from pipeline.review.overlay import class_colours
-
-AnyDecision = Decision | MulticlassDecision
-
-
-def _thresholds(folder: Path) -> dict:
-    path = folder / "thresholds.json"
-    return read_json(path, "rerun 'pipeline tune'", optional=True)
-
-
-def run_decision(folder: Path, multiclass: bool) -> AnyDecision:
-    """A run's decision: its tuned ``thresholds.json`` (binary) or threshold 0.5; argmax if multi-class."""
-    if multiclass:
-        return MulticlassDecision("argmax")
-    tuned = _thresholds(folder)
-    return Decision(float(tuned.get("threshold", 0.5)), float(tuned.get("min_area", 0)),
-                    bool(tuned.get("cleanup", False)))
-
-
-def _tuned_value(tuned: dict, key: str, folder: Path):
-    if key not in tuned:
-        raise PipelineError(f"{folder / 'thresholds.json'}: no '{key}' although ensemble.yaml says 'tune'; "
-                            "rerun 'pipeline ensemble'")
-    return tuned[key]
-
-
-def ensemble_decision(folder: Path, multiclass: bool) -> AnyDecision:
-    """The decision ``pipeline ensemble`` applied, rebuilt from ``ensemble.yaml`` + ``thresholds.json``."""
-    ecfg: EnsembleConfig = load_config(folder / "ensemble.yaml", schema=EnsembleConfig)
-    tuned = _thresholds(folder)
-    if multiclass:
-        if ecfg.decision in ("auto", "argmax"):
-            return MulticlassDecision("argmax")
-        channels = _tuned_value(tuned, "channels", folder)
-        return MulticlassDecision("threshold", tuple(c["threshold"] for c in channels),
-                                  tuple(c["min_area"] for c in channels))
-    pick = {key: _tuned_value(tuned, key, folder) if getattr(ecfg, key) == "tune" else getattr(ecfg, key)
-            for key in ("threshold", "min_area", "cleanup")}
-    return Decision(float(pick["threshold"]), float(pick["min_area"]), bool(pick["cleanup"]))
 
 
 @dataclass
@@ -72,10 +26,14 @@ class Source:
     """A run or an ensemble, ready to read: config, dataset, decision and display colours."""
 
     name: str
-    folder: Path
+    dir: ResultDir
     cfg: Config
     dataset: Dataset
     decision: AnyDecision
+
+    @property
+    def folder(self) -> Path:
+        return self.dir.path
 
     @property
     def multiclass(self) -> bool:
@@ -98,7 +56,7 @@ class Source:
         return class_colours(self.dataset.num_classes, lut)
 
     def store(self, split: str) -> ProbStore:
-        store = ProbStore.open(self.folder / split)
+        store = ProbStore.open(self.dir.store(split))
         if not store.complete:
             raise PipelineError(f"{store.path}: incomplete store; rerun 'pipeline predict' (or 'pipeline ensemble')")
         return store
@@ -110,9 +68,7 @@ class Source:
 
 def open_source(layout: Layout, run: str | None = None, ensemble: str | None = None) -> Source:
     """The run or ensemble folder (exactly one of ``run``/``ensemble``), with its dataset and decision."""
-    folder = layout.source_dir(run, ensemble)
-    cfg = load_config(folder / "config.yaml")
+    folder = layout.source(run, ensemble)
+    cfg = load_config(folder.config())
     dataset = open_dataset(cfg.dataset)
-    multiclass = dataset.num_classes > 2
-    decision = ensemble_decision(folder, multiclass) if ensemble else run_decision(folder, multiclass)
-    return Source(run or ensemble, folder, cfg, dataset, decision)
+    return Source(folder.name, folder, cfg, dataset, read_decision(folder, dataset.num_classes > 2))

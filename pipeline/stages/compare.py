@@ -6,24 +6,15 @@ import numpy as np
 from pipeline.errors import PipelineError
 from pipeline.fsio import read_json
 from pipeline.paths import Layout
-
-
-def training_scores(layout: Layout, run: str) -> dict[int, float]:
-    """Each fold's best validation score during training (``fold<k>/summary.json``)."""
-    folds = {}
-    for fold_dir in sorted(layout.run_dir(run).glob("fold*")):
-        info = read_json(fold_dir / "summary.json", optional=True)
-        if info:
-            folds[int(info["fold"])] = info.get("best_score") or info["best_dice"]
-    return folds
+from pipeline.review.results import training_scores
 
 
 def fold_scores(layout: Layout, run: str) -> tuple[dict[int, float], str]:
     """Per-fold OOF Dice: from predict_report.json (TTA) when present, else training's best val Dice."""
-    report = read_json(layout.run_dir(run) / "predict_report.json", optional=True)
+    report = read_json(layout.run(run).predict_report(), optional=True)
     if report.get("folds"):
         return {int(k): v["score"] for k, v in report["folds"].items()}, "predict reports"
-    return training_scores(layout, run), "training summaries"
+    return training_scores(layout.run(run)), "training summaries"
 
 
 def compare_runs(layout: Layout, baseline: str, candidate: str) -> dict:

@@ -1,9 +1,13 @@
 """Stage: fuse member runs -> tuned decision -> streamed, validated submission CSV.
 
-``artifacts/ensembles/<name>/``: ``ensemble.yaml`` (resolved), ``config.yaml`` (the members' data
-config, so ``pipeline tune --ensemble`` works), ``oof/`` (fused OOF store), ``test/`` (fused test
-store, optional), ``thresholds.json``. ``submissions/<name>.csv[.gz]`` + ``<name>.json`` sidecar and
-a row in ``submissions/ledger.csv``.
+``artifacts/ensembles/<name>/`` (``--name``, else the config's name): ``ensemble.yaml`` (resolved),
+``config.yaml`` (the members' data config, so ``pipeline tune --ensemble`` works), ``oof/`` (fused
+OOF store), ``test/`` (fused test store, optional), ``thresholds.json`` (the search, when one ran)
+and ``decision.json`` (the decision the submission applied). ``submissions/<name>.csv[.gz]`` +
+``<name>.json`` sidecar and a row in ``submissions/ledger.csv``.
+
+The fused OOF store is reused only while its members' stores are the ones it was fused from: their
+fingerprints are part of its header, so predicting a member again makes it stale and it is fused anew.
 """
 from __future__ import annotations
 
@@ -18,15 +22,10 @@ import numpy as np
 from pipeline.config import Config, dump_config, load_config
 from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
-from pipeline.decide.blend import (
-    ArgmaxScorer,
-    BinaryScorer,
-    CleanupScorer,
-    Decision,
-    MulticlassDecision,
-    fit_weights,
-    normalized,
-)
+from pipeline.decide.blend import ArgmaxScorer, BinaryScorer, CleanupScorer, fit_weights, normalized
+from pipeline.decide.decision import AnyDecision, Decision, MulticlassDecision, applied_decision, write_decision
+from pipeline.decide.fingerprint import store_fingerprint
+from pipeline.decide.search import oof_folds, search_oof, write_search
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
@@ -36,9 +35,8 @@ from pipeline.output.checks import validate_file, validate_mask_folder
 from pipeline.output.formats import encode_rows, get_format
 from pipeline.output.masks import mask_png, output_lut
 from pipeline.output.writers import expected_image_ids, make_writer, write_sidecar_and_ledger
-from pipeline.paths import Layout
+from pipeline.paths import EnsembleDir, Layout
 from pipeline.stages.qa import run_qa
-from pipeline.stages.tune import run_tune
 
 
 @dataclass
@@ -53,16 +51,15 @@ class Member:
 def load_members(ecfg: EnsembleConfig, layout: Layout) -> list[Member]:
     members = []
     for m in ecfg.members:
-        run_dir = layout.run_dir(m.run)
-        if not (run_dir / "config.yaml").is_file():
-            raise PipelineError(f"ensemble member '{m.run}': {run_dir} not found; train and predict it first")
-        report_path = run_dir / "predict_report.json"
-        report = read_json(report_path, f"rerun 'pipeline predict' for '{m.run}'", optional=True)
-        oof, test = ProbStore.open(run_dir / "oof"), ProbStore.open(run_dir / "test")
+        run_dir = layout.run(m.run)
+        if not run_dir.exists():
+            raise PipelineError(f"ensemble member '{m.run}': {run_dir.path} not found; train and predict it first")
+        report = read_json(run_dir.predict_report(), f"rerun 'pipeline predict' for '{m.run}'", optional=True)
+        oof, test = ProbStore.open(run_dir.store("oof")), ProbStore.open(run_dir.store("test"))
         for store in (oof, test):
             if not store.complete:
                 raise PipelineError(f"{store.path}: incomplete store; rerun 'pipeline predict' for '{m.run}'")
-        members.append(Member(m.run, load_config(run_dir / "config.yaml"), oof, test, report))
+        members.append(Member(m.run, load_config(run_dir.config()), oof, test, report))
     data = {json.dumps(m.cfg.dataset.model_dump(), sort_keys=True) for m in members}
     if len(data) > 1:
         raise PipelineError("ensemble members were trained on different datasets; fuse runs of one dataset only")
@@ -104,22 +101,24 @@ def choose_weights(ecfg: EnsembleConfig, members: list[Member], dataset) -> np.n
     return weights
 
 
-def write_fused_oof(ecfg: EnsembleConfig, members: list[Member], weights: np.ndarray, folder: Path) -> None:
+def write_fused_oof(ecfg: EnsembleConfig, members: list[Member], weights: np.ndarray, folder: EnsembleDir) -> None:
+    """Fuse the members' OOF stores; a fused store made from exactly these member stores is resumed."""
     ids = members[0].oof.ids()
-    header = {"run": ecfg.name, "split": "oof", "folds": members[0].oof.manifest["folds"], "tta": "ensemble",
+    header = {"run": folder.name, "split": "oof", "folds": members[0].oof.manifest["folds"], "tta": "ensemble",
               "classes": members[0].oof.manifest["classes"], "resolution": "original",
-              "checkpoints": {m.run: {"oof": m.oof.manifest["checkpoints"], "weight": float(w), "fusion": ecfg.fusion}
+              "checkpoints": {m.run: {"oof": m.oof.manifest["checkpoints"], "weight": float(w), "fusion": ecfg.fusion,
+                                      "store": store_fingerprint(m.oof)}
                               for m, w in zip(members, weights, strict=True)}}
-    store = ProbStore.create(folder / "oof", header)
+    store = ProbStore.create(folder.store("oof"), header)
     for image_id in ids:
         if not store.has(image_id):
             store.write(image_id, fuse([m.oof.read(image_id) for m in members], weights, ecfg.fusion))
     store.finalize([(i, *members[0].oof.shapes()[i]) for i in ids])
 
 
-def _argmax_oof(folder: Path, dataset) -> dict:
+def _argmax_oof(store: ProbStore, dataset) -> dict:
     """Metrics of the argmax of the fused OOF store (multi-class exclusive decision)."""
-    store, task = ProbStore.open(folder / "oof"), make_task(dataset.classes, dataset.ignore_index)
+    task = make_task(dataset.classes, dataset.ignore_index)
     by_id, acc = {s.image_id: s for s in dataset.train}, task.accumulator()
     for image_id in store.ids():
         acc.add(store.read(image_id).astype(np.float32) / 255.0, dataset.read_mask(by_id[image_id]))
@@ -127,30 +126,34 @@ def _argmax_oof(folder: Path, dataset) -> dict:
     return {"oof_score": result["miou"], "metric": "miou", **result}
 
 
-def decide_multiclass(ecfg: EnsembleConfig, layout: Layout, dataset) -> tuple[MulticlassDecision, dict]:
-    folder = layout.ensemble_dir(ecfg.name)
-    if ecfg.decision in ("auto", "argmax"):
-        return MulticlassDecision("argmax"), _argmax_oof(folder, dataset)
-    tuned = run_tune(layout, ensemble=ecfg.name, cleanup=False)
-    channels = tuned["channels"]
-    thresholds = tuple(c["threshold"] if ecfg.threshold == "tune" else float(ecfg.threshold) for c in channels)
-    areas = tuple(c["min_area"] if ecfg.min_area == "tune" else float(ecfg.min_area) for c in channels)
-    score = float(np.mean([c["oof_dice_tuned"] for c in channels[1:]]))
-    return MulticlassDecision("threshold", thresholds, areas), {"oof_score": score, "metric": "mean class Dice",
-                                                                **tuned}
-
-
-def decide(ecfg: EnsembleConfig, layout: Layout) -> tuple[Decision, dict]:
-    """Threshold/min_area/cleanup: tuned on the fused OOF store where the config says 'tune'."""
-    tuned = {}
-    if "tune" in (ecfg.threshold, ecfg.min_area, ecfg.cleanup):
-        tuned = run_tune(layout, ensemble=ecfg.name, cleanup=ecfg.cleanup == "tune")
-    decision = Decision(
-        threshold=tuned["threshold"] if ecfg.threshold == "tune" else float(ecfg.threshold),
-        min_area=tuned["min_area"] if ecfg.min_area == "tune" else float(ecfg.min_area),
-        cleanup=bool(tuned.get("cleanup")) if ecfg.cleanup == "tune" else bool(ecfg.cleanup))
-    tuned["oof_score"] = tuned.get("oof_dice_final", tuned.get("oof_dice_tuned"))
-    tuned["metric"] = "dice"
+def decide(ecfg: EnsembleConfig, cfg: Config, layout: Layout, folder: EnsembleDir, dataset,
+           members: list[Member]) -> tuple[AnyDecision, dict]:
+    """The decision on the fused OOF store: what ``ecfg`` fixes, searched where it says 'tune' (binary:
+    threshold / min_area / cleanup; multi-class ``decision: threshold``: per-class thresholds), else the
+    argmax (multi-class). Writes ``decision.json`` (and the search's ``thresholds.json`` when one ran)."""
+    store = ProbStore.open(folder.store("oof"))
+    multiclass = dataset.num_classes > 2
+    inputs = {"members": {m.run: {"oof": store_fingerprint(m.oof), "test": store_fingerprint(m.test)}
+                          for m in members}}
+    if multiclass and ecfg.decision in ("auto", "argmax"):
+        tuned = _argmax_oof(store, dataset)
+        decision = MulticlassDecision("argmax")
+    elif multiclass or "tune" in (ecfg.threshold, ecfg.min_area, ecfg.cleanup):
+        fold_of = oof_folds(cfg, layout, store, dataset)
+        tuned, curves = search_oof(store, dataset, fold_of, cleanup=not multiclass and ecfg.cleanup == "tune")
+        decision = applied_decision(tuned, multiclass, ecfg)
+        if multiclass:
+            tuned.update(oof_score=float(np.mean([c["oof_dice_tuned"] for c in tuned["channels"][1:]])),
+                         metric="mean class Dice")
+        else:
+            tuned.update(oof_score=tuned.get("oof_dice_final", tuned.get("oof_dice_tuned")), metric="dice")
+        write_search(folder, tuned, curves, decision, store, "ensemble", inputs, oof_score=tuned["oof_score"],
+                     metric=tuned["metric"])
+        return decision, tuned
+    else:
+        tuned, decision = {"metric": "dice"}, applied_decision({}, False, ecfg)
+    write_decision(folder, decision, "ensemble", {"oof": store_fingerprint(store), **inputs},
+                   oof_score=tuned.get("oof_score"), metric=tuned.get("metric"))
     return decision, tuned
 
 
@@ -198,16 +201,17 @@ def stream_test(ids: list[str], state: dict, workers: int, writer, progress=None
                 progress(1)
 
 
-def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, fmt, folder: Path, dataset) -> dict:
+def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, fmt, folder: EnsembleDir,
+                dataset) -> dict:
     """What the test pass (possibly in worker processes) needs; creates the fused test store."""
     fused_path = None
     if ecfg.save_test_store:
         test = members[0].test.manifest
-        header = {"run": ecfg.name, "split": "test", "folds": test["folds"], "tta": "ensemble",
+        header = {"run": folder.name, "split": "test", "folds": test["folds"], "tta": "ensemble",
                   "classes": test["classes"], "resolution": "original",
                   "checkpoints": {m.run: {"test": m.test.manifest["checkpoints"], "weight": float(w)}
                                   for m, w in zip(members, weights, strict=True)}}
-        fused_path = str(ProbStore.create(folder / "test", header, force=True).path)
+        fused_path = str(ProbStore.create(folder.store("test"), header, force=True).path)
     return {"member_paths": [str(m.test.path) for m in members], "fused_path": fused_path,
             "weights": weights, "fusion": ecfg.fusion, "decision": decision, "format": fmt,
             "lut": output_lut(dataset, fmt.kind) if fmt.kind != "csv" else None}
@@ -241,13 +245,13 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
         raise PipelineError(f"format 'carvana' is binary; for {dataset.num_classes} classes use severstal, "
                             "png-index, png-colour or cityscapes")
     writer = make_writer(layout.submissions, name or ecfg.name, fmt, ecfg.gzip, overwrite)
-    folder = layout.ensemble_dir(ecfg.name)
-    atomic_write_text(folder / "ensemble.yaml", dump_config(ecfg))
-    atomic_write_text(folder / "config.yaml", dump_config(cfg))
+    folder = layout.ensemble(name or ecfg.name)  # --name: its own folder, not another name's
+    atomic_write_text(folder.ensemble_config(), dump_config(ecfg))
+    atomic_write_text(folder.config(), dump_config(cfg))
     started = time.time()
     weights = choose_weights(ecfg, members, dataset)
     write_fused_oof(ecfg, members, weights, folder)
-    decision, tuned = decide_multiclass(ecfg, layout, dataset) if multiclass else decide(ecfg, layout)
+    decision, tuned = decide(ecfg, cfg, layout, folder, dataset, members)
     ids = expected_image_ids(dataset)
     _check_test_ids(members, ids)
     state = _test_state(ecfg, members, weights, decision, fmt, folder, dataset)
@@ -261,14 +265,14 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
     if problems:
         raise PipelineError(f"{writer.path}: the written submission failed validation: {problems[0]}")
     summary = {
-        "name": writer.path.name.split(".csv")[0], "ensemble": ecfg.name, "path": str(writer.path),
+        "name": writer.path.name.split(".csv")[0], "ensemble": folder.name, "path": str(writer.path),
         "format": fmt.name, "members": [m.run for m in members], "weights": [float(w) for w in weights],
         "fusion": ecfg.fusion, **_decision_fields(decision), "metric": tuned.get("metric"),
         "oof_dice": tuned.get("oof_score"), "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
         "member_oof_dice": {m.run: m.report.get("oof", {}).get("score", m.report.get("oof", {}).get("dice"))
                             for m in members},
         "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
-        "dataset": cfg.dataset.name, "run_config": str(folder / "config.yaml")}
-    summary["qa"] = run_qa(layout, ecfg.name)["line"] if state["fused_path"] and ecfg.qa else None
-    write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg)
+        "dataset": cfg.dataset.name, "run_config": str(folder.config())}
+    summary["qa"] = run_qa(layout, folder.name)["line"] if state["fused_path"] and ecfg.qa else None
+    write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg, layout.ledger())
     return summary

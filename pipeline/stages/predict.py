@@ -26,6 +26,7 @@ from pipeline.model.task import make_task
 from pipeline.paths import Layout
 from pipeline.predict.engine import Predictor, PredictSet, make_geometry
 from pipeline.predict.runmodel import test_models
+from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, array_cache
 from pipeline.train.dist import resolve_device
 
@@ -40,6 +41,7 @@ class RunReport:
     oof: dict[str, float] = field(default_factory=dict)
     test_images: int = 0
     notes: list[str] = field(default_factory=list)
+    threshold: float = 0.5  # binary Dice is scored at train.threshold, the threshold validation used
 
 
 def file_hash(path: Path) -> str:
@@ -119,16 +121,16 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
     """Each fold's model predicts its held-out images into ``<run>/oof``; stale folds are redone."""
     dataset = dataset or open_dataset(cfg.dataset)
     by_id = {s.image_id: s for s in dataset.train}
-    task = make_task(dataset.classes, dataset.ignore_index, 0.5)
+    task = make_task(dataset.classes, dataset.ignore_index, cfg.train.threshold)
     all_folds = fold_ids(rows)
-    store = ProbStore.create(layout.run_dir(run) / "oof", _header(run, "oof", all_folds, tta, dataset.classes, {}),
+    store = ProbStore.create(layout.run(run).store("oof"), _header(run, "oof", all_folds, tta, dataset.classes, {}),
                              identity=OOF_IDENTITY, force=force)
     if store.replaced:
         report.notes.append(f"oof store replaced ({store.replaced})")
     recorded = dict(store.manifest.get("checkpoints", {}))
     total_merged, total_plain, total_images = None, None, 0
     for k in folds:
-        model_path = layout.fold_dir(run, k) / "model.pt"
+        model_path = layout.run(run).model(k)
         model, meta = load_trained(model_path)
         digest, geometry = file_hash(model_path), make_geometry(meta)
         val = [by_id[r.image_id] for r in rows if r.fold == k]
@@ -159,7 +161,7 @@ def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: s
     loaded = [load_trained(path) for path in paths.values()]
     hashes = {k: file_hash(path) for k, path in paths.items()}
     task = make_task(dataset.classes, dataset.ignore_index, 0.5)
-    store = ProbStore.create(layout.run_dir(run) / "test",
+    store = ProbStore.create(layout.run(run).store("test"),
                              _header(run, "test", list(paths), tta, dataset.classes, hashes), force=force)
     if store.replaced:
         report.notes.append(f"test store replaced ({store.replaced})")
@@ -185,14 +187,19 @@ def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "bo
     dataset = open_dataset(cfg.dataset)
     for run in cfg.run_names():
         # Every model a split needs exists before any store is touched (the test models: test_models).
+        # ... and is readable: a damaged checkpoint fails here, before a complete store is reopened.
+        needed = []
         if split in ("oof", "both"):
-            missing = [k for k in folds if not (layout.fold_dir(run, k) / "model.pt").is_file()]
+            missing = [k for k in folds if not layout.run(run).model(k).is_file()]
             if missing:
-                raise PipelineError(f"{layout.fold_dir(run, missing[0]) / 'model.pt'}: not trained yet; "
+                raise PipelineError(f"{layout.run(run).model(missing[0])}: not trained yet; "
                                     f"run 'pipeline train' first")
+            needed += [layout.run(run).model(k) for k in folds]
         if split in ("test", "both") and dataset.test:
-            test_models(cfg, layout, run, folds)
-        report = RunReport(run, tta)
+            needed += list(test_models(cfg, layout, run, folds).values())
+        for path in dict.fromkeys(needed):
+            checkpoint.load(path)
+        report = RunReport(run, tta, threshold=cfg.train.threshold)
         if split in ("oof", "both"):
             total = sum(1 for r in rows if r.fold in folds)
             with progress_for(f"{run} oof", total) as advance:
@@ -200,7 +207,7 @@ def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "bo
         if split in ("test", "both"):
             with progress_for(f"{run} test", len(dataset.test)) as advance:
                 predict_test(cfg, layout, run, folds, tta, force, report, advance, dataset)
-        path = layout.run_dir(run) / "predict_report.json"
+        path = layout.run(run).predict_report()
         atomic_write_text(path, json.dumps(report.__dict__, indent=2, default=str))
         reports.append(report)
     return reports

@@ -10,18 +10,17 @@ from __future__ import annotations
 import io
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from pipeline.config import load_config
 from pipeline.data import open_dataset
-from pipeline.decide.blend import Decision
+from pipeline.decide.decision import read_decision
 from pipeline.decide.pseudo_labels import PseudoRow, PseudoRule, check_no_leak, select, table_to_csv
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
+from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.paths import Layout
 
 
@@ -31,18 +30,10 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _decision(folder: Path) -> Decision:
-    tuned_path = folder / "thresholds.json"
-    if not tuned_path.is_file():
-        return Decision()
-    tuned = read_json(tuned_path, "rerun 'pipeline tune'")
-    return Decision(tuned.get("threshold", 0.5), tuned.get("min_area", 0), bool(tuned.get("cleanup", False)))
-
-
 def run_pseudo(layout: Layout, ensemble: str, round_: int, rule: PseudoRule, soft: bool = False,
                force: bool = False, progress=None) -> dict:
-    folder = layout.ensemble_dir(ensemble)
-    store = ProbStore.open(folder / "test")
+    folder = layout.ensemble(ensemble)
+    store = ProbStore.open(folder.store("test"))
     if not store.complete:
         raise PipelineError(f"{store.path}: incomplete; rerun 'pipeline ensemble' (save_test_store: true)")
     if store.channels != 1:
@@ -50,9 +41,9 @@ def run_pseudo(layout: Layout, ensemble: str, round_: int, rule: PseudoRule, sof
     table = layout.pseudo_table(round_)
     if table.exists() and not force:
         raise PipelineError(f"{table} exists; use another --round or pass --force")
-    cfg = load_config(folder / "config.yaml")
+    cfg = load_config(folder.config())
     dataset = open_dataset(cfg.dataset)
-    decision = _decision(folder)
+    decision = read_decision(folder, multiclass=False)  # the decision the submission applied
     scores = {}
     for image_id in store.ids():
         scores[image_id] = rule.score(store.read(image_id))

@@ -1,8 +1,8 @@
 """Stage: ``pipeline qa ENSEMBLE`` — look for suspicious test predictions before submitting.
 
 Reads the ensemble's fused test store (``artifacts/ensembles/<name>/test/``, decided as the
-submission was: ``pipeline.review.sources.ensemble_decision``) and every member run's test store
-(decided with that run's ``thresholds.json``, else 0.5; members with weight 0 are left out), and
+submission was: its ``decision.json``) and every member run's test store
+(decided with that run's ``decision.json``, else 0.5; members with weight 0 are left out), and
 scores each test image with ``pipeline.review.suspicion`` (member agreement, area outlier within its group, empty
 mask, fragments). Writes into ``artifacts/ensembles/<name>/qa/``:
 
@@ -21,13 +21,14 @@ from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.config.schema import EnsembleConfig
+from pipeline.decide.decision import AnyDecision, read_decision
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.paths import Layout
 from pipeline.review import html
 from pipeline.review.overlay import disagreement_map, grid, png_bytes, unlabelled_row
-from pipeline.review.sources import AnyDecision, Source, open_source, run_decision
+from pipeline.review.sources import Source, open_source
 from pipeline.review.suspicion import FLAG_NAMES, ImageQA, QAConfig, assess, measure, short_reason, summary_line
 
 THUMB_WIDTH = 960
@@ -38,7 +39,7 @@ Member = tuple[str, ProbStore, AnyDecision]
 
 
 def fused_test_store(source: Source) -> ProbStore:
-    path = source.folder / "test"
+    path = source.dir.store("test")
     if not (path / "manifest.json").is_file():
         raise PipelineError(f"{path}: no fused test store; set save_test_store: true in the ensemble config and "
                             "rerun 'pipeline ensemble'")
@@ -47,18 +48,18 @@ def fused_test_store(source: Source) -> ProbStore:
 
 def load_members(layout: Layout, source: Source, fused: ProbStore) -> list[Member]:
     """``(run, test store, decision)`` of every ensemble member with a non-zero weight."""
-    ecfg: EnsembleConfig = load_config(source.folder / "ensemble.yaml", schema=EnsembleConfig)
+    ecfg: EnsembleConfig = load_config(source.dir.ensemble_config(), schema=EnsembleConfig)
     info = fused.manifest.get("checkpoints", {})
     members = []
     for m in ecfg.members:
         weight = info.get(m.run, {}).get("weight", 1.0) if isinstance(info.get(m.run), dict) else 1.0
         if weight == 0:
             continue  # a zero-weight member does not shape the submission
-        folder = layout.run_dir(m.run)
-        store = ProbStore.open(folder / "test")
+        folder = layout.run(m.run)
+        store = ProbStore.open(folder.store("test"))
         if not store.complete:
             raise PipelineError(f"{store.path}: incomplete store; rerun 'pipeline predict' for '{m.run}'")
-        members.append((m.run, store, run_decision(folder, source.multiclass)))
+        members.append((m.run, store, read_decision(folder, source.multiclass)))
     return members
 
 
@@ -197,4 +198,4 @@ def run_qa(layout: Layout, ensemble_name: str, top: int = 12, cfg: QAConfig | No
 
 def qa_path(layout: Layout, ensemble_name: str) -> Path:
     """Where ``run_qa`` writes (``artifacts/ensembles/<name>/qa/``)."""
-    return layout.ensemble_dir(ensemble_name) / "qa"
+    return layout.ensemble(ensemble_name).qa_dir()

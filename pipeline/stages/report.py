@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
-from pipeline.paths import Layout
+from pipeline.paths import FoldDir, Layout, RunDir
 from pipeline.review import html
 from pipeline.review.plots import training_curve
 
@@ -49,12 +49,12 @@ def read_history(path: Path) -> list[HistoryRow]:
 
 def fold_curve(run: str, fold_dir: Path) -> str | None:
     """Relative path of the fold's curve.png (redrawn from history.csv if missing), or None."""
-    png, history = fold_dir / "curve.png", fold_dir / "history.csv"
+    png, history = FoldDir(fold_dir).curve(), FoldDir(fold_dir).history()
     if not png.is_file() and history.is_file():
         rows = read_history(history)
         if rows:
             atomic_write_bytes(png, training_curve(rows, f"{run} {fold_dir.name}"))
-    return f"{fold_dir.name}/curve.png" if png.is_file() else None
+    return f"{fold_dir.name}/{png.name}" if png.is_file() else None
 
 
 def _fold_dirs(run_dir: Path) -> list[Path]:
@@ -65,7 +65,7 @@ def _fold_dirs(run_dir: Path) -> list[Path]:
 def folds_section(layout: Layout, run: str) -> list[str]:
     """Fold results table and one training curve per fold."""
     dirs = _fold_dirs(layout.run_dir(run))
-    summaries = [(d, _json(d / "summary.json")) for d in dirs]
+    summaries = [(d, _json(FoldDir(d).summary())) for d in dirs]
     done = [(d, s) for d, s in summaries if s]
     out = [html.heading("Training folds")]
     if done:
@@ -86,9 +86,9 @@ def folds_section(layout: Layout, run: str) -> list[str]:
     return out
 
 
-def oof_section(run_dir: Path) -> list[str]:
+def oof_section(run_dir: RunDir) -> list[str]:
     """The OOF score per fold, with and without TTA (``predict_report.json``)."""
-    report = _json(run_dir / "predict_report.json")
+    report = _json(run_dir.predict_report())
     out = [html.heading("Out-of-fold predictions")]
     if not report.get("oof") and not report.get("folds"):
         return out + [html.paragraph("no predict_report.json yet (run 'pipeline predict CONFIG')", "muted")]
@@ -108,9 +108,9 @@ def oof_section(run_dir: Path) -> list[str]:
     return out
 
 
-def threshold_section(run_dir: Path) -> list[str]:
+def threshold_section(run_dir: RunDir) -> list[str]:
     """The tuned decision per channel (``thresholds.json``) and ``threshold_curve.png``."""
-    tuned = _json(run_dir / "thresholds.json")
+    tuned = _json(run_dir.thresholds())
     out = [html.heading("Threshold tuning")]
     if not tuned:
         return out + [html.paragraph("no thresholds.json yet (run 'pipeline tune --run RUN')", "muted")]
@@ -120,28 +120,29 @@ def threshold_section(run_dir: Path) -> list[str]:
     if "cleanup" in tuned:
         out.append(html.paragraph(f"clean-up (largest component + fill holes): {tuned['cleanup']}; final OOF Dice "
                                   f"{html.cell(tuned.get('oof_dice_final'))}"))
-    if (run_dir / "threshold_curve.png").is_file():
-        out.append(html.image("threshold_curve.png", "threshold curve"))
+    if run_dir.threshold_curve().is_file():
+        out.append(html.image(run_dir.threshold_curve().name, "threshold curve"))
     return out
 
 
-def grids_section(run_dir: Path) -> list[str]:
-    grids = sorted((run_dir / "show").glob("*.png"))
+def grids_section(run_dir: RunDir) -> list[str]:
+    grids = sorted(run_dir.show_dir().glob("*.png"))
     if not grids:
         return []
     return [html.heading("Overlay grids (pipeline show)"),
-            *(html.paragraph(p.name) + html.image(f"show/{p.name}", p.stem) for p in grids)]
+            *(html.paragraph(p.name) + html.image(f"{p.parent.name}/{p.name}", p.stem) for p in grids)]
 
 
 def run_report(layout: Layout, run: str) -> Path:
     """Write ``artifacts/runs/<run>/report.html`` from the run's artifacts; returns its path."""
-    run_dir = layout.run_dir(run)
-    if not (run_dir / "config.yaml").is_file():
-        raise PipelineError(f"{run_dir}: run '{run}' not found (no config.yaml); train it first "
+    run_dir = layout.run(run)
+    if not run_dir.exists():
+        raise PipelineError(f"{run_dir.path}: run '{run}' not found (no config.yaml); train it first "
                             "('pipeline train CONFIG')")
-    body = [f"<p>{html.link('config.yaml', 'resolved config.yaml')} — folder {html.escape(str(run_dir))}</p>",
+    name = run_dir.config().name
+    body = [f"<p>{html.link(name, f'resolved {name}')} — folder {html.escape(str(run_dir.path))}</p>",
             *folds_section(layout, run), *oof_section(run_dir), *threshold_section(run_dir),
             *grids_section(run_dir)]
-    path = run_dir / "report.html"
+    path = run_dir.report_html()
     atomic_write_text(path, html.page(f"Run {run}", body))
     return path

@@ -109,7 +109,7 @@ def render_row(source: Source, store: ProbStore, image_id: str, split: str, widt
 
 def default_out(source: Source, split: str, ids: list[str] | None, worst: int | None, random: int | None) -> Path:
     what = f"worst{worst}" if worst is not None else f"random{random}" if random is not None else f"ids{len(ids)}"
-    return source.folder / "show" / f"{split}_{what}.png"
+    return source.dir.show_dir() / f"{split}_{what}.png"
 
 
 def run_show(layout: Layout, run: str | None = None, ensemble: str | None = None, ids: list[str] | None = None,

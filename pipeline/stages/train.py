@@ -26,9 +26,12 @@ from pipeline.model.augment import Geometry
 from pipeline.model.losses import make_loss
 from pipeline.model.networks import build_model
 from pipeline.model.task import make_task
-from pipeline.paths import Layout
-from pipeline.predict.runmodel import FULL  # --fold full: the refit on every labelled image
+from pipeline.paths import (
+    FULL,  # --fold full: the refit on every labelled image
+    Layout,
+)
 from pipeline.review.plots import training_curve
+from pipeline.train import checkpoint
 from pipeline.train.data import SegmentationSet, array_cache
 from pipeline.train.dist import DistContext, resolve_device
 from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer, config_hash
@@ -131,7 +134,7 @@ def full_epochs(cfg: Config, layout: Layout, run: str, rows) -> int:
         return cfg.train.epochs
     best = []
     for k in fold_ids(rows):
-        done = layout.fold_dir(run, k) / "summary.json"
+        done = layout.run(run).fold(k).summary()
         if not done.is_file():
             raise PipelineError(f"--fold full with train.select best: {done} is missing; train the folds first "
                                 "(pipeline train CONFIG) or set train.full_epochs")
@@ -143,7 +146,8 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
                ctx: DistContext, force: bool, reporter=None, pseudo: list[PseudoRow] = ()) -> FoldResult:
     """Train one fold (validating on its images), or ``fold=FULL``: every labelled image, no validation."""
     full = fold == FULL
-    fold_dir = layout.full_dir(run) if full else layout.fold_dir(run, fold)
+    files = layout.run(run).fold(fold)
+    fold_dir = files.path
     by_id = {s.image_id: s for s in dataset.train}
     missing = [r.image_id for r in rows if r.image_id not in by_id]
     if missing:
@@ -156,7 +160,9 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
         cfg.train.epochs = full_epochs(cfg, layout, run, rows)
     seed_index = 999 if full else fold  # seeds must stay non-negative (albumentations, samplers)
     print_ = fingerprint(cfg, train, val, pseudo)
-    done = fold_dir / "summary.json"
+    done = files.summary()
+    if done.is_file() and not force and not checkpoint.readable(files.model()):
+        force = True  # finished once, but its model.pt is gone or damaged: not done; train it afresh
     if done.is_file() and not force:
         finished = json.loads(done.read_text())
         if finished.get("fingerprint") != print_:
@@ -180,12 +186,12 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
         device=resolve_device(tcfg.device, ctx), ctx=ctx, batch_sampler=sampler, fingerprint=print_)
     trainer = FoldTrainer(setup, reporter)
     if ctx.main:
-        atomic_write_text(fold_dir / "config.yaml", dump_config(cfg))
+        atomic_write_text(files.config(), dump_config(cfg))
     trainer.resume()
 
     def on_epoch(history: list[EpochRecord]) -> None:
-        atomic_write_text(fold_dir / "history.csv", history_csv(history))
-        atomic_write_bytes(fold_dir / "curve.png", training_curve(history, f"{run} {fold_dir.name}"))
+        atomic_write_text(files.history(), history_csv(history))
+        atomic_write_bytes(files.curve(), training_curve(history, f"{run} {fold_dir.name}"))
 
     history = trainer.fit(on_epoch)
     result = _summary(run, fold, history, cfg.train.select)
@@ -206,7 +212,7 @@ def run_train(cfg: Config, layout: Layout, fold: str = "all", force: bool = Fals
     for (height, width), run in zip(cfg.train.resolutions, cfg.run_names(), strict=True):
         geometry = Geometry(height, width, cfg.train.geometry)
         if ctx.main:
-            atomic_write_text(layout.run_dir(run) / "config.yaml", dump_config(cfg))
+            atomic_write_text(layout.run(run).config(), dump_config(cfg))
         for k in folds:
             reporter = reporter_for(run, k) if reporter_for else None
             results.append(train_fold(cfg, layout, run, geometry, k, rows, dataset, ctx, force, reporter, pseudo))

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from pipeline.errors import PipelineError
 from pipeline.model.augment import restore_size
+from pipeline.paths import FoldDir
 from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, SegmentationSet
 from pipeline.train.dist import DistContext
@@ -130,7 +131,7 @@ class FoldTrainer:
                 "normalization": self.model.normalization.to_dict()}
 
     def _save_last(self, epoch: int) -> None:
-        checkpoint.save(self.s.fold_dir / "last.pt", {
+        checkpoint.save(FoldDir(self.s.fold_dir).last(), {
             **self._meta(), "epoch": epoch, "config_hash": self.s.fingerprint or config_hash(self.cfg_dict),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
@@ -140,13 +141,13 @@ class FoldTrainer:
         })
 
     def _save_best(self, record: EpochRecord) -> None:
-        checkpoint.save(self.s.fold_dir / "model.pt", {
+        checkpoint.save(FoldDir(self.s.fold_dir).model(), {
             **self._meta(), "epoch": record.epoch, "val_dice": record.val_dice, "val_score": record.val_score,
             "state_dict": self._eval_model().state_dict()})
 
     def resume(self) -> bool:
         """Load ``last.pt`` if present; returns True if training continues from it."""
-        path = self.s.fold_dir / "last.pt"
+        path = FoldDir(self.s.fold_dir).last()
         if not path.is_file():
             return False
         state = checkpoint.load(path)

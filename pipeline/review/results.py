@@ -1,0 +1,32 @@
+"""What a run's and an ensemble's artifacts say, read-only: training scores, OOF scores, the decision.
+
+Shared by ``summary``, ``compare`` and ``report``; every value comes from the one file that holds it.
+"""
+from __future__ import annotations
+
+from pipeline.decide.decision import read_record
+from pipeline.fsio import read_json
+from pipeline.paths import EnsembleDir, FoldDir, RunDir
+
+
+def training_scores(run: RunDir) -> dict[int, float]:
+    """Each finished fold's best validation score during training (``fold<k>/summary.json``)."""
+    folds = {}
+    for fold_dir in sorted(run.path.glob("fold*")):
+        info = read_json(FoldDir(fold_dir).summary(), optional=True)
+        if info:
+            folds[int(info["fold"])] = info.get("best_score") or info["best_dice"]
+    return folds
+
+
+def decision_fields(folder: RunDir | EnsembleDir) -> dict:
+    """threshold / min_area / cleanup of the folder's ``decision.json`` (None where it has none), and the
+    OOF score it recorded with its metric."""
+    record = read_record(folder)
+    decision = record.get("decision", {})
+    if decision.get("kind") == "multiclass":
+        fields = {"threshold": decision.get("thresholds") or None, "min_area": decision.get("min_areas") or None,
+                  "cleanup": False, "decision": decision.get("mode")}
+    else:
+        fields = {k: decision.get(k) for k in ("threshold", "min_area", "cleanup")}
+    return {**fields, "oof_score": record.get("oof_score"), "metric": record.get("metric")}
