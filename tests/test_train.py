@@ -317,3 +317,17 @@ def test_crop_trains_on_random_crops_and_validates_on_whole_images(tiny_carvana,
         crops.set_epoch(epoch)
         windows.add(crops[0]["image"].numpy().tobytes())
     assert len(windows) > 1
+
+
+def test_an_unset_new_key_keeps_old_fingerprints_and_a_set_one_changes_them(tiny_carvana, tmp_path):
+    from pipeline.config import load_config
+    from pipeline.stages.train import fingerprint
+    from pipeline.train.loop import config_hash
+
+    cfg = load_config(tiny_train_config(tmp_path / "c.yaml", tiny_carvana))
+    before = cfg.model_dump(mode="json", exclude={"predict"})
+    del before["augment"]["crop"]  # the config as it was dumped before augment.crop existed
+    old = config_hash({"config": before, "train": [], "val": [], "pseudo": []})
+    assert fingerprint(cfg, [], [], []) == old
+    cfg.augment.crop = [32, 64]
+    assert fingerprint(cfg, [], [], []) != old

@@ -112,12 +112,20 @@ def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, ca
     return train_set, sampler
 
 
+# Keys added after runs were trained, whose unset value (None) keeps the old behaviour: left out of
+# the fingerprint while unset, so folds finished before them stay finished.
+ADDED_KEYS = (("augment", "crop"),)
+
+
 def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
     """What a finished or interrupted fold must match to be reused: the config and the fold's images.
 
     The ``predict`` section is left out: it cannot change a trained model (TTA, test_from, batch size).
     """
     training = cfg.model_dump(mode="json", exclude={"predict"})
+    for section, key in ADDED_KEYS:  # unset, they mean what the config meant before they existed
+        if training[section].get(key) is None:
+            training[section].pop(key, None)
     return config_hash({"config": training, "train": sorted(s.image_id for s in train),
                         "val": sorted(s.image_id for s in val), "pseudo": sorted(r.mask for r in pseudo)})
 
