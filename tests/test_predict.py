@@ -47,12 +47,12 @@ def test_predict_writes_complete_stores_and_report(project):
 
 def test_sigkilled_predict_leaves_only_whole_entries_and_resumes(project, monkeypatch):
     # a real SIGKILL while the 4th store entry is being written (its bytes are on disk, not yet committed)
-    info = kill_during_write(["predict", "tiny.yaml", "--split", "oof", "--tta", "none"], project, ".u8z", skip=3)
+    info = kill_during_write(["predict", "tiny.yaml", "--split", "oof", "--tta", "none"], project, ".u8zst", skip=3)
     store_dir = project / "artifacts" / "runs" / RUN / "oof"
     in_flight = Path(info["path"])
-    image_id = in_flight.name.lstrip(".").split(".u8z")[0]
+    image_id = in_flight.name.lstrip(".").split(".u8zst")[0]
     assert in_flight.parent == store_dir and info["bytes"] > 0
-    assert not (store_dir / f"{image_id}.u8z").exists()  # the interrupted entry is not there under its name
+    assert not (store_dir / f"{image_id}.u8zst").exists()  # the interrupted entry is not there under its name
     store = ProbStore.open(store_dir)
     done = sorted(store.ids())
     assert len(done) == 3 and image_id not in done and not store.complete
@@ -60,7 +60,7 @@ def test_sigkilled_predict_leaves_only_whole_entries_and_resumes(project, monkey
         assert store.read(i).shape == (1, 64, 96)
     resumed = []
     original = ProbStore.write
-    monkeypatch.setattr(ProbStore, "write", lambda self, i, p: (resumed.append(i), original(self, i, p)))
+    monkeypatch.setattr(ProbStore, "write", lambda self, i, p, *rest: (resumed.append(i), original(self, i, p, *rest)))
     assert invoke("predict", "tiny.yaml", "--split", "oof", "--tta", "none").exit_code == 0
     assert set(done).isdisjoint(resumed) and len(resumed) == 24 - 3 and image_id in resumed
     store = ProbStore.open(store_dir)
@@ -72,7 +72,7 @@ def test_rerun_skips_everything_and_retrained_fold_is_redone(project, monkeypatc
     assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
     written = []
     original = ProbStore.write
-    monkeypatch.setattr(ProbStore, "write", lambda self, i, p: (written.append(i), original(self, i, p)))
+    monkeypatch.setattr(ProbStore, "write", lambda self, i, p, *rest: (written.append(i), original(self, i, p, *rest)))
     assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
     assert written == []
     assert invoke("train", "tiny.yaml", "--fold", "1", "--force", "--set", "train.epochs=1").exit_code == 0

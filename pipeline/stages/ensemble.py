@@ -13,15 +13,24 @@ from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from pipeline import store_codec
 from pipeline.config import Config, dump_config, load_config
 from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
-from pipeline.ensemble import ArgmaxScorer, BinaryScorer, Decision, MulticlassDecision, fit_weights, normalized
+from pipeline.ensemble import (
+    ArgmaxScorer,
+    BinaryScorer,
+    Decision,
+    MulticlassDecision,
+    fit_weights,
+    fuse_stored,
+    normalized,
+)
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
-from pipeline.ops.fusion import fuse
 from pipeline.outputs import mask_png, output_lut
 from pipeline.paths import Layout
 from pipeline.stages.qa import run_qa
@@ -53,7 +62,7 @@ def load_members(ecfg: EnsembleConfig, layout: Layout) -> list[Member]:
         oof, test = ProbStore.open(run_dir / "oof"), ProbStore.open(run_dir / "test")
         for store in (oof, test):
             if not store.complete:
-                raise PipelineError(f"{store.path}: incomplete store; rerun 'pipeline predict' for '{m.run}'")
+                raise PipelineError(f"{store.path}: ensemble member '{m.run}': {store.incomplete_reason()}")
         members.append(Member(m.run, load_config(run_dir / "config.yaml"), oof, test, report))
     data = {json.dumps(m.cfg.dataset.model_dump(), sort_keys=True) for m in members}
     if len(data) > 1:
@@ -98,13 +107,13 @@ def choose_weights(ecfg: EnsembleConfig, members: list[Member], dataset) -> np.n
 def write_fused_oof(ecfg: EnsembleConfig, members: list[Member], weights: np.ndarray, folder: Path) -> None:
     ids = members[0].oof.ids()
     header = {"run": ecfg.name, "split": "oof", "folds": members[0].oof.manifest["folds"], "tta": "ensemble",
-              "classes": members[0].oof.manifest["classes"], "resolution": "original",
+              "classes": members[0].oof.manifest["classes"], "resolution": "model",
               "checkpoints": {m.run: {"oof": m.oof.manifest["checkpoints"], "weight": float(w), "fusion": ecfg.fusion}
                               for m, w in zip(members, weights, strict=True)}}
     store = ProbStore.create(folder / "oof", header)
     for image_id in ids:
         if not store.has(image_id):
-            store.write(image_id, fuse([m.oof.read(image_id) for m in members], weights, ecfg.fusion))
+            store.write(image_id, *fuse_stored([m.oof for m in members], image_id, weights, ecfg.fusion))
     store.finalize([(i, *members[0].oof.shapes()[i]) for i in ids])
 
 
@@ -149,7 +158,9 @@ def decide(ecfg: EnsembleConfig, layout: Layout) -> tuple[Decision, dict]:
 _STATE: dict = {}
 
 
-def _init_worker(state: dict) -> None:
+def _init_worker(state: dict, pooled: bool = False) -> None:
+    if pooled:  # one thread per worker process: the workers are the parallelism (OpenCV resizes in threads)
+        cv2.setNumThreads(1)
     _STATE.clear()
     _STATE.update(state)
     _STATE["members"] = [ProbStore.open(p) for p in state["member_paths"]]
@@ -159,9 +170,10 @@ def _init_worker(state: dict) -> None:
 def _encode_image(image_id: str) -> list:
     """CSV rows, or (file name, PNG bytes) for mask-image formats, of one test image."""
     s = _STATE
-    fused = fuse([m.read(image_id) for m in s["members"]], s["weights"], s["fusion"])
+    fused, original = fuse_stored(s["members"], image_id, s["weights"], s["fusion"])
     if s["fused"] is not None:
-        s["fused"].write(image_id, fused)
+        s["fused"].write(image_id, fused, original)
+    fused = store_codec.resize(fused, original)
     decision, fmt = s["decision"], s["format"]
     if fmt.kind != "csv":
         name = fmt.id_template.format(image_id=image_id)
@@ -182,7 +194,7 @@ def stream_test(ids: list[str], state: dict, workers: int, writer, progress=None
         return
     # fork: workers start in milliseconds with everything imported (spawn re-imports torch: seconds each)
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with get_context(method).Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
+    with get_context(method).Pool(workers, initializer=_init_worker, initargs=(state, True)) as pool:
         for rows in pool.imap(_encode_image, ids, chunksize=4):
             writer.write(rows)
             if progress:
@@ -195,7 +207,7 @@ def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, 
     if ecfg.save_test_store:
         test = members[0].test.manifest
         header = {"run": ecfg.name, "split": "test", "folds": test["folds"], "tta": "ensemble",
-                  "classes": test["classes"], "resolution": "original",
+                  "classes": test["classes"], "resolution": "model",
                   "checkpoints": {m.run: {"test": m.test.manifest["checkpoints"], "weight": float(w)}
                                   for m, w in zip(members, weights, strict=True)}}
         fused_path = str(ProbStore.create(folder / "test", header, force=True).path)
