@@ -169,3 +169,17 @@ def test_validate_accepts_a_real_submission_and_rejects_its_mutations(project, t
 def test_member_missing_is_a_clear_error(project):
     result = invoke("ensemble", "ens.yaml", "--set", "members=[{run: ghost}]")
     assert result.exit_code == 1 and "ghost" in result.output and "train and predict" in result.output
+
+
+def test_ensemble_refuses_a_member_whose_test_store_misses_a_shard(project):
+    from pipeline.store_shards import Shard
+
+    store = ProbStore.open(project / "artifacts" / "runs" / RUN / "test")
+    index = store.manifest["index"]
+    store.manifest.pop("index")
+    store.update_manifest(complete=False)
+    store.finalize_shard(Shard(1, 2), [tuple(row) for row in index if Shard(1, 2).holds(row[0])])
+    result = invoke("ensemble", "ens.yaml")
+    assert result.exit_code == 1
+    assert "shard 2/2 missing" in result.output and "--shard 2/2" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,30 @@ def test_tune_errors(project):
     assert "not found" in invoke("tune", "--run", "nope").output
     result = invoke("tune", "--run", RUN)  # no predict yet
     assert result.exit_code == 1 and "not a probability store" in result.output
+
+
+def test_test_shards_predicted_on_two_machines_complete_the_store(project, tmp_path, monkeypatch):
+    from pipeline.store_shards import shard_of
+
+    wrong = invoke("predict", "tiny.yaml", "--split", "oof", "--shard", "1/2")
+    assert wrong.exit_code == 1 and "use it with --split test" in wrong.output
+    assert "expected i/N" in invoke("predict", "tiny.yaml", "--split", "test", "--shard", "3/2").output
+    machine2 = copy_project(project, tmp_path / "machine2")  # trained models and folds, as copied to a second machine
+    result = invoke("predict", "tiny.yaml", "--split", "test", "--shard", "1/2", "--tta", "none")
+    assert result.exit_code == 0, result.output
+    store_dir = project / "artifacts" / "runs" / RUN / "test"
+    store = ProbStore.open(store_dir)
+    ids = [f"80a486915ac6_{v:02d}" for v in range(1, 5)]  # the tiny test car: shard 1 holds _04, shard 2 the rest
+    assert store.ids() == sorted(i for i in ids if shard_of(i, 2) == 1) and not store.complete
+    assert "shard 2/2 missing" in store.incomplete_reason()
+    monkeypatch.chdir(machine2)
+    assert invoke("predict", "tiny.yaml", "--split", "test", "--shard", "2/2", "--tta", "none").exit_code == 0
+    shutil.copytree(machine2 / "artifacts" / "runs" / RUN / "test", store_dir, dirs_exist_ok=True)
+    store = ProbStore.open(store_dir)
+    assert store.complete and store.ids() == ids
+    whole = copy_project(project, tmp_path / "whole")  # the same images predicted in one go agree with the shards
+    monkeypatch.chdir(whole)
+    assert invoke("predict", "tiny.yaml", "--split", "test", "--tta", "none", "--force").exit_code == 0
+    single = ProbStore.open(whole / "artifacts" / "runs" / RUN / "test")
+    for i in ids:
+        assert np.abs(single.read(i).astype(int) - store.read(i).astype(int)).max() <= 1
