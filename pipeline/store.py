@@ -14,7 +14,8 @@ Layout (format ``segfuse-store-2``)::
                                store is complete when all N are there
 
 Each image file is written atomically, so a killed writer leaves only whole images; reopening
-the store with the same header skips them (resume). Readers load one image at a time. Stores of
+the store with the same header skips them (resume). Entries are not fsynced one by one (a disk
+flush per image); ``finalize`` syncs them all before it marks the store complete. Readers load one image at a time. Stores of
 format ``segfuse-store-1`` (full-size zlib ``.u8z`` entries) are still read; writing into one
 (``create``) starts it afresh in format 2, so a rerun of ``pipeline predict`` converts it.
 """
@@ -142,7 +143,8 @@ class ProbStore:
             raise PipelineError(f"{self.path}: a {self.manifest['format']} store is read-only; rerun "
                                 "'pipeline predict' to rewrite it as " + FORMAT)
         original = tuple(original or probs_u8.shape[1:])
-        atomic_write_bytes(self._file(image_id), store_codec.encode(probs_u8, original))
+        # atomic, not fsynced one by one: finalize() flushes them all before the store is marked complete
+        atomic_write_bytes(self._file(image_id), store_codec.encode(probs_u8, original), durable=False)
 
     def read_stored(self, image_id: str) -> tuple[np.ndarray, tuple[int, int]]:
         """``(C, h, w)`` uint8 probabilities as stored (maybe the model's resolution) and the original (H, W)."""
@@ -211,6 +213,7 @@ class ProbStore:
         missing = [i for i, _, _ in index if not self.has(i)]
         if missing:
             raise PipelineError(f"{self.path}: {len(missing)} images have no probabilities (first '{missing[0]}')")
+        os.sync()  # the entries reach the disk before the manifest says they are all there
         self.update_manifest(**(extra or {}), index=[list(row) for row in index], complete=True)
 
     def finalize_shard(self, shard: Shard, index: list[tuple[str, int, int]]) -> None:
@@ -218,6 +221,7 @@ class ProbStore:
         missing = [i for i, _, _ in index if not self.has(i)]
         if missing:
             raise PipelineError(f"{self.path}: {len(missing)} images have no probabilities (first '{missing[0]}')")
+        os.sync()
         write_shard_file(self.path, shard, self.header, index)
         self.shards = shard_state(self.path, self.header)
 

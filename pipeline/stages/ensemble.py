@@ -158,9 +158,7 @@ def decide(ecfg: EnsembleConfig, layout: Layout) -> tuple[Decision, dict]:
 _STATE: dict = {}
 
 
-def _init_worker(state: dict, pooled: bool = False) -> None:
-    if pooled:  # one thread per worker process: the workers are the parallelism (OpenCV resizes in threads)
-        cv2.setNumThreads(1)
+def _init_worker(state: dict) -> None:
     _STATE.clear()
     _STATE.update(state)
     _STATE["members"] = [ProbStore.open(p) for p in state["member_paths"]]
@@ -194,11 +192,18 @@ def stream_test(ids: list[str], state: dict, workers: int, writer, progress=None
         return
     # fork: workers start in milliseconds with everything imported (spawn re-imports torch: seconds each)
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with get_context(method).Pool(workers, initializer=_init_worker, initargs=(state, True)) as pool:
-        for rows in pool.imap(_encode_image, ids, chunksize=4):
-            writer.write(rows)
-            if progress:
-                progress(1)
+    # One OpenCV thread per worker (the workers are the parallelism), set here before forking: a
+    # forked worker that reconfigures the thread pool it inherited can hang on its locks (it did).
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with get_context(method).Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
+            for rows in pool.imap(_encode_image, ids, chunksize=4):
+                writer.write(rows)
+                if progress:
+                    progress(1)
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, fmt, folder: Path, dataset) -> dict:
