@@ -12,8 +12,10 @@ float, thresholds, encodes with the numpy Kaggle encoder and writes ``csv`` rows
 
 The scale run (``--scale N``, default 2,000; 0 skips it) writes N images x 4 members and runs
 the project's pass as ``pipeline ensemble`` does by default (fused test store written too) in a
-fresh process: images/s, peak RSS of the main process and of the largest worker, the same for
-N/10 images (memory must not grow with N), and the projected minutes for 100,064 images.
+fresh process: images/s, CPU time per image (main process and workers), peak RSS of the main
+process and of the largest worker, the same for N/10 images (memory must not grow with N), and
+the projected minutes for 100,064 images: at the measured rate, and from the CPU time on as many
+free cores as workers (on a shared machine the rate reflects the other load too).
 
     .venv/bin/python bench/submission.py [--images 64] [--workers 2] [--scale 2000]
 
@@ -139,10 +141,18 @@ def scale_child(images: int, workers: int, root: str) -> None:
     """One scale measurement in a fresh process: prints JSON (img/s, peak RSS of self and workers)."""
     ids = make_data(Path(root), images, pngs=False)
     project(Path(root), ids[:8], 0, name="warmup")  # compile the kernels outside the timing
+    before = cpu_seconds()
     rate = project(Path(root), ids, workers, fused_store=True)
+    cpu_ms = (cpu_seconds() - before) / images * 1000
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"images": images, "rate": rate, "rss_main": own, "rss_worker": children}))
+    print(json.dumps({"images": images, "rate": rate, "cpu_ms": cpu_ms, "rss_main": own, "rss_worker": children}))
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children (the pool's workers)."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def scale(images: int, workers: int) -> dict:
@@ -178,13 +188,16 @@ def main() -> None:
     if args.scale:
         runs = [scale(n, args.workers) for n in (max(args.scale // 10, 8), args.scale)]
         for r in runs:
-            print(f"scale run, {r['images']} images x {MEMBERS} members: {r['rate']:.1f} img/s; peak RSS main "
-                  f"{r['rss_main']:.0f} MB, largest worker {r['rss_worker']:.0f} MB")
+            print(f"scale run, {r['images']} images x {MEMBERS} members: {r['rate']:.1f} img/s, {r['cpu_ms']:.2f} "
+                  f"CPU-ms/img; peak RSS main {r['rss_main']:.0f} MB, largest worker {r['rss_worker']:.0f} MB")
         small, large = runs
         print(f"peak RSS {large['images']} / {small['images']} images: main {large['rss_main'] / small['rss_main']:.3f}"
               f", worker {large['rss_worker'] / small['rss_worker']:.3f}")
+        cores = min(max(args.workers, 1), os.cpu_count() or 1)
         print(f"projected for Carvana's {CARVANA_TEST:,} test images: {CARVANA_TEST / large['rate'] / 60:.1f} min "
-              f"on this machine (target < 10)")
+              f"at the measured rate on this machine (load {os.getloadavg()[0]:.1f}), "
+              f"{CARVANA_TEST * large['cpu_ms'] / 1000 / cores / 60:.1f} min from the CPU time on {cores} free cores "
+              "(target < 10)")
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         root = Path(tmp)
         ids = make_data(root, args.images, pngs=True)
