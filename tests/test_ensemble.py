@@ -194,3 +194,17 @@ def test_weights_are_judged_under_clean_up():
         p.add(candidate, mask)
         c.add(candidate, mask)
         assert c.score() >= p.score()
+
+
+def test_ensemble_refuses_a_member_whose_test_store_misses_a_shard(project):
+    from pipeline.decide.store_shards import Shard
+
+    store = ProbStore.open(project / "artifacts" / "runs" / RUN / "test")
+    index = store.manifest["index"]
+    store.manifest.pop("index")
+    store.update_manifest(complete=False)
+    store.finalize_shard(Shard(1, 2), [tuple(row) for row in index if Shard(1, 2).holds(row[0])])
+    result = invoke("ensemble", "ens.yaml")
+    assert result.exit_code == 1
+    assert "shard 2/2 missing" in result.output and "--shard 2/2" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -94,3 +94,29 @@ def test_reference_cases_are_not_trivial():
     plain, cleaned = _reference_mask(probs, 0.5, 0, False), _reference_mask(probs, 0.5, 0, True)
     assert plain.sum() == 84 - 3 + 6 + 2 and cleaned.sum() == 84  # clean-up drops blob + speckles, fills the hole
     assert _reference_mask(probs, 0.5, 85, True).sum() == 0 and _reference_mask(probs, 0.5, 84, True).sum() == 84
+
+
+def test_fuse_stored_fuses_at_the_stored_size_then_members_of_other_sizes_after_resizing(tmp_path):
+    from pipeline.decide import store_codec
+    from pipeline.decide.blend import fuse_stored
+    from pipeline.decide.store import ProbStore
+    from pipeline.errors import PipelineError
+
+    header = {"run": "r", "split": "test", "folds": [0], "tta": "none", "classes": ["bg", "car"],
+              "checkpoints": {}, "resolution": "model"}
+    rng = np.random.default_rng(0)
+    small = [rng.integers(0, 256, (1, 6, 9), dtype=np.uint8) for _ in range(2)]
+    large = rng.integers(0, 256, (1, 12, 18), dtype=np.uint8)
+    stores = [ProbStore.create(tmp_path / f"m{k}", header) for k in range(3)]
+    for store, probs in zip(stores, [*small, large], strict=True):
+        store.write("a", probs, (12, 18))
+    fused, original = fuse_stored(stores[:2], "a", [1, 3])
+    assert original == (12, 18) and fused.shape == (1, 6, 9)  # same-size members: fused before the one resize
+    np.testing.assert_array_equal(fused, fuse(small, [1, 3]))
+    fused, _ = fuse_stored(stores, "a", [1, 1, 2])  # mixed sizes: each resized to the original first
+    want = fuse([store_codec.resize(p, (12, 18)) for p in small] + [large], [1, 1, 2])
+    np.testing.assert_array_equal(fused, want)
+    stores[2].write("b", large, (13, 18))
+    stores[0].write("b", small[0], (12, 18))
+    with pytest.raises(PipelineError, match="different original sizes"):
+        fuse_stored([stores[0], stores[2]], "b", [1, 1])

@@ -90,3 +90,68 @@ def test_kernel_rejects_malformed():
         rle_decode("1 3 2 1", (2, 3))
     with pytest.raises(ValueError, match="order"):
         rle_encode(MASK, "X")
+
+
+# ---- the word-at-a-time kernel against the numpy reference --------------------------------------
+def _runs_mask(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Runs of random lengths (1..20 pixels), so transitions land anywhere in and across 8-pixel words."""
+    flat = np.zeros(size, np.uint8)
+    pos, on = int(rng.integers(0, 12)), True
+    while pos < size:
+        length = int(rng.integers(1, 21))
+        flat[pos:pos + length] = on
+        pos, on = pos + length, not on
+    return flat
+
+
+@pytest.mark.parametrize("level", [0, 1, 126, 127, 128, 129, 200, 254])
+def test_kernel_levels_at_the_byte_boundaries(level):
+    # values just below, at and above the level (the SWAR tests' edge cases), both halves of the byte range
+    values = np.array([0, 1, 126, 127, 128, 129, 254, 255, max(level - 1, 0), level, min(level + 1, 255)], np.uint8)
+    rng = np.random.default_rng(level)
+    probs = rng.choice(values, size=(7, 37)).astype(np.uint8)
+    threshold = (level + 0.5) / 255
+    assert rle_encode_probs(probs, threshold) == rle_encode_numpy(probs > level)
+
+
+@pytest.mark.parametrize("pixel", list(range(0, 17)) + [61, 62, 63])
+def test_kernel_single_pixel_at_every_word_position(pixel):
+    mask = np.zeros((1, 64), np.uint8)
+    mask[0, pixel] = 1
+    assert rle_encode(mask) == f"{pixel + 1} 1"
+    mask[:] = 1
+    mask[0, pixel] = 0
+    assert rle_encode(mask) == rle_encode_numpy(mask)
+
+
+@pytest.mark.parametrize("height, width",
+                         [(1, 1), (1, 7), (1, 8), (1, 9), (3, 5), (5, 13), (4, 16), (17, 33), (64, 63)])
+def test_kernel_empty_full_and_runs_on_odd_sizes(height, width):
+    for fill in (0, 1):
+        mask = np.full((height, width), fill, np.uint8)
+        assert rle_encode(mask) == ("" if fill == 0 else f"1 {height * width}")
+    rng = np.random.default_rng(height * 100 + width)
+    for _ in range(5):
+        mask = _runs_mask(height * width, rng).reshape(height, width)
+        for order in ("C", "F"):
+            assert rle_encode(mask, order) == rle_encode_numpy(mask, order)
+
+
+@given(st.integers(1, 700), st.integers(0, 2**31 - 1), st.integers(0, 254), st.sampled_from(["C", "F"]))
+@settings(max_examples=150, deadline=None)
+def test_kernel_equals_reference_on_random_runs_and_levels(size, seed, level, order):
+    rng = np.random.default_rng(seed)
+    width = int(rng.integers(1, size + 1))
+    height = max(1, size // width)
+    mask = _runs_mask(height * width, rng).reshape(height, width)
+    # probabilities on both sides of the level (everything but the level itself is allowed to occur)
+    above = rng.integers(level + 1, 256, mask.shape)
+    below = rng.integers(0, level + 1, mask.shape)
+    probs = np.where(mask == 1, above, below).astype(np.uint8)
+    assert rle_encode_probs(probs, (level + 0.5) / 255, order) == rle_encode_numpy(mask, order)
+
+
+def test_kernel_long_output_grows_its_buffer():
+    mask = np.zeros((300, 301), np.uint8)
+    mask.reshape(-1)[::2] = 1  # 45,150 runs: many times the kernel's first output buffer
+    assert rle_encode(mask) == rle_encode_numpy(mask)

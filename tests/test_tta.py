@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -75,3 +76,21 @@ def test_predictor_merges_flips_and_folds_in_probability_space():
         assert merged.shape == plain.shape == (1, *fitted)
         torch.testing.assert_close(torch.from_numpy(merged), want[j], rtol=0, atol=1e-6)
         torch.testing.assert_close(torch.from_numpy(plain), want_plain[j], rtol=0, atol=1e-6)
+
+
+def test_predictor_keeps_the_network_resolution_when_asked():
+    from pipeline.model.augment import restore_size
+    from pipeline.model.task import BinaryTask
+    from pipeline.predict.engine import Predictor
+
+    fitted, original = (24, 50), (37, 71)  # the image is larger than the network input: predict resizes
+    torch.manual_seed(1)
+    images = torch.zeros(1, 3, 32, 64, dtype=torch.uint8)
+    images[:, :, :fitted[0], :fitted[1]] = torch.randint(0, 256, (1, 3, *fitted), dtype=torch.uint8)
+    batch = {"image": images, "fitted": torch.tensor([fitted]), "original": torch.tensor([original])}
+    predictor = Predictor([_Ramp(4.0)], BinaryTask(), "hflip", torch.device("cpu"))
+    (restored, plain_restored), = predictor(batch, with_plain=True)
+    (kept, plain_kept), = predictor(batch, with_plain=True, restore=False)
+    assert restored.shape == plain_kept.shape == (1, *original) and kept.shape == (1, *fitted)
+    np.testing.assert_allclose(restore_size(kept, fitted, original), restored, atol=1e-6)
+    np.testing.assert_allclose(plain_kept, plain_restored, atol=1e-6)

@@ -92,13 +92,18 @@ def train_cmd(config: Path, overrides: tuple[str, ...], fold: str, force: bool) 
 @click.option("--split", type=click.Choice(["oof", "test", "both"]), default="both", show_default=True)
 @click.option("--tta", type=click.Choice(names.TTA_MODES), default=None,
               help="Test-time augmentation (default: predict.tta of the config).")
-@click.option("--force", is_flag=True, help="Recompute stores from scratch.")
-def predict_cmd(config: Path, overrides: tuple[str, ...], fold: str, split: str, tta: str | None, force: bool) -> None:
+@click.option("--force", is_flag=True, help="Recompute stores from scratch (with --shard: that shard's images).")
+@click.option("--shard", default=None, metavar="I/N",
+              help="With --split test: predict only shard I of N (by image id), e.g. on N machines.")
+def predict_cmd(config: Path, overrides: tuple[str, ...], fold: str, split: str, tta: str | None, force: bool,
+                shard: str | None) -> None:
     """Write out-of-fold and test probability stores (flip TTA, resumable)."""
+    from pipeline.decide.store_shards import parse_shard
     from pipeline.stages.predict import run_predict
 
+    part = parse_shard(shard) if shard is not None else None
     cfg = load_config(config, overrides)
-    reports = run_predict(cfg, Layout(), fold, split, tta, force, progress_for=progress_bar)
+    reports = run_predict(cfg, Layout(), fold, split, tta, force, progress_for=progress_bar, shard=part)
     for report in reports:
         metric = report.oof.get("metric", "dice") if report.oof else "dice"
         what = f"OOF Dice at threshold {report.threshold:g} (train.threshold)" if metric == "dice" else \
@@ -217,11 +222,12 @@ def store_info_cmd(path: Path) -> None:
     store = ProbStore.open(path)
     m = store.manifest
     ids = store.ids()
-    size = sum(p.stat().st_size for p in path.glob("*.u8z"))
+    size = sum(p.stat().st_size for p in path.glob(f"*{store.suffix}"))
+    complete = store.complete if store.complete or not store.shards else f"no: {store.incomplete_reason()}"
     table = Table(show_header=False, title=str(path))
-    for key, value in [("run", m.get("run")), ("split", m.get("split")), ("folds", m.get("folds")),
-                       ("tta", m.get("tta")), ("classes", ", ".join(m.get("classes", []))),
-                       ("resolution", m.get("resolution")), ("complete", m.get("complete")),
+    for key, value in [("format", m.get("format")), ("run", m.get("run")), ("split", m.get("split")),
+                       ("folds", m.get("folds")), ("tta", m.get("tta")), ("classes", ", ".join(m.get("classes", []))),
+                       ("resolution", m.get("resolution")), ("complete", complete),
                        ("images", len(ids)), ("size on disk", f"{size / 1e6:.1f} MB"),
                        ("checkpoints", json.dumps(m.get("checkpoints", {})))]:
         table.add_row(key, str(value))

@@ -5,10 +5,31 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from pipeline.decide import store_codec
 from pipeline.decide.postprocess import clean
+from pipeline.errors import PipelineError
 from pipeline.ops.fusion import fuse
 from pipeline.ops.metrics import dice_score
 from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms
+
+
+def fuse_stored(stores: list, image_id: str, weights, mode: str = "mean") -> tuple[np.ndarray, tuple[int, int]]:
+    """Fused ``(C, h, w)`` uint8 of one image from member stores, and the image's original (H, W).
+
+    Members stored at one size (runs of one resolution) are fused at that size, so the one resize
+    to the original size comes after the fusion; members of different sizes are each resized
+    first. The fused OOF store and the test pass both fuse through here, so the threshold tuned
+    on the one applies exactly to the other.
+    """
+    entries = [store.read_stored(image_id) for store in stores]
+    original = entries[0][1]
+    if any(tuple(o) != tuple(original) for _, o in entries):
+        raise PipelineError(f"image '{image_id}': members hold it at different original sizes "
+                            f"({sorted({tuple(o) for _, o in entries})}); were they predicted on one dataset?")
+    maps = [probs for probs, _ in entries]
+    if len({m.shape for m in maps}) > 1:
+        maps = [store_codec.resize(m, original) for m in maps]
+    return fuse(maps, weights, mode), original
 
 
 def normalized(weights: Iterable[float]) -> np.ndarray:

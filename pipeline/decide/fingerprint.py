@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pipeline.decide.store import HEADER_KEYS, SUFFIX, ProbStore
+from pipeline.decide.store import HEADER_KEYS, ProbStore
 
 
 def digest(value) -> str:
@@ -18,6 +18,6 @@ def digest(value) -> str:
 
 
 def store_fingerprint(store: ProbStore) -> str:
-    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in store.path.glob(f"*{SUFFIX}"))
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in store.path.glob(f"*{store.suffix}"))
     head = {k: store.manifest.get(k) for k in (*HEADER_KEYS, "complete", "index")}
     return digest({"header": head, "files": files})

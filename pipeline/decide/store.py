@@ -1,39 +1,43 @@
 """The probability store: one folder of per-image uint8 probabilities plus a manifest.
 
-Layout::
+Layout (format ``segfuse-store-2``)::
 
     <store>/manifest.json      header: format, run, split, folds, tta, classes, checkpoints,
                                resolution; after ``finalize``: complete=true and an index of
                                image ids with their original (height, width)
-    <store>/<image_id>.u8z     uint8 probabilities round(p * 255) (quantisation error <= 1/510):
-                               b"U8Z1", then C, h, w as little-endian uint32, then the (C, h, w)
-                               array in C order, zlib-compressed (level 1). zlib, not PNG: on
-                               real 1918x1280 maps it is as compact (~60-80 KB) and decodes 3x and
-                               encodes 5x faster, which the ensemble's streaming pass needs.
+    <store>/<image_id>.u8zst   uint8 probabilities round(p * 255) (quantisation error <= 1/510)
+                               at the size they were predicted at (``resolution: model``: the
+                               network's output, padding cropped) with the image's original size;
+                               zstd. ``read`` returns them at the original size (one bilinear
+                               resize); ``read_stored`` as stored. Entry bytes: ``store_codec``.
+    <store>/shard-<i>-of-<N>.json   test stores predicted in N shards (``store_shards``): the
+                               store is complete when all N are there
 
 Each image file is written atomically, so a killed writer leaves only whole images; reopening
-the store with the same header skips them (resume). Readers load one image at a time.
+the store with the same header skips them (resume). Entries are not fsynced one by one (a disk
+flush per image); ``finalize`` syncs them all before it marks the store complete. Readers load
+one image at a time. Stores of
+format ``segfuse-store-1`` (full-size zlib ``.u8z`` entries) are still read; writing into one
+(``create``) starts it afresh in format 2, so a rerun of ``pipeline predict`` converts it.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.decide import store_codec
+from pipeline.decide.store_shards import Shard, shard_state, write_shard_file
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
 
-FORMAT = "segfuse-store-1"
-SUFFIX = ".u8z"
-_MAGIC = b"U8Z1"
-_HEAD = struct.Struct("<4sIII")
+FORMAT = "segfuse-store-2"
+VERSIONS = {"segfuse-store-1": 1, FORMAT: 2}
 HEADER_KEYS = ("run", "split", "folds", "tta", "classes", "checkpoints", "resolution")
 
 
@@ -56,7 +60,10 @@ class ProbStore:
 
     def __init__(self, path: Path, manifest: dict[str, Any]):
         self.path, self.manifest = Path(path), manifest
+        self.version = VERSIONS[manifest["format"]]
+        self.suffix = store_codec.SUFFIXES[self.version]
         self.replaced: str | None = None
+        self.shards = None if self.manifest.get("complete") else shard_state(self.path, self.header)
 
     # ---- opening -----------------------------------------------------------------------------
     @classmethod
@@ -67,9 +74,14 @@ class ProbStore:
         if not manifest_path.is_file():
             raise PipelineError(f"{path}: not a probability store (no manifest.json); run 'pipeline predict' first")
         manifest = read_json(manifest_path, "rerun predict with --force")
-        if manifest.get("format") != FORMAT:
-            raise PipelineError(f"{manifest_path}: unknown store format {manifest.get('format')!r}")
+        if manifest.get("format") not in VERSIONS:
+            raise PipelineError(f"{manifest_path}: unknown store format {manifest.get('format')!r} (this version "
+                                f"reads {', '.join(VERSIONS)}); rerun 'pipeline predict --force' to rewrite it")
         return cls(path, manifest)
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return {k: self.manifest.get(k) for k in HEADER_KEYS}
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: dict[str, Any], identity: tuple[str, ...] = HEADER_KEYS,
@@ -87,11 +99,13 @@ class ProbStore:
         if (path / "manifest.json").is_file():
             old = cls.open(path)
             diff = [k for k in identity if old.manifest.get(k) != header[k]]
+            if old.version != VERSIONS[FORMAT]:
+                diff.insert(0, f"format {old.manifest['format']} -> {FORMAT}")
             if not diff and not force:
                 old.manifest.pop("complete", None)
                 old.manifest.pop("index", None)
                 atomic_write_text(path / "manifest.json", json.dumps(old.manifest, indent=1))
-                old.replaced = None
+                old.replaced, old.shards = None, None
                 return old
             replaced = "--force" if force else f"{', '.join(diff)} changed"
         if path.exists():
@@ -114,33 +128,42 @@ class ProbStore:
     # ---- per image ---------------------------------------------------------------------------
     def _file(self, image_id: str) -> Path:
         _check_id(image_id)
-        return self.path / f"{image_id}{SUFFIX}"
+        return self.path / f"{image_id}{self.suffix}"
 
     def has(self, image_id: str) -> bool:
         return self._file(image_id).is_file()
 
-    def write(self, image_id: str, probs_u8: np.ndarray) -> None:
-        """Store ``(C, h, w)`` uint8 probabilities atomically."""
+    def write(self, image_id: str, probs_u8: np.ndarray, original: tuple[int, int] | None = None) -> None:
+        """Store ``(C, h, w)`` uint8 probabilities atomically; ``original``: the image's (H, W) when
+        the probabilities are smaller (the model's resolution), read back resized to it."""
         if probs_u8.dtype != np.uint8 or probs_u8.ndim != 3:
             raise ValueError(f"expected (C, h, w) uint8, got {probs_u8.dtype} {probs_u8.shape}")
         if probs_u8.shape[0] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {probs_u8.shape[0]}")
-        head = _HEAD.pack(_MAGIC, *probs_u8.shape)
-        atomic_write_bytes(self._file(image_id), head + zlib.compress(np.ascontiguousarray(probs_u8).data, 1))
+        if self.version != VERSIONS[FORMAT]:
+            raise PipelineError(f"{self.path}: a {self.manifest['format']} store is read-only; rerun "
+                                "'pipeline predict' to rewrite it as " + FORMAT)
+        original = tuple(original or probs_u8.shape[1:])
+        # atomic, not fsynced one by one: finalize() flushes them all before the store is marked complete
+        atomic_write_bytes(self._file(image_id), store_codec.encode(probs_u8, original), durable=False)
 
-    def read(self, image_id: str) -> np.ndarray:
-        """``(C, h, w)`` uint8 probabilities of one image."""
+    def read_stored(self, image_id: str) -> tuple[np.ndarray, tuple[int, int]]:
+        """``(C, h, w)`` uint8 probabilities as stored (maybe the model's resolution) and the original (H, W)."""
         path = self._file(image_id)
         if not path.is_file():
             raise PipelineError(f"{self.path}: no probabilities for image '{image_id}'; rerun 'pipeline predict'")
-        data = path.read_bytes()
         try:
-            magic, channels, height, width = _HEAD.unpack_from(data)
-            if magic != _MAGIC or channels != self.channels:
-                raise ValueError("bad header")
-            return np.frombuffer(zlib.decompress(data[_HEAD.size:]), np.uint8).reshape(channels, height, width)
-        except (struct.error, ValueError, zlib.error):
-            raise PipelineError(f"{path}: corrupt store entry; rerun predict with --force") from None
+            probs, original = store_codec.decode(path.read_bytes(), self.version)
+        except ValueError:
+            probs = None
+        if probs is None or probs.shape[0] != self.channels:
+            raise PipelineError(f"{path}: corrupt store entry; rerun predict with --force")
+        return probs, original
+
+    def read(self, image_id: str) -> np.ndarray:
+        """``(C, H, W)`` uint8 probabilities of one image at its original size."""
+        probs, original = self.read_stored(image_id)
+        return store_codec.resize(probs, original)
 
     # ---- whole store -------------------------------------------------------------------------
     @property
@@ -150,24 +173,58 @@ class ProbStore:
 
     @property
     def complete(self) -> bool:
-        return bool(self.manifest.get("complete"))
+        """Finalized, or every shard of a sharded prediction is in."""
+        return bool(self.manifest.get("complete")) or bool(self.shards and self.shards.complete)
+
+    def _index(self) -> list[list]:
+        if self.manifest.get("complete"):
+            return self.manifest["index"]
+        return self.shards.index if self.shards and self.shards.complete else []
+
+    def incomplete_reason(self) -> str:
+        """Why the store is not complete, and what to run (one line, for error messages)."""
+        state = self.shards
+        if state is None:
+            return "store is incomplete (interrupted predict); rerun 'pipeline predict'"
+        parts = []
+        if state.missing:
+            parts.append(f"shard{'s' if len(state.missing) > 1 else ''} "
+                         f"{', '.join(f'{i}/{state.count}' for i in state.missing)} missing")
+        if state.foreign:
+            parts.append(f"shard{'s' if len(state.foreign) > 1 else ''} "
+                         f"{', '.join(f'{i}/{state.count}' for i in state.foreign)} predicted with other models or "
+                         "settings than this store's manifest")
+        first = (state.missing or state.foreign)[0]
+        return (f"{'; '.join(parts)}: run 'pipeline predict CONFIG --split test --shard {first}/{state.count}' "
+                "and copy that store folder's files in here")
 
     def ids(self) -> list[str]:
-        """Image ids in the store: the finalized index, else the files present."""
+        """Image ids in the store: the finalized (or all-shards) index, else the files present."""
         if self.complete:
-            return [row[0] for row in self.manifest["index"]]
-        return sorted(p.name[: -len(SUFFIX)] for p in self.path.glob(f"*{SUFFIX}") if not p.name.startswith("."))
+            return [row[0] for row in self._index()]
+        return sorted(p.name[: -len(self.suffix)] for p in self.path.glob(f"*{self.suffix}")
+                      if not p.name.startswith("."))
 
     def shapes(self) -> dict[str, tuple[int, int]]:
-        """Original (height, width) per image id (finalized stores only)."""
-        return {row[0]: (row[1], row[2]) for row in self.manifest.get("index", [])}
+        """Original (height, width) per image id (complete stores only)."""
+        return {row[0]: (row[1], row[2]) for row in self._index()}
 
     def finalize(self, index: list[tuple[str, int, int]], extra: dict[str, Any] | None = None) -> None:
         """Record the image index (id, original height, width) and mark the store complete."""
         missing = [i for i, _, _ in index if not self.has(i)]
         if missing:
             raise PipelineError(f"{self.path}: {len(missing)} images have no probabilities (first '{missing[0]}')")
+        os.sync()  # the entries reach the disk before the manifest says they are all there
         self.update_manifest(**(extra or {}), index=[list(row) for row in index], complete=True)
+
+    def finalize_shard(self, shard: Shard, index: list[tuple[str, int, int]]) -> None:
+        """Record that ``shard`` is done (its images' index); the store completes with its last shard."""
+        missing = [i for i, _, _ in index if not self.has(i)]
+        if missing:
+            raise PipelineError(f"{self.path}: {len(missing)} images have no probabilities (first '{missing[0]}')")
+        os.sync()
+        write_shard_file(self.path, shard, self.header, index)
+        self.shards = shard_state(self.path, self.header)
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         for image_id in self.ids():
@@ -176,7 +233,7 @@ class ProbStore:
     def check_against(self, expected: dict[str, tuple[int, int]]) -> None:
         """The store must hold exactly ``expected`` ids with these original shapes (clear error if not)."""
         if not self.complete:
-            raise PipelineError(f"{self.path}: store is incomplete (interrupted predict); rerun 'pipeline predict'")
+            raise PipelineError(f"{self.path}: {self.incomplete_reason()}")
         shapes = self.shapes()
         missing, extra = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
         if missing:

@@ -55,10 +55,13 @@ class Predictor:
         return total / len(self.models)
 
     @torch.no_grad()
-    def __call__(self, batch: dict, with_plain: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    def __call__(self, batch: dict, with_plain: bool = False,
+                 restore: bool = True) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per image: (merged, plain) float32 probabilities (C, h0, w0) at the original size.
 
         ``plain`` (the identity copy alone, i.e. no TTA) is restored only when asked for.
+        ``restore=False``: ``merged`` stays at the network's resolution with the padding cropped
+        (C, h, w) (what the store keeps); ``plain`` is still at the original size.
         """
         images = batch["image"].to(self.device).float()
         merged, plain = tta_predict(self._probs, images, self.transformers, self.max_forward)
@@ -66,12 +69,12 @@ class Predictor:
         out = []
         for j in range(images.shape[0]):
             fitted, original = tuple(batch["fitted"][j].tolist()), tuple(batch["original"][j].tolist())
-            restored = restore_size(merged[j], fitted, original)
+            kept = restore_size(merged[j], fitted, original if restore else fitted)
             if with_plain:
-                same = len(self.transformers) == 1
-                out.append((restored, restored if same else restore_size(plain[j], fitted, original)))
+                same = len(self.transformers) == 1 and restore
+                out.append((kept, kept if same else restore_size(plain[j], fitted, original)))
             else:
-                out.append((restored, None))
+                out.append((kept, None))
         return out
 
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pipeline.config import Config, dump_config, load_config
 from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
-from pipeline.decide.blend import ArgmaxScorer, BinaryScorer, CleanupScorer, fit_weights, normalized
+from pipeline.decide import store_codec
+from pipeline.decide.blend import ArgmaxScorer, BinaryScorer, CleanupScorer, fit_weights, fuse_stored, normalized
 from pipeline.decide.decision import AnyDecision, Decision, MulticlassDecision, applied_decision, write_decision
 from pipeline.decide.fingerprint import store_fingerprint
 from pipeline.decide.search import oof_folds, search_oof, write_search
@@ -30,7 +32,6 @@ from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
 from pipeline.model.task import make_task
-from pipeline.ops.fusion import fuse
 from pipeline.output.checks import validate_file, validate_mask_folder
 from pipeline.output.formats import encode_rows, get_format
 from pipeline.output.masks import mask_png, output_lut
@@ -58,7 +59,7 @@ def load_members(ecfg: EnsembleConfig, layout: Layout) -> list[Member]:
         oof, test = ProbStore.open(run_dir.store("oof")), ProbStore.open(run_dir.store("test"))
         for store in (oof, test):
             if not store.complete:
-                raise PipelineError(f"{store.path}: incomplete store; rerun 'pipeline predict' for '{m.run}'")
+                raise PipelineError(f"{store.path}: ensemble member '{m.run}': {store.incomplete_reason()}")
         members.append(Member(m.run, load_config(run_dir.config()), oof, test, report))
     data = {json.dumps(m.cfg.dataset.model_dump(), sort_keys=True) for m in members}
     if len(data) > 1:
@@ -105,14 +106,14 @@ def write_fused_oof(ecfg: EnsembleConfig, members: list[Member], weights: np.nda
     """Fuse the members' OOF stores; a fused store made from exactly these member stores is resumed."""
     ids = members[0].oof.ids()
     header = {"run": folder.name, "split": "oof", "folds": members[0].oof.manifest["folds"], "tta": "ensemble",
-              "classes": members[0].oof.manifest["classes"], "resolution": "original",
+              "classes": members[0].oof.manifest["classes"], "resolution": "model",
               "checkpoints": {m.run: {"oof": m.oof.manifest["checkpoints"], "weight": float(w), "fusion": ecfg.fusion,
                                       "store": store_fingerprint(m.oof)}
                               for m, w in zip(members, weights, strict=True)}}
     store = ProbStore.create(folder.store("oof"), header)
     for image_id in ids:
         if not store.has(image_id):
-            store.write(image_id, fuse([m.oof.read(image_id) for m in members], weights, ecfg.fusion))
+            store.write(image_id, *fuse_stored([m.oof for m in members], image_id, weights, ecfg.fusion))
     store.finalize([(i, *members[0].oof.shapes()[i]) for i in ids])
 
 
@@ -171,9 +172,10 @@ def _init_worker(state: dict) -> None:
 def _encode_image(image_id: str) -> list:
     """CSV rows, or (file name, PNG bytes) for mask-image formats, of one test image."""
     s = _STATE
-    fused = fuse([m.read(image_id) for m in s["members"]], s["weights"], s["fusion"])
+    fused, original = fuse_stored(s["members"], image_id, s["weights"], s["fusion"])
     if s["fused"] is not None:
-        s["fused"].write(image_id, fused)
+        s["fused"].write(image_id, fused, original)
+    fused = store_codec.resize(fused, original)
     decision, fmt = s["decision"], s["format"]
     if fmt.kind != "csv":
         name = fmt.id_template.format(image_id=image_id)
@@ -194,11 +196,18 @@ def stream_test(ids: list[str], state: dict, workers: int, writer, progress=None
         return
     # fork: workers start in milliseconds with everything imported (spawn re-imports torch: seconds each)
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with get_context(method).Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
-        for rows in pool.imap(_encode_image, ids, chunksize=4):
-            writer.write(rows)
-            if progress:
-                progress(1)
+    # One OpenCV thread per worker (the workers are the parallelism), set here before forking: a
+    # forked worker that reconfigures the thread pool it inherited can hang on its locks (it did).
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with get_context(method).Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
+            for rows in pool.imap(_encode_image, ids, chunksize=4):
+                writer.write(rows)
+                if progress:
+                    progress(1)
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, fmt, folder: EnsembleDir,
@@ -208,7 +217,7 @@ def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, 
     if ecfg.save_test_store:
         test = members[0].test.manifest
         header = {"run": folder.name, "split": "test", "folds": test["folds"], "tta": "ensemble",
-                  "classes": test["classes"], "resolution": "original",
+                  "classes": test["classes"], "resolution": "model",
                   "checkpoints": {m.run: {"test": m.test.manifest["checkpoints"], "weight": float(w)}
                                   for m, w in zip(members, weights, strict=True)}}
         fused_path = str(ProbStore.create(folder.store("test"), header, force=True).path)
