@@ -1,0 +1,1 @@
+"""Looking at predictions before the leaderboard does: quality features, score estimates, QA pages."""
