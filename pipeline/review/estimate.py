@@ -113,6 +113,8 @@ def usable_columns(rows: list[dict[str, float]]) -> list[str]:
 def _ridge(z: np.ndarray, t: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, float]:
     """(center, weights in transformed units, intercept) of a ridge fit on standardised columns."""
     center, scale = np.median(z, axis=0), z.std(axis=0)
+    if z.shape[1] == 0:  # nothing varies: the estimate is the mean log error
+        return center, np.zeros(0), float(np.mean(t))
     scale[scale == 0] = 1.0
     model = Ridge(alpha=alpha).fit((z - center) / scale, t)
     return center, model.coef_ / scale, float(model.intercept_)
@@ -145,8 +147,8 @@ def choose_alpha(z: np.ndarray, t: np.ndarray, splits: np.ndarray) -> float:
 def fit(rows: list[dict[str, float]], scores: np.ndarray, groups: list[str],
         columns: list[str] | None = None) -> Estimator:
     """Fit on OOF rows (features), their true ``scores`` and ``groups`` (the penalty is chosen by group CV)."""
-    if len(rows) < 3:
-        raise PipelineError(f"{len(rows)} OOF images are too few to calibrate the QA estimate; need >= 3")
+    if len(rows) < 2:
+        raise PipelineError(f"{len(rows)} OOF images are too few to calibrate the QA estimate; need >= 2")
     columns = usable_columns(rows) if columns is None else columns
     z, t = matrix(rows, columns), log_error(scores)
     alpha = choose_alpha(z, t, group_splits(list(groups), INNER_SPLITS))

@@ -59,14 +59,16 @@ def csv_oof(rows: list[ImageQA], truth: np.ndarray, estimate: np.ndarray) -> str
 
 
 def gallery_rows(ranked: list[ImageQA], summary: list[GroupQA], top: int) -> list[ImageQA]:
-    """The images the gallery shows: worst groups first, up to ``PER_GROUP`` of each (flagged, then the
-    lowest estimates), ``top`` in all."""
+    """The images the gallery shows, ``top`` in all: every flagged image, then the worst groups' lowest
+    estimates (up to ``PER_GROUP`` per group)."""
+    shown = [r for r in ranked if r.flags]
+    seen = {r.image_id for r in shown}
     by_group: dict[str, list[ImageQA]] = {}
-    for row in ranked:  # ranked: flagged first, then by estimate
-        by_group.setdefault(row.group, []).append(row)
-    shown = []
+    for row in sorted(ranked, key=lambda r: (r.estimate, r.image_id)):
+        if row.image_id not in seen:
+            by_group.setdefault(row.group, []).append(row)
     for g in summary:
-        shown += by_group[g.group][:PER_GROUP]
+        shown += by_group.get(g.group, [])[:PER_GROUP]
     return shown[:top]
 
 
@@ -102,15 +104,21 @@ def _explain(metric: str, figures: dict, board: dict, cfg: QAConfig) -> list[str
 
 def html_text(name: str, line: str, metric: str, summary: list[GroupQA], shown: list[ImageQA], thumbs: list[str],
               ranked: list[ImageQA], figures: dict, board: dict, cfg: QAConfig) -> str:
-    """The gallery: summary, worst groups first with their shown images, then every group and image."""
+    """The gallery: summary, flagged images, the worst groups first with their lowest images, then tables."""
     body = [html.paragraph(line), *_explain(metric, figures, board, cfg),
             html.paragraph("Thumbnails: image | ensemble prediction | uncertainty (bright = unsure) | pixels where "
-                           "the members' masks differ (magenta).", "muted"),
-            html.heading("Worst groups first")]
-    cards: dict[str, list[str]] = {}
-    for n, (row, thumb) in enumerate(zip(shown, thumbs, strict=True), start=1):
-        cards.setdefault(row.group, []).append(_image_card(n, row, thumb, metric))
-    body += [_group_block(g, cards[g.group], metric) for g in summary if g.group in cards]
+                           "the members' masks differ (magenta).", "muted")]
+    cards = [(row, _image_card(n, row, thumb, metric))
+             for n, (row, thumb) in enumerate(zip(shown, thumbs, strict=True), start=1)]
+    flagged = [card for row, card in cards if row.flags]
+    if flagged:
+        body += [html.heading("Flagged by a hard rule"), *flagged]
+    body.append(html.heading("Worst groups first"))
+    by_group: dict[str, list[str]] = {}
+    for row, card in cards:
+        if not row.flags:
+            by_group.setdefault(row.group, []).append(card)
+    body += [_group_block(g, by_group[g.group], metric) for g in summary if g.group in by_group]
     body += [html.heading("All groups"), f"<p>{html.link('groups.csv', 'groups.csv')}</p>",
              html.table(GROUP_COLUMNS[:-1], ([rank, g.group, g.images, g.estimate, g.lowest, g.worst, g.flagged]
                                              for rank, g in enumerate(summary, start=1))),

@@ -12,8 +12,8 @@ under the min area) are counted apart, in ``band_far``.
 ``band``        near pixels with 0.1 < p < 0.9, per pixel of kept area (the uncertain band)
 ``band_wide``   the same with 0.02 < p < 0.98 (the band's tail, where confident errors start)
 ``band_far``    pixels with 0.1 < p < 0.9 that are not near the kept mask, per pixel of kept area
-``soft_dice``   Dice of the soft map against its own kept mask, near it and inside it:
-                ``2 sum(p m) / (sum(p) + sum(m))``; 1 = every kept pixel certain
+``soft_dice``   Dice of the soft map against its own kept mask, near it and inside it (the whole
+                map if the mask is empty): ``2 sum(p m) / (sum(p) + sum(m))``; 1 = all certain
 ``edge_width``  near uncertain pixels per boundary pixel: the width in pixels of the transition
                 from 0 to 1 (boundary sharpness: small = sharp)
 ``removed``     share of the thresholded area that the decision dropped (clean-up, min area)
@@ -70,7 +70,7 @@ def channel_features(probs_u8: np.ndarray, kept: np.ndarray, raw: np.ndarray | N
     wide = (probs_u8 > WIDE[0] * 255) & (probs_u8 < WIDE[1] * 255)
     area = int(np.count_nonzero(kept))
     per = float(max(area, 1))
-    zone = near | kept
+    zone = near | kept if area else np.ones(kept.shape, bool)  # an empty mask answers for the whole map
     soft_sum = float(probs_u8[zone].sum(dtype=np.int64)) / 255.0
     overlap = float(probs_u8[kept].sum(dtype=np.int64)) / 255.0
     out = {"area": area / kept.size,

@@ -33,7 +33,18 @@ from pipeline.config.schema import EnsembleConfig
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.paths import Layout
-from pipeline.qa import FLAG_NAMES, GroupQA, ImageQA, QAConfig, assess, flag, groups, measure, short_reason, summary_line
+from pipeline.qa import (
+    FLAG_NAMES,
+    GroupQA,
+    ImageQA,
+    QAConfig,
+    assess,
+    flag,
+    groups,
+    measure,
+    short_reason,
+    summary_line,
+)
 from pipeline.review import estimate as est
 from pipeline.review.qa_page import csv_groups, csv_images, csv_oof, gallery_rows, html_text
 from pipeline.review.quality import binary_features, multiclass_features
