@@ -25,7 +25,8 @@ images a hard rule flags ahead of all others. Hard rules (one row per image, see
 
 Disagreement (``1 - agreement``), ``|area_z|`` and empty also enter the estimate as features, so a
 failure the hard rules see pulls the estimate down too. Reasons: the flags' explanations, then the
-features that push the estimate down most against the median OOF image (``drivers``).
+features that push the estimate down most against the median OOF image
+(``pipeline.review.reasons``, which also reports per group).
 """
 from __future__ import annotations
 
@@ -38,18 +39,11 @@ import numpy as np
 from pipeline.errors import PipelineError
 from pipeline.ops.metrics import confusion_matrix, dice_score, mean_iou
 from pipeline.postprocess import component_count
-from pipeline.review.estimate import Estimator
 
 LOG_EPS = 1e-4  # area fraction added before the log, so an empty mask has a finite log area
 FLAG_NAMES = {"disagreement": ("member disagreement", "member disagreements"),  # (one, several)
               "area_outlier": ("area outlier", "area outliers"), "empty": ("empty", "empty"),
               "fragmented": ("fragmented", "fragmented")}
-LABELS = {"area": "area share", "band": "uncertain band (0.1<p<0.9) per area", "band_wide": "wide band "
-          "(0.02<p<0.98) per area", "band_far": "uncertain pixels away from the mask per area",
-          "soft_dice": "soft Dice", "edge_width": "edge width (px)", "removed": "share cut by clean-up",
-          "components": "components before clean-up", "disagreement": "member disagreement",
-          "area_z": "area z in group", "empty": "empty"}
-MIN_PUSH = float(np.log(1.05))  # a driver raises the estimated error by >= 5% over the median OOF image
 
 
 @dataclass(frozen=True)
@@ -96,19 +90,6 @@ class ImageQA:
         if self.agreement is not None:
             extra["disagreement"] = 1.0 - self.agreement
         return {**self.features, **extra}
-
-
-@dataclass
-class GroupQA:
-    """One group (a car, a drive): its images' estimates, flags and main reasons."""
-
-    group: str
-    images: int
-    estimate: float  # mean of its images' estimates (the group's share of the leaderboard score)
-    lowest: float
-    worst: str  # image id of the lowest estimate
-    flagged: int
-    reasons: list[str]
 
 
 def agreement(labels: list[np.ndarray], num_classes: int) -> float | None:
@@ -203,71 +184,16 @@ def flag(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice",
         row.flags, row.reasons = [f for f, _ in raised], [r for _, r in raised]
 
 
-def label(feature: str) -> str:
-    """``band:car`` -> ``uncertain band (...) per area of car``."""
-    base, _, cls = feature.partition(":")
-    return LABELS.get(base, base) + (f" of {cls}" if cls else "")
-
-
-def drivers(estimator: Estimator, row: ImageQA, limit: int = 2) -> list[tuple[str, float]]:
-    """The features pushing this row's estimated error up the most (> ``MIN_PUSH``): (feature, push)."""
-    push = estimator.contributions(row.quality())
-    top = sorted((p, f) for f, p in push.items() if p > MIN_PUSH)[::-1][:limit]
-    return [(f, p) for p, f in top]
-
-
-def driver_text(estimator: Estimator, feature: str, value: float) -> str:
-    return f"{label(feature)} {value:.3g} (median OOF image {estimator.typical[feature]:.3g})"
-
-
-def estimate(rows: list[ImageQA], estimator: Estimator) -> None:
-    """Fill each row's ``estimate`` and append its drivers to its reasons (after the flags' reasons)."""
-    scores = estimator.predict([r.quality() for r in rows])
-    for row, score in zip(rows, scores, strict=True):
-        row.estimate = float(score)
-        quality = row.quality()
-        row.reasons += [driver_text(estimator, f, quality[f]) for f, _ in drivers(estimator, row)]
-
-
 def rank(rows: list[ImageQA]) -> list[ImageQA]:
     """Flagged images first, each part by ascending estimate (ties by image id)."""
     return sorted(rows, key=lambda r: (not r.flags, 2.0 if r.estimate is None else r.estimate, r.image_id))
 
 
 def assess(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice",
-           views: dict[str, str] | None = None, estimator: Estimator | None = None) -> list[ImageQA]:
-    """Flags (``flag``), estimates (``estimate``, with an ``estimator``) and the ranking (``rank``)."""
+           views: dict[str, str] | None = None) -> list[ImageQA]:
+    """Flags (``flag``) and the ranking (``rank``); estimates come from ``pipeline.review.reasons.estimate``."""
     flag(rows, cfg, metric, views)
-    if estimator is not None:
-        estimate(rows, estimator)
     return rank(rows)
-
-
-def groups(ranked: list[ImageQA], estimator: Estimator | None = None, limit: int = 2) -> list[GroupQA]:
-    """Per-group summary, worst first: by mean estimate (the group's share of the leaderboard score).
-
-    A group's reasons: its flags (counted), then the features pushing its images' error up the most
-    on average.
-    """
-    by_group: dict[str, list[ImageQA]] = defaultdict(list)
-    for row in ranked:
-        by_group[row.group].append(row)
-    out = []
-    for name, rows in by_group.items():
-        est = [r.estimate for r in rows if r.estimate is not None]
-        worst = min(rows, key=lambda r: (2.0 if r.estimate is None else r.estimate, r.image_id))
-        reasons = [f"{n} {FLAG_NAMES[k][n > 1]}" for k in FLAG_NAMES if (n := sum(k in r.flags for r in rows))]
-        if estimator is not None:
-            push = defaultdict(float)
-            for r in rows:
-                for f, p in estimator.contributions(r.quality()).items():
-                    push[f] += p / len(rows)
-            top = sorted(((p, f) for f, p in push.items() if p > MIN_PUSH), reverse=True)[:limit]
-            reasons += [driver_text(estimator, f, float(np.mean([r.quality()[f] for r in rows]))) for _, f in top]
-        out.append(GroupQA(name, len(rows), float(np.mean(est)) if est else float("nan"),
-                           float(min(est)) if est else float("nan"), worst.image_id,
-                           sum(bool(r.flags) for r in rows), reasons))
-    return sorted(out, key=lambda g: (g.estimate, g.group))
 
 
 def short_reason(row: ImageQA) -> str:
@@ -281,11 +207,11 @@ def short_reason(row: ImageQA) -> str:
             "fragmented": f"{row.components} components"}[worst]
 
 
-def summary_line(ranked: list[ImageQA], where: str, worst_group: GroupQA | None = None, metric: str = "Dice",
+def summary_line(ranked: list[ImageQA], where: str, worst_group=None, metric: str = "Dice",
                  board: dict | None = None) -> str:
     """E.g. ``QA: 3 of 32 test images flagged (1 member disagreement, 2 empty); worst X (area z=-6.1);
-    worst group G (est. Dice 0.9710); estimated test Dice 0.9821 ± 0.0040 — see P``; ``board`` is
-    ``pipeline.review.estimate.leaderboard``'s result."""
+    worst group G (est. Dice 0.9710); estimated test Dice 0.9821 ± 0.0040 — see P``; ``worst_group`` is a
+    ``pipeline.review.reasons.GroupQA``, ``board`` ``pipeline.review.estimate.leaderboard``'s result."""
     flagged = [r for r in ranked if r.flags]
     counts = {name: sum(name in r.flags for r in flagged) for name in FLAG_NAMES}
     detail = ", ".join(f"{n} {FLAG_NAMES[k][n > 1]}" for k, n in counts.items() if n)

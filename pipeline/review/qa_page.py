@@ -6,7 +6,8 @@ import io
 
 import numpy as np
 
-from pipeline.qa import GroupQA, ImageQA, QAConfig
+from pipeline.qa import ImageQA, QAConfig
+from pipeline.review.reasons import GroupQA
 from pipeline.viz import html
 
 IMAGE_COLUMNS = ["rank", "image_id", "group", "estimate", "flags", "reasons", "member_dice", "area", "area_z",

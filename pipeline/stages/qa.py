@@ -6,7 +6,8 @@ as the submission was: ``pipeline.stages.sources.ensemble_decision``) and every 
 OOF, where the truth is known, it measures each image's quality features and true score (Dice
 under the decision, or mIoU) and fits the estimator (``pipeline.review.estimate``), cross-validated
 by group; on test it measures the same features,
-estimates each image's score, flags the hard rules and ranks (``pipeline.qa``). Writes into
+estimates each image's score (``pipeline.review.reasons``), flags the hard rules and ranks
+(``pipeline.qa``). Writes into
 ``artifacts/ensembles/<name>/qa/``:
 
 - ``qa.csv`` — every test image, worst first: rank, image_id, group, estimate, flags, reasons,
@@ -33,21 +34,11 @@ from pipeline.config.schema import EnsembleConfig
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.paths import Layout
-from pipeline.qa import (
-    FLAG_NAMES,
-    GroupQA,
-    ImageQA,
-    QAConfig,
-    assess,
-    flag,
-    groups,
-    measure,
-    short_reason,
-    summary_line,
-)
+from pipeline.qa import FLAG_NAMES, ImageQA, QAConfig, flag, measure, rank, short_reason, summary_line
 from pipeline.review import estimate as est
 from pipeline.review.qa_page import csv_groups, csv_images, csv_oof, gallery_rows, html_text
 from pipeline.review.quality import binary_features, multiclass_features
+from pipeline.review.reasons import GroupQA, estimate, groups
 from pipeline.stages.show import image_score
 from pipeline.stages.sources import AnyDecision, Source, open_source, run_decision
 from pipeline.store import ProbStore
@@ -199,7 +190,9 @@ def run_qa(layout: Layout, ensemble_name: str, top: int = 12, cfg: QAConfig | No
     flag(oof, cfg, metric, view_keys(source, oof))
     estimator, cv, figures = calibrate(oof, truth)
     rows, _ = measure_all(source, fused["test"], members, "test", progress, workers)
-    ranked = assess(rows, cfg, metric, view_keys(source, rows), estimator)
+    flag(rows, cfg, metric, view_keys(source, rows))
+    estimate(rows, estimator)
+    ranked = rank(rows)
     summary = groups(ranked, estimator)
     board = {**est.leaderboard(np.array([r.estimate for r in ranked]), len(summary), figures["group_residual_sd"],
                                figures["groups"]), "metric": metric}
