@@ -133,3 +133,23 @@ def test_leaderboard_interval():
 def test_spearman_of_calibration_matches_scipy():
     truth, estimate = np.array([0.9, 0.8, 0.95, 0.7]), np.array([0.91, 0.85, 0.9, 0.6])
     assert est.calibration(truth, estimate, list("abab"))["spearman"] == pytest.approx(spearmanr(truth, estimate)[0])
+
+
+def test_slopes_come_from_inside_groups_when_groups_hold_several_images():
+    """Inside each car the log error rises one for one with log band; between cars it falls (each car
+    its own calibration). Groups of six: the slope inside them; every image its own group: the mixture."""
+    rng = np.random.default_rng(1)
+    rows, scores, cars = [], [], []
+    for car in range(10):
+        level = rng.normal(0, 0.5)
+        for _ in range(6):
+            log_band = level + rng.normal(0, 0.3)
+            rows.append({"band": float(np.exp(log_band))})
+            scores.append(1 + est.EPS - np.exp(-4 - level + (log_band - level)))
+            cars.append(f"car{car}")
+    scores = np.array(scores)
+    assert est.within_groups(cars) and not est.within_groups([f"img{i}" for i in range(len(rows))])
+    inside = est.fit(rows, scores, cars)
+    assert inside.within and inside.weights[0] == pytest.approx(1.0, abs=0.15)
+    pooled = est.fit(rows, scores, [f"img{i}" for i in range(len(rows))])
+    assert not pooled.within and pooled.weights[0] < 0
