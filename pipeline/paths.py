@@ -7,7 +7,8 @@ All locations are relative to ``root`` (the working directory by default)::
     artifacts/runs/<run>/fold<k>/{model.pt, last.pt, history.csv, config.yaml}, full/ (same files)
     artifacts/runs/<run>/{oof,test}/, predict_report.json, thresholds.json, threshold_curve.png,
         report.html, show/<split>_<what>.png
-    artifacts/ensembles/<name>/{oof,test}/, thresholds.json, qa/{qa.csv, index.html}, show/
+    artifacts/ensembles/<name>/{oof,test}/, thresholds.json, qa/{qa.csv, groups.csv, oof.csv, calibration.json,
+        index.html}, show/
     artifacts/cache/<dataset>/<HxW>/
     submissions/<name>.csv(.gz), submissions/<name>.json, submissions/ledger.csv
 """

@@ -16,7 +16,8 @@ mean) when groups of two or more images hold most rows: each OOF fold has its ow
 models differ in how sharp they are for the same error, so across cars a wider band partly means
 "another fold's model"; inside a car (one model, one paint, one studio) it means a harder view.
 On the Carvana subset that lifts the cross-validated Spearman of a one-member ensemble from 0.30
-to 0.45 (two members: 0.41 either way). With one image per group the slopes are fitted over all images.
+to 0.45 (two members: 0.41 either way; ``bench/qa_calibration.py``). With one image per group the
+slopes are fitted over all images.
 
 Cross-validation is by group (``group_splits``: leave one group out up to ``MAX_SPLITS`` groups,
 so no car is on both sides): the ridge penalty is chosen that way on the training images, and
@@ -24,8 +25,8 @@ so no car is on both sides): the ridge penalty is chosen that way on the trainin
 is what the calibration figures and the interval use. Leave-one-group-out rather than the model's
 own folds: holding out a quarter of the groups moves the training mean away from the held-out
 groups' level, and with the small spread of good models that shift alone reorders the pooled
-estimates (on the Carvana subset, 4 folds of 3 cars: Spearman 0.08 against 0.41 leaving one car
-out, for the same features).
+estimates (on the Carvana subset, 4 folds of 3 cars: Spearman -0.30 and -0.01 against 0.45 and
+0.41 leaving one car out, for the same features; the estimated mean stays within 0.0002 either way).
 
 Each estimate comes with its drivers: a feature's contribution ``w_j (x_j - median_j)`` to the log
 error, relative to the median OOF image; the largest positive ones are the reasons shown in QA.
