@@ -8,7 +8,7 @@ All locations are relative to ``root`` (the working directory by default)::
     artifacts/runs/<run>/{oof,test}/, config.yaml, predict_report.json, thresholds.json, decision.json,
         threshold_curve.png, report.html, show/<split>_<what>.png
     artifacts/ensembles/<name>/{oof,test}/, ensemble.yaml, config.yaml, thresholds.json, decision.json,
-        qa/{qa.csv, index.html}, show/
+        qa/{qa.csv, groups.csv, oof.csv, calibration.json, index.html}, show/
     artifacts/cache/<dataset>/<HxW>/
     submissions/<name>.csv(.gz), submissions/<name>.json, submissions/ledger.csv
 """

@@ -3,6 +3,7 @@ import csv
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pipeline.cli import cli
 from pipeline.config import load_config
 from pipeline.data import open_dataset
 from pipeline.decide.store import ProbStore
+from pipeline.output.writers import LEDGER_COLUMNS, upgrade_ledger
 from tests.conftest import copy_project, write_config
 
 RUN = "tiny_64x96"
@@ -75,14 +77,30 @@ def test_ensemble_writes_valid_submission_sidecar_and_ledger(project):
     # fit finds the planted member: all weight on it, and the ensemble scores what it scores
     # (member_oof_dice comes from each run's predict_report.json, which the planted run copied)
     assert side["weights"] == [0.0, 1.0] and side["oof_dice"] == 1.0 > side["member_oof_dice"][RUN]
+    board = side["estimated_score"]  # QA's estimate: mean of the test images' estimated Dice, 95% interval
+    assert board["metric"] == "Dice" and board["low"] <= board["mean"] <= board["high"] and board["images"] == 4
+    assert 0 <= board["oof_estimated_mean"] <= 1 and board["oof_true_mean"] == pytest.approx(side["oof_dice"])
+    assert re.search(r"OOF Dice 1\.00000, estimated test Dice [01]\.\d{4} ± 0\.\d{4} \(95%", result.output)
     ledger = read_rows(project / "submissions" / "ledger.csv")
     assert ledger[0][0] == "time" and ledger[1][1] == "tiny-ens"
+    assert ledger[0][-2:] == ["est_score", "est_half_width"] and float(ledger[1][-2]) == pytest.approx(board["mean"])
     assert ProbStore.open(project / "artifacts" / "ensembles" / "tiny-ens" / "test").complete
     assert invoke("validate", "submissions/tiny-ens.csv").exit_code == 0
     again = invoke("ensemble", "ens.yaml")
     assert again.exit_code == 1 and "exists" in again.output  # never overwritten silently
     assert invoke("ensemble", "ens.yaml", "--overwrite").exit_code == 0
     assert len(read_rows(project / "submissions" / "ledger.csv")) == 3
+
+
+def test_an_older_ledger_gains_the_new_columns_before_a_row_is_added(tmp_path):
+    ledger = tmp_path / "ledger.csv"
+    old = [c for c in LEDGER_COLUMNS if not c.startswith("est_")]
+    ledger.write_text(",".join(old) + "\n" + ",".join(f"v{i}" for i in range(len(old))) + "\n")
+    upgrade_ledger(ledger)
+    rows = read_rows(ledger)
+    assert rows[0] == list(LEDGER_COLUMNS) and rows[1] == [f"v{i}" for i in range(len(old))] + ["", ""]
+    upgrade_ledger(ledger)
+    assert read_rows(ledger) == rows
 
 
 def test_gzip_workers_and_rows_follow_sample_order(project, tiny_carvana):

@@ -1,6 +1,7 @@
 """See the results: overlay panels and grids (show), prediction QA with planted failures, run report."""
 import contextlib
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -118,10 +119,10 @@ def demo_masks(spec: DemoSpec) -> dict[str, np.ndarray]:
             for car in cars for view in range(spec.views)}
 
 
-def soft(mask: np.ndarray) -> np.ndarray:
-    """(1, h, w) uint8 probabilities of a confident model with soft edges."""
-    probs = np.where(mask > 0, 235.0, 12.0).astype(np.float32)
-    return np.clip(cv2.GaussianBlur(probs, (5, 5), 1.2), 0, 255).astype(np.uint8)[None]
+def degrade(mask: np.ndarray, k: int) -> np.ndarray:
+    """(1, h, w) uint8 probabilities of a model that is ``k`` px off to the side with edges blurred by ``k``."""
+    probs = np.roll(mask, k, axis=1).astype(np.float32) * 223 + 16
+    return np.clip(np.round(cv2.GaussianBlur(probs, (0, 0), 0.6 + 0.8 * k)), 0, 255).astype(np.uint8)[None]
 
 
 def write_store(path: Path, split: str, classes: list[str], probs: dict[str, np.ndarray], weights=None) -> None:
@@ -134,24 +135,25 @@ def write_store(path: Path, split: str, classes: list[str], probs: dict[str, np.
 
 
 def write_ensemble(work: Path, config_text: str, classes: list[str], members: list[dict[str, np.ndarray]],
-                   oof: dict[str, np.ndarray] | None = None, name: str = "qa-ens") -> Layout:
-    """Runs m0.. with test stores, and ensemble ``name`` with fused test (+ given OOF) store, equal weights."""
+                   oof: list[dict[str, np.ndarray]], name: str = "qa-ens") -> Layout:
+    """Runs m0.. with test (``members``) and OOF (``oof``) stores, and ensemble ``name`` with their fused
+    stores, equal weights, threshold 0.5, no clean-up."""
     layout = Layout(work)
     runs = [f"m{k}" for k in range(len(members))]
-    for run, probs in zip(runs, members, strict=True):
+    for run, test, train in zip(runs, members, oof, strict=True):
         (layout.run_dir(run)).mkdir(parents=True)
         (layout.run_dir(run) / "config.yaml").write_text(config_text)
-        write_store(layout.run_dir(run) / "test", "test", classes, probs)
+        write_store(layout.run_dir(run) / "test", "test", classes, test)
+        write_store(layout.run_dir(run) / "oof", "oof", classes, train)
     folder = layout.ensemble_dir(name)
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(config_text)
     (folder / "ensemble.yaml").write_text(f"name: {name}\nmembers: [{', '.join(f'{{run: {r}}}' for r in runs)}]\n"
                                           "threshold: 0.5\nmin_area: 0\ncleanup: false\nworkers: 0\n")
     weights = {r: {"weight": 1 / len(runs)} for r in runs}
-    fused = {i: fuse([m[i] for m in members], [1.0] * len(members)) for i in members[0]}
-    write_store(folder / "test", "test", classes, fused, weights)
-    if oof:
-        write_store(folder / "oof", "oof", classes, oof)
+    for split, stores in (("test", members), ("oof", oof)):
+        fused = {i: fuse([m[i] for m in stores], [1.0] * len(stores)) for i in stores[0]}
+        write_store(folder / split, split, classes, fused, weights)
     decision = Decision(0.5, 0, False) if len(classes) == 2 else MulticlassDecision("argmax")
     write_decision(layout.ensemble(name), decision, "ensemble")  # what 'pipeline ensemble' leaves
     return layout
@@ -165,11 +167,11 @@ def grow(mask: np.ndarray, factor: float) -> np.ndarray:
     return out
 
 
-@pytest.fixture(scope="module")
-def carvana_ensemble(tmp_path_factory):
-    """3 test cars x 4 views with two members; planted: member m1 empty on DISAGREE, all members 3x on BIG."""
-    work = tmp_path_factory.mktemp("qa")
-    spec = DemoSpec(cars=2, views=4, test_cars=3, size=(96, 64), seed=5)
+def demo_ensemble(work: Path, test_k, oof_empty: bool = False, members: int = 2, plant_flags: bool = False) -> dict:
+    """6 train cars and 3 test cars x 4 views (96x64). OOF image n is ``degrade``d by 0-3 px (one
+    empty with ``oof_empty``), so features and Dice move together; test image i by ``test_k(i, car)``.
+    ``plant_flags``: member m1 empty on DISAGREE, every member 3x the area on BIG."""
+    spec = DemoSpec(cars=6, views=4, test_cars=3, size=(96, 64), seed=5)
     write_demo(work / "data", spec)
     masks = demo_masks(spec)
     config_text = tiny_train_config(work / "tiny.yaml", work / "data").read_text()
@@ -178,34 +180,96 @@ def carvana_ensemble(tmp_path_factory):
     cars = sorted({t[:-3] for t in tests})
     disagree = f"{cars[0]}_02"
     big = min((i for i in tests if i.startswith(cars[1])), key=lambda i: masks[i].sum())
-    m0 = {i: soft(grow(masks[i], 3.0) if i == big else masks[i]) for i in tests}
-    m1 = {i: np.roll(p, 1, axis=2) for i, p in m0.items()}
-    m1[disagree] = np.full_like(m0[disagree], 5)
-    oof = {i: soft(np.roll(masks[i], 4, axis=1)) for i in train}  # shifted: misses on one side, extra on the other
-    oof[train[0]] = soft(np.zeros_like(masks[train[0]]))  # one empty prediction: all missed
-    layout = write_ensemble(work, config_text, ["background", "car"], [m0, m1], oof)
+    m0 = {i: degrade(grow(masks[i], 3.0) if plant_flags and i == big else masks[i], test_k(i, cars.index(i[:-3])))
+          for i in tests}
+    oof0 = {i: degrade(masks[i], (n + n // 4) % 4) for n, i in enumerate(train)}  # every k in every car and view
+    if oof_empty:
+        oof0[train[0]] = degrade(np.zeros_like(masks[train[0]]), 0)  # one empty prediction: all missed
+    tests_by_member, oof_by_member = [m0], [oof0]
+    if members > 1:
+        m1 = {i: np.roll(p, 1, axis=2) for i, p in m0.items()}
+        if plant_flags:
+            m1[disagree] = np.full_like(m0[disagree], 5)
+        tests_by_member.append(m1)
+        oof_by_member.append({i: np.roll(p, 1, axis=2) for i, p in oof0.items()})
+    layout = write_ensemble(work, config_text, ["background", "car"], tests_by_member, oof_by_member)
     gif = np.array(Image.open(work / "data" / "train_masks" / f"{train[1]}_mask.gif"))
     assert (gif == masks[train[1]]).all()  # demo_masks reproduces write_demo
-    return {"layout": layout, "disagree": disagree, "big": big, "tests": tests, "train": train}
+    return {"layout": layout, "disagree": disagree, "big": big, "tests": tests, "train": train, "cars": cars}
 
 
-def test_qa_ranks_planted_failures_first_and_writes_csv_and_html(carvana_ensemble):
+@pytest.fixture(scope="module")
+def carvana_ensemble(tmp_path_factory):
+    """Two members; planted hard failures: member m1 empty on DISAGREE, all members 3x on BIG."""
+    return demo_ensemble(tmp_path_factory.mktemp("qa"), lambda i, car: 0, oof_empty=True, plant_flags=True)
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_qa_ranks_flagged_images_first_and_writes_csv_and_html(carvana_ensemble):
     layout, disagree, big = carvana_ensemble["layout"], carvana_ensemble["disagree"], carvana_ensemble["big"]
     out = run_qa(layout, "qa-ens", top=4)
-    with open(out["csv"], newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_csv(out["csv"])
     assert len(rows) == 12 and [r["image_id"] for r in rows[:2]] == [disagree, big]
     assert "disagreement" in rows[0]["flags"] and float(rows[0]["member_dice"]) == 0.0
+    assert "empty" in rows[0]["flags"] and float(rows[0]["estimate"]) < 0.5  # fused map below 0.5 everywhere
     assert rows[1]["flags"] == "area_outlier" and float(rows[1]["area_z"]) > 3.5
     assert all(r["flags"] == "" for r in rows[2:])
     assert float(rows[2]["member_dice"]) > 0.9 and int(rows[2]["components"]) == 1
+    assert [float(r["estimate"]) for r in rows[2:]] == sorted(float(r["estimate"]) for r in rows[2:])
     assert out["flagged"] == 2 and out["counts"]["disagreement"] == 1 and out["counts"]["area_outlier"] >= 1
-    assert re.match(rf"QA: 2 of 12 test images flagged \(.*1 member disagreement.*\); worst {disagree} \(.+\) — "
+    assert re.match(rf"QA: 2 of 12 test images flagged \(.*1 member disagreement.*\); worst {disagree} \(.+\); "
+                    r"worst group \S+ \(est. Dice 0\.\d{4}\); estimated test Dice 0\.\d{4} ± 0\.\d{4} — "
                     r"see .*qa/index.html$", out["line"])
     page = Path(out["html"]).read_text()
     for src in re.findall(r'<img src="([^"]+)"', page):
         assert (Path(out["html"]).parent / src).is_file()
-    assert f"001_{disagree}.png" in page and "members disagree" in page and "http" not in page
+    assert f"001_{disagree}.png" in page and "Flagged by a hard rule" in page and "Worst groups first" in page
+    assert "members disagree" in page and "http" not in page
+    oof = read_csv(Path(out["csv"]).parent / "oof.csv")
+    assert len(oof) == 24 and float(oof[0]["score"]) == 0.0 and "empty" in oof[0]["flags"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """No hard failure; BROKEN (the smallest view of car 0) is 3 px off and blurred, every view of car 1 2 px off."""
+    def test_k(image_id: str, car: int) -> int:
+        return 3 if (car, image_id[-2:]) == (0, "02") else 2 if car == 1 else 0
+
+    work = tmp_path_factory.mktemp("planted")
+    return {"two": demo_ensemble(work / "two", test_k), "one": demo_ensemble(work / "one", test_k, members=1)}
+
+
+@pytest.mark.parametrize("members", ["two", "one"])
+def test_a_planted_broken_image_and_a_planted_broken_group_rank_first(planted, members):
+    case = planted[members]
+    out = run_qa(case["layout"], "qa-ens", top=6)
+    rows = read_csv(out["csv"])
+    assert not any(r["flags"] for r in rows)
+    assert rows[0]["image_id"] == f"{case['cars'][0]}_02"
+    assert {r["image_id"][:-3] for r in rows[1:5]} == {case["cars"][1]}  # then the broken car's four views
+    groups = read_csv(Path(out["csv"]).parent / "groups.csv")
+    assert [g["group"] for g in groups] == [case["cars"][1], case["cars"][0], case["cars"][2]]
+    assert out["groups"][0]["group"] == case["cars"][1] and out["groups"][0]["reasons"]
+    calibration = json.loads((Path(out["csv"]).parent / "calibration.json").read_text())
+    assert ("estimator" in calibration) and (("disagreement" in calibration["estimator"]["features"]) ==
+                                             (members == "two"))
+    assert calibration["oof"]["spearman"] > 0.8  # the planted relation is learnt across cars
+    assert abs(calibration["oof"]["estimated_mean"] - calibration["oof"]["true_mean"]) < 0.01
+    board = out["estimate"]
+    assert board["low"] < board["mean"] < board["high"] and board["groups"] == 3 and board["metric"] == "Dice"
+    assert board["mean"] == pytest.approx(np.mean([float(r["estimate"]) for r in rows]))
+
+
+def test_qa_estimates_are_reproducible(planted):
+    layout = planted["two"]["layout"]
+    folder = Path(run_qa(layout, "qa-ens", top=2)["csv"]).parent
+    first = {name: (folder / name).read_bytes() for name in ("qa.csv", "groups.csv", "oof.csv", "calibration.json")}
+    run_qa(layout, "qa-ens", top=2, workers=1)
+    assert {name: (folder / name).read_bytes() for name in first} == first
 
 
 def test_show_worst_oof_and_random_test_of_an_ensemble(carvana_ensemble, tmp_path):
@@ -220,6 +284,7 @@ def test_show_worst_oof_and_random_test_of_an_ensemble(carvana_ensemble, tmp_pat
     assert Path(test["path"]).name == "test_random2.png" and len(test["images"]) == 2 and Path(test["path"]).is_file()
 
 
+
 @pytest.mark.parametrize("kwargs, message", [({"worst": 2, "split": "test"}, "--worst"),
                                              ({"ids": ["nope_01"]}, "no image 'nope_01'"),
                                              ({"worst": 2, "random": 2}, "exactly one")])
@@ -229,23 +294,28 @@ def test_show_rejects_bad_requests(carvana_ensemble, kwargs, message):
 
 
 def test_multiclass_qa_uses_miou_agreement_and_palette(tmp_path):
-    """One member predicts 'my_car' everywhere on one frame: mIoU agreement 0, flagged first."""
-    write_driving(tmp_path / "data", DrivingSpec(frames=4, test_frames=8, size=(96, 64), seed=2))
+    """One member predicts 'my_car' everywhere on one frame: mIoU agreement 0, flagged first; estimates are mIoU."""
+    write_driving(tmp_path / "data", DrivingSpec(frames=6, test_frames=8, size=(96, 64), seed=2))
     config_text = (f"name: drive\ndataset: {{layout: comma10k, name: drive, root: {tmp_path / 'data'}, "
                    "test_dir: test_imgs}\nmodel: {arch: Unet, encoder: resnet18}\n")
     tests = sorted(p.stem for p in (tmp_path / "data" / "test_imgs").glob("*.png"))
+    train = sorted(p.stem for p in (tmp_path / "data" / "imgs").glob("*.png"))
     label = np.zeros((64, 96), np.uint8)
     label[:20], label[40:55, 30:60] = 2, 3
     probs = np.where(np.arange(6)[:, None, None] == label, 230, 5).astype(np.uint8)
     m1 = {i: probs for i in tests}
     m1[tests[5]] = np.where(np.arange(6)[:, None, None] == np.full_like(label, 4), 230, 5).astype(np.uint8)
+    oof = {i: cv2.GaussianBlur(probs.transpose(1, 2, 0), (0, 0), 0.5 + n).transpose(2, 0, 1)
+           for n, i in enumerate(train)}
     layout = write_ensemble(tmp_path, config_text, ["road", "lane_markings", "undrivable", "movable", "my_car",
-                                                    "movable_in_my_car"], [{i: probs for i in tests}, m1])
+                                                    "movable_in_my_car"], [{i: probs for i in tests}, m1], [oof, oof])
     out = run_qa(layout, "qa-ens", top=2)
-    with open(out["csv"], newline="") as fh:
-        first = next(csv.DictReader(fh))
+    first = read_csv(out["csv"])[0]
     assert first["image_id"] == tests[5] and "disagreement" in first["flags"] and first["components"] == ""
+    assert "band:my_car" in first and out["estimate"]["metric"] == "mIoU"
     assert "mean pairwise mIoU" in Path(out["html"]).read_text()
+    oof_rows = read_csv(Path(out["csv"]).parent / "oof.csv")
+    assert len(oof_rows) == 6 and all(0 <= float(r["score"]) <= 1 for r in oof_rows)
     assert tuple(open_source(layout, ensemble="qa-ens").colours()[2]) == COMMA10K_COLORS["undrivable"]
     shown = run_show(layout, ensemble="qa-ens", ids=[tests[0], tests[5]], split="test")
     assert shown["images"] == [tests[0], tests[5]] and Path(shown["path"]).name == "test_ids2.png"

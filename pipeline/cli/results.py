@@ -41,7 +41,7 @@ def show_cmd(run: str | None, ensemble: str | None, ids: tuple[str, ...], worst:
 
 @click.command("qa")
 @click.argument("ensemble")
-@click.option("--top", default=12, show_default=True, help="Images in the HTML gallery (most suspicious first).")
+@click.option("--top", default=12, show_default=True, help="Images in the HTML gallery (worst groups first).")
 @click.option("--min-agreement", default=0.9, show_default=True,
               help="Flag when the members' mean pairwise Dice (mIoU if multi-class) is below this.")
 @click.option("--z-limit", default=3.5, show_default=True,
@@ -52,20 +52,32 @@ def show_cmd(run: str | None, ensemble: str | None, ids: tuple[str, ...], worst:
 @click.option("--workers", default=2, show_default=True, help="Threads measuring images.")
 def qa_cmd(ensemble: str, top: int, min_agreement: float, z_limit: float, empty_fraction: float,
            max_components: int, workers: int) -> None:
-    """Flag suspicious test predictions of an ensemble before submitting (CSV + HTML gallery)."""
+    """Estimate every test image's score of an ensemble (calibrated on its OOF), flag and rank (CSV + HTML)."""
     from pipeline.review.suspicion import QAConfig
     from pipeline.stages.qa import run_qa
 
     limits = QAConfig(min_agreement, z_limit, empty_fraction, max_components)
     with progress_bar("QA", None) as advance:
         s = run_qa(Layout(), ensemble, top, limits, advance, workers)
-    table = Table(title=f"QA of {ensemble}: top {len(s['top'])} of {s['images']} test images")
-    for col in ("rank", "image", "group", "score", "flags", "worst reason"):
+    metric = s["estimate"]["metric"]
+    groups = Table(title=f"QA of {ensemble}: worst groups of {len(s['groups'])}")
+    for col in ("rank", "group", "images", f"est. {metric}", "lowest", "flagged", "reasons"):
+        groups.add_column(col, justify="right")
+    for rank, g in enumerate(s["groups"][:5], start=1):
+        groups.add_row(str(rank), g["group"], str(g["images"]), f"{g['estimate']:.4f}", f"{g['lowest']:.4f}",
+                       str(g["flagged"]), "; ".join(g["reasons"][:2]) or "-")
+    console.print(groups)
+    table = Table(title=f"worst {len(s['top'])} of {s['images']} test images")
+    for col in ("rank", "image", "group", f"est. {metric}", "flags", "first reason"):
         table.add_column(col, justify="right")
     for rank, r in enumerate(s["top"], start=1):
-        table.add_row(str(rank), r["image_id"], r["group"], f"{r['score']:.2f}", ", ".join(r["flags"]) or "-",
+        table.add_row(str(rank), r["image_id"], r["group"], f"{r['estimate']:.4f}", ", ".join(r["flags"]) or "-",
                       r["reason"])
     console.print(table)
+    oof = s["calibration"]
+    console.print(f"calibration on {oof['images']} OOF images, cross-validated by {oof['cross_validated_by']}: "
+                  f"estimated mean {oof['estimated_mean']:.4f} vs true {oof['true_mean']:.4f}, Spearman "
+                  f"{oof['spearman']:.2f}")
     console.print(s["line"])
 
 

@@ -183,6 +183,12 @@ def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, ove
     else:
         console.print(f"ensemble OOF Dice {oof} at threshold {s['threshold']:.4f}, min_area {s['min_area']:g}, "
                       f"clean-up {s['cleanup']}")
+    board = s.get("estimated_score")
+    if board:
+        console.print(f"OOF {board['metric']} {oof}, estimated test {board['metric']} {board['mean']:.4f} ± "
+                      f"{board['half_width']:.4f} (95%; {board['images']} test images, groups: {board['groups']}; "
+                      f"checked on OOF by group: estimated {board['oof_estimated_mean']:.4f} vs true "
+                      f"{board['oof_true_mean']:.4f}, Spearman {board['oof_spearman']:.2f})")
     console.print(f"wrote {s['path']} ({s['rows']} rows, validated) in {s['seconds']:.0f}s")
     if s.get("qa"):
         console.print(s["qa"])

@@ -21,7 +21,7 @@ from pipeline.fsio import atomic_write_text, make_temp
 from pipeline.output.formats import SubmissionFormat
 
 LEDGER_COLUMNS = ("time", "name", "path", "members", "weights", "threshold", "min_area", "cleanup", "oof_dice",
-                  "git_commit", "config_hash")
+                  "git_commit", "config_hash", "est_score", "est_half_width")
 
 
 def expected_image_ids(dataset: Dataset) -> list[str]:
@@ -143,7 +143,9 @@ def write_sidecar_and_ledger(folder: Path, writer: SubmissionWriter, summary: di
                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": ecfg.model_dump(mode="json")}
     name = writer.path.name.split(".csv")[0]  # a mask folder's name has no suffix
     atomic_write_text(Path(folder) / f"{name}.json", json.dumps(sidecar, indent=2))
+    upgrade_ledger(ledger)
     new = not ledger.is_file()
+    board = summary.get("estimated_score") or {}
     with open(ledger, "a", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh, lineterminator="\n")
         if new:
@@ -152,4 +154,27 @@ def write_sidecar_and_ledger(folder: Path, writer: SubmissionWriter, summary: di
                       " ".join(f"{w:.4f}" for w in summary["weights"]), _cell(summary["threshold"]),
                       _cell(summary["min_area"]), summary["cleanup"],
                       "" if summary["oof_dice"] is None else f"{summary['oof_dice']:.6f}",
-                      sidecar["git_commit"] or "", sidecar["config_hash"]])
+                      sidecar["git_commit"] or "", sidecar["config_hash"], _cell(board.get("mean")),
+                      _cell(board.get("half_width"))])
+
+
+def upgrade_ledger(ledger: Path) -> None:
+    """Rewrite a ledger whose header lacks columns of ``LEDGER_COLUMNS`` (an older version) with them,
+    empty in its old rows, so that new rows line up with the header."""
+    if not ledger.is_file():
+        return
+    with open(ledger, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or tuple(rows[0]) == LEDGER_COLUMNS:
+        return
+    header = rows[0]
+    unknown = [c for c in header if c not in LEDGER_COLUMNS]
+    if unknown:
+        raise PipelineError(f"{ledger}: unknown column '{unknown[0]}'; move the file aside and rerun")
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(LEDGER_COLUMNS)
+    for row in rows[1:]:
+        cells = dict(zip(header, row, strict=False))
+        out.writerow([cells.get(c, "") for c in LEDGER_COLUMNS])
+    atomic_write_text(ledger, buf.getvalue())

@@ -1,6 +1,10 @@
-"""Prediction QA without ground truth: per-image flags and one suspicion score for test images.
+"""Prediction QA: a calibrated estimate of every test image's score, per-image flags, per-group report.
 
-Signals (one row per image, see ``measure``):
+Each image gets quality features (``pipeline.review.quality``: uncertain band, soft vs hard Dice,
+edge width, clean-up, fragments, per class for multi-class) plus the signals below, and an
+estimate of its score (Dice, or mIoU for multi-class) from ``pipeline.review.estimate``, fitted on
+the OOF predictions where the truth is known. Images rank by that estimate, worst first, with the
+images a hard rule flags ahead of all others. Hard rules (one row per image, see ``measure``):
 
 - **member agreement** — mean pairwise Dice (binary) or mean pairwise mIoU (multi-class, IoU of
   one member's label map against another's) of the members' masks; ``None`` with < 2 members.
@@ -19,15 +23,10 @@ Signals (one row per image, see ``measure``):
 - **empty** — ``area < empty_fraction``.
 - **fragmented** — more than ``max_components`` 8-connected components (binary tasks only).
 
-Score: the sum of one severity per signal, each scaled to be 1 at its flag limit and capped at
-``CAP`` so that no single signal is unbounded::
-
-    disagreement = (1 - agreement) / (1 - min_agreement)
-    area         = |z| / z_limit
-    empty        = empty_fraction / max(area, empty_fraction / CAP)
-    fragmented   = max(components - 1, 0) / max_components
-
-Ranking: flagged images first, each part by descending score (ties by image id).
+Disagreement (``1 - agreement``), ``|area_z|`` and empty also enter the estimate as features, so a
+failure the hard rules see pulls the estimate down too. Reasons: the flags' explanations, then the
+features that push the estimate down most against the median OOF image
+(``pipeline.review.reasons``, which also reports per group).
 """
 from __future__ import annotations
 
@@ -41,7 +40,6 @@ from pipeline.decide.postprocess import component_count
 from pipeline.errors import PipelineError
 from pipeline.ops.metrics import confusion_matrix, dice_score, mean_iou
 
-CAP = 10.0
 LOG_EPS = 1e-4  # area fraction added before the log, so an empty mask has a finite log area
 FLAG_NAMES = {"disagreement": ("member disagreement", "member disagreements"),  # (one, several)
               "area_outlier": ("area outlier", "area outliers"), "empty": ("empty", "empty"),
@@ -81,10 +79,17 @@ class ImageQA:
     components: int | None
     area_z: float | None = None
     expected: float | None = None  # area the group (and view) suggests
+    features: dict[str, float] = field(default_factory=dict)  # pipeline.review.quality
+    estimate: float | None = None  # estimated score (Dice / mIoU)
     flags: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    severity: dict[str, float] = field(default_factory=dict)
-    score: float = 0.0
+    reasons: list[str] = field(default_factory=list)  # flags' explanations, then the estimate's drivers
+
+    def quality(self) -> dict[str, float]:
+        """What the estimator reads: the features plus disagreement, |area z| and empty."""
+        extra = {"area_z": abs(self.area_z or 0.0), "empty": float("empty" in self.flags)}
+        if self.agreement is not None:
+            extra["disagreement"] = 1.0 - self.agreement
+        return {**self.features, **extra}
 
 
 def agreement(labels: list[np.ndarray], num_classes: int) -> float | None:
@@ -99,11 +104,13 @@ def agreement(labels: list[np.ndarray], num_classes: int) -> float | None:
 
 
 def measure(image_id: str, group: str, label: np.ndarray, member_labels: list[np.ndarray], num_classes: int,
-            background: int = 0) -> ImageQA:
-    """Agreement, foreground area fraction and (binary) component count of one image's final label map."""
+            background: int = 0, features: dict[str, float] | None = None) -> ImageQA:
+    """Agreement, foreground area fraction and (binary) component count of one image's final label map,
+    with its quality ``features``."""
     area = float(np.count_nonzero(label != background)) / label.size
     components = component_count(label != background) if num_classes == 2 else None
-    return ImageQA(image_id, group, agreement(member_labels, num_classes), area, components)
+    return ImageQA(image_id, group, agreement(member_labels, num_classes), area, components,
+                   features=dict(features or {}))
 
 
 def robust_z(values: np.ndarray, floor: float) -> tuple[np.ndarray, float]:
@@ -149,17 +156,6 @@ def add_area_z(rows: list[ImageQA], cfg: QAConfig, views: dict[str, str] | None 
             row.area_z, row.expected = float(value), float(max(np.exp(median + offset) - LOG_EPS, 0.0))
 
 
-def _severities(row: ImageQA, cfg: QAConfig) -> dict[str, float]:
-    out = {"empty": cfg.empty_fraction / max(row.area, cfg.empty_fraction / CAP)}
-    if row.agreement is not None:
-        out["disagreement"] = (1 - row.agreement) / (1 - cfg.min_agreement)
-    if row.area_z is not None:
-        out["area_outlier"] = abs(row.area_z) / cfg.z_limit
-    if row.components is not None:
-        out["fragmented"] = max(row.components - 1, 0) / cfg.max_components
-    return {k: min(v, CAP) for k, v in out.items()}
-
-
 def _flags(row: ImageQA, cfg: QAConfig, metric: str) -> list[tuple[str, str]]:
     """(flag, reason) pairs raised by ``row``."""
     out = []
@@ -176,9 +172,9 @@ def _flags(row: ImageQA, cfg: QAConfig, metric: str) -> list[tuple[str, str]]:
     return out
 
 
-def assess(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice",
-           views: dict[str, str] | None = None) -> list[ImageQA]:
-    """Area z-scores, flags, reasons and scores of all rows; returns them ranked (most suspicious first).
+def flag(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice",
+         views: dict[str, str] | None = None) -> None:
+    """Area z-scores, flags and their reasons of all rows (in place).
 
     ``metric`` names the agreement measure in reasons; ``views`` as in ``add_area_z``.
     """
@@ -186,28 +182,44 @@ def assess(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice"
     for row in rows:
         raised = _flags(row, cfg, metric)
         row.flags, row.reasons = [f for f, _ in raised], [r for _, r in raised]
-        row.severity = _severities(row, cfg)
-        row.score = float(sum(row.severity.values()))
-    return sorted(rows, key=lambda r: (not r.flags, -r.score, r.image_id))
+
+
+def rank(rows: list[ImageQA]) -> list[ImageQA]:
+    """Flagged images first, each part by ascending estimate (ties by image id)."""
+    return sorted(rows, key=lambda r: (not r.flags, 2.0 if r.estimate is None else r.estimate, r.image_id))
+
+
+def assess(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice",
+           views: dict[str, str] | None = None) -> list[ImageQA]:
+    """Flags (``flag``) and the ranking (``rank``); estimates come from ``pipeline.review.reasons.estimate``."""
+    flag(rows, cfg, metric, views)
+    return rank(rows)
 
 
 def short_reason(row: ImageQA) -> str:
-    """The most severe flag of a row in a few words (e.g. ``area z=-6.1``)."""
+    """The first reason of a row in a few words (e.g. ``area z=-6.1``, ``uncertain band ...``)."""
     if not row.flags:
-        return "no flag"
-    worst = max(row.flags, key=lambda f: row.severity.get(f, 0.0))
+        return row.reasons[0] if row.reasons else "no flag"
+    worst = row.flags[0]
     return {"disagreement": f"member agreement {row.agreement:.2f}" if row.agreement is not None else "",
             "area_outlier": f"area z={row.area_z:+.1f}" if row.area_z is not None else "",
             "empty": f"empty, area {row.area:.3%}",
             "fragmented": f"{row.components} components"}[worst]
 
 
-def summary_line(ranked: list[ImageQA], where: str) -> str:
-    """E.g. ``QA: 3 of 32 test images flagged (1 member disagreement, 2 empty); worst X (area z=-6.1) — see P``."""
+def summary_line(ranked: list[ImageQA], where: str, worst_group=None, metric: str = "Dice",
+                 board: dict | None = None) -> str:
+    """E.g. ``QA: 3 of 32 test images flagged (1 member disagreement, 2 empty); worst X (area z=-6.1);
+    worst group G (est. Dice 0.9710); estimated test Dice 0.9821 ± 0.0040 — see P``; ``worst_group`` is a
+    ``pipeline.review.reasons.GroupQA``, ``board`` ``pipeline.review.estimate.leaderboard``'s result."""
     flagged = [r for r in ranked if r.flags]
     counts = {name: sum(name in r.flags for r in flagged) for name in FLAG_NAMES}
     detail = ", ".join(f"{n} {FLAG_NAMES[k][n > 1]}" for k, n in counts.items() if n)
-    head = f"QA: {len(flagged)} of {len(ranked)} test images flagged"
-    if not flagged:
-        return f"{head} — see {where}"
-    return f"{head} ({detail}); worst {flagged[0].image_id} ({short_reason(flagged[0])}) — see {where}"
+    parts = [f"QA: {len(flagged)} of {len(ranked)} test images flagged" + (f" ({detail})" if flagged else "")]
+    if flagged:
+        parts.append(f"worst {flagged[0].image_id} ({short_reason(flagged[0])})")
+    if worst_group is not None and not np.isnan(worst_group.estimate):
+        parts.append(f"worst group {worst_group.group} (est. {metric} {worst_group.estimate:.4f})")
+    if board is not None:
+        parts.append(f"estimated test {metric} {board['mean']:.4f} ± {board['half_width']:.4f}")
+    return "; ".join(parts) + f" — see {where}"

@@ -241,6 +241,14 @@ def _check_test_ids(members: list[Member], ids: list[str]) -> None:
                                 f"rerun 'pipeline predict' for '{m.run}'")
 
 
+def estimated_score(qa: dict) -> dict:
+    """The QA's leaderboard estimate (mean of the test images' estimated scores, 95% interval) and how
+    its calibration did on OOF (cross-validated by group)."""
+    oof = qa["calibration"]
+    return {**qa["estimate"], "oof_true_mean": oof["true_mean"], "oof_estimated_mean": oof["estimated_mean"],
+            "oof_spearman": oof["spearman"]}
+
+
 def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, name: str | None = None,
                  overwrite: bool = False, progress_for=None) -> dict:
     """Fuse, decide, stream the test set into a validated submission; returns the sidecar summary."""
@@ -282,6 +290,8 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
                             for m in members},
         "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
         "dataset": cfg.dataset.name, "run_config": str(folder.config())}
-    summary["qa"] = run_qa(layout, folder.name)["line"] if state["fused_path"] and ecfg.qa else None
+    qa = run_qa(layout, folder.name) if state["fused_path"] and ecfg.qa else None
+    summary["qa"] = qa["line"] if qa else None
+    summary["estimated_score"] = estimated_score(qa) if qa else None
     write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg, layout.ledger())
     return summary
