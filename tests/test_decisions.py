@@ -77,8 +77,8 @@ def test_ensemble_over_a_damaged_member_entry_fails(project):
     write_config(project / "ens.yaml", f"name: tiny-ens\nmembers: [{{run: {RUN}}}]\nworkers: 0\n")
     assert invoke("ensemble", "ens.yaml").exit_code == 0
     store = ProbStore.open(Layout(project).run(RUN).store("oof"))
-    damaged = store.path / f"{store.ids()[0]}.u8z"
-    damaged.write_bytes(b"U8Z1" + b"\0" * 20)
+    damaged = store.path / f"{store.ids()[0]}{store.suffix}"
+    damaged.write_bytes(damaged.read_bytes()[:12] + b"\0" * 20)
     result = invoke("ensemble", "ens.yaml", "--overwrite")
     assert result.exit_code == 1 and "corrupt store entry" in result.output, result.output
 
