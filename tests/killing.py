@@ -1,10 +1,11 @@
 """SIGKILL a real ``python -m pipeline`` process in the middle of an atomic write.
 
-The child process wraps ``os.fsync`` (every durable write of the project ends with one, whatever
-writes it): the first ``skip`` fsyncs of files whose name contains ``match`` pass; at the next
-one it records which file it was syncing and how many bytes it held, then sleeps, and the
-parent kills it with SIGKILL. At that moment the data of the write in flight is on disk but the
-write has not finished, so a non-atomic writer would leave it under its final name.
+The child process wraps ``os.replace`` (every atomic write of the project ends with one, the
+rename of its complete temp file onto the final name, fsynced first or not, whatever writes it):
+the first ``skip`` renames of files whose name contains ``match`` pass; at the next one it
+records which file it was committing and how many bytes it held, then sleeps, and the parent
+kills it with SIGKILL. At that moment the data of the write in flight is written but the write
+has not finished, so a non-atomic writer would leave it under its final name.
 """
 from __future__ import annotations
 
@@ -18,19 +19,19 @@ from pathlib import Path
 
 _HOOK = """
 import json, os, sys, time
-_fsync, _seen = os.fsync, [0]
+_replace, _seen = os.replace, [0]
 _marker, _match, _skip = sys.argv[1], sys.argv[2], int(sys.argv[3])
-def _slow_fsync(fd):
-    _fsync(fd)
-    name = os.readlink(f"/proc/self/fd/{fd}")
+def _slow_replace(src, dst, *args, **kwargs):
+    name = os.path.abspath(os.fspath(src))
     if _match in os.path.basename(name):
         _seen[0] += 1
         if _seen[0] > _skip:
             with open(_marker + ".part", "w") as fh:
-                json.dump({"path": name, "bytes": os.fstat(fd).st_size}, fh)
-            os.replace(_marker + ".part", _marker)
+                json.dump({"path": name, "bytes": os.path.getsize(name)}, fh)
+            _replace(_marker + ".part", _marker)
             time.sleep(600)
-os.fsync = _slow_fsync
+    return _replace(src, dst, *args, **kwargs)
+os.replace = _slow_replace
 sys.argv = ["pipeline", *sys.argv[4:]]
 from pipeline.cli import cli
 cli()
@@ -39,7 +40,7 @@ cli()
 
 def kill_during_write(args: list[str], cwd: Path, match: str, skip: int, timeout: float = 240,
                       env: dict | None = None) -> dict:
-    """Run ``pipeline *args`` in ``cwd``; SIGKILL it while it syncs the (skip+1)-th file matching
+    """Run ``pipeline *args`` in ``cwd``; SIGKILL it while it commits the (skip+1)-th file matching
     ``match``. Returns ``{"path": file being written, "bytes": its size}`` at the kill."""
     marker = cwd / ".kill_marker.json"
     marker.unlink(missing_ok=True)

@@ -16,9 +16,9 @@ Layout (format ``segfuse-store-2``)::
 Each image file is written atomically, so a killed writer leaves only whole images; reopening
 the store with the same header skips them (resume). Entries are not fsynced one by one (a disk
 flush per image); ``finalize`` syncs them all before it marks the store complete. Readers load
-one image at a time. Stores of
-format ``segfuse-store-1`` (full-size zlib ``.u8z`` entries) are still read; writing into one
-(``create``) starts it afresh in format 2, so a rerun of ``pipeline predict`` converts it.
+one image at a time. Stores of format ``segfuse-store-1`` (full-size zlib ``.u8z`` entries) are
+still read; writing into one (``create``) starts it afresh in format 2, so a rerun of
+``pipeline predict`` converts it.
 """
 from __future__ import annotations
 

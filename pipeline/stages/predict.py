@@ -184,8 +184,8 @@ def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: s
         store.finalize(index)
     else:
         store.finalize_shard(shard, index)
-        report.notes.append(f"test shard {shard}: {len(samples)} of {len(dataset.test)} images; the store is "
-                            + ("complete" if store.complete else store.incomplete_reason().split(":")[0]))
+        status = "the store is complete" if store.complete else f"still to come: {store.incomplete_reason()}"
+        report.notes.append(f"test shard {shard}: {len(samples)} of {len(dataset.test)} images; {status}")
     report.test_images = len(samples)
 
 
