@@ -199,7 +199,7 @@ def assess(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice"
 def short_reason(row: ImageQA) -> str:
     """The first reason of a row in a few words (e.g. ``area z=-6.1``, ``uncertain band ...``)."""
     if not row.flags:
-        return row.reasons[0] if row.reasons else "no flag"
+        return row.reasons[0] if row.reasons else "nothing stands out"
     worst = row.flags[0]
     return {"disagreement": f"member agreement {row.agreement:.2f}" if row.agreement is not None else "",
             "area_outlier": f"area z={row.area_z:+.1f}" if row.area_z is not None else "",
