@@ -17,7 +17,7 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     for text in ("summary", "demo-unet-r18_64x96", "demo-unet-r18_32x64", "demo-ensemble", "vs best member",
-                 "validated"):
+                 "validated", "estimated test"):
         assert text in result.output, text
     sub = tmp_path / "submissions" / "demo-ensemble.csv"
     assert sub.is_file() and (tmp_path / "submissions" / "demo-ensemble.json").is_file()

@@ -107,7 +107,9 @@ def _ensemble(step: EnsembleStep, path: Path, layout: Layout, log, progress_for,
         extra = ("members=[" + ", ".join(f"{{run: {run}}}" for run in members) + "]",)
     out = run_ensemble(path, (*extra, *step.set), layout, step.name, overwrite=True, progress_for=progress_for)
     oof = "-" if out.get("oof_dice") is None else f"{out['oof_dice']:.5f}"
-    log(f"ensemble {out['ensemble']}: OOF {out.get('metric', 'dice')} {oof}; wrote {out['path']} "
+    board = out.get("estimated_score")
+    estimate = f", estimated test {board['mean']:.4f} ± {board['half_width']:.4f}" if board else ""
+    log(f"ensemble {out['ensemble']}: OOF {out.get('metric', 'dice')} {oof}{estimate}; wrote {out['path']} "
         f"({out['rows']} rows, validated)")
     return out
 
