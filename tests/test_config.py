@@ -127,10 +127,27 @@ def test_ensemble_format_typo_is_rejected_when_the_config_loads(tmp_path):
         load_config(path, schema=EnsembleConfig)
 
 
-def test_model_kwargs_the_architecture_does_not_accept_are_an_error():
-    from pipeline.config.schema import ModelConfig
-    from pipeline.model.networks import build_model
+def test_model_kwargs_the_architecture_does_not_accept_are_rejected_when_the_config_loads():
+    """smp would hand an unknown name to the encoder, which drops it: `pipeline config` already says so."""
+    config = Path(__file__).parents[1] / "configs" / "demo.yaml"
+    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.kwargs={decoder_chanels: [16, 8]}"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "key 'model.kwargs'" in lines[0] and "Unet does not accept 'decoder_chanels'; it accepts " in lines[0]
+    assert "decoder_channels" in lines[0] and "encoder_depth" in lines[0] and "encoder_name" not in lines[0]
+    # another architecture, another signature: FPN has no decoder_channels
+    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.arch=FPN",
+                                      "--set", "model.kwargs={decoder_channels: [16, 8]}"])
+    assert result.exit_code == 1 and "FPN does not accept 'decoder_channels'" in result.output, result.output
+    assert "decoder_pyramid_channels" in result.output
+    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.kwargs={encoder_depth: 3}"])
+    assert result.exit_code == 0 and "encoder_depth: 3" in result.output, result.output
 
-    with pytest.raises(PipelineError, match="model.kwargs 'decoder_chanels': Unet does not accept it; it accepts "
-                                            ".*decoder_channels"):
-        build_model(ModelConfig(encoder="resnet18", kwargs={"decoder_chanels": [16, 8, 4, 2, 1]}), 1, False)
+
+def test_model_kwargs_check_covers_configs_built_in_code():
+    from pydantic import ValidationError
+
+    from pipeline.config.schema import ModelConfig
+
+    with pytest.raises(ValidationError, match="Unet does not accept 'decoder_chanels'"):
+        ModelConfig(encoder="resnet18", kwargs={"decoder_chanels": [16, 8, 4, 2, 1]})
