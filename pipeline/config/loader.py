@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config.errors import format_validation_error
+from pipeline.config.recipe import Recipe
 from pipeline.config.schema import Config
 from pipeline.errors import PipelineError
 
@@ -144,6 +145,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), schema: type[Ba
     except ValidationError as err:
         raise PipelineError(format_validation_error(
             err, schema, lambda parts: origin_of(origins, parts, str(path)))) from None
+
+
+def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """A recipe file (``pipeline run RECIPE``), validated; its steps' configs are loaded when they run."""
+    return load_config(path, overrides, schema=Recipe)
 
 
 def dump_config(config: BaseModel) -> str:
