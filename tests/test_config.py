@@ -127,10 +127,65 @@ def test_ensemble_format_typo_is_rejected_when_the_config_loads(tmp_path):
         load_config(path, schema=EnsembleConfig)
 
 
-def test_model_kwargs_the_architecture_does_not_accept_are_an_error():
-    from pipeline.config.schema import ModelConfig
-    from pipeline.model.networks import build_model
+def test_model_kwargs_the_architecture_does_not_accept_are_rejected_when_the_config_loads():
+    """smp would hand an unknown name to the encoder, which drops it: `pipeline config` already says so."""
+    config = Path(__file__).parents[1] / "configs" / "demo.yaml"
+    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.kwargs={decoder_chanels: [16, 8]}"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "key 'model.kwargs'" in lines[0] and "Unet does not accept 'decoder_chanels'; it accepts " in lines[0]
+    assert "decoder_channels" in lines[0] and "encoder_depth" in lines[0] and "encoder_name" not in lines[0]
+    # another architecture, another signature: FPN has no decoder_channels
+    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.arch=FPN",
+                                      "--set", "model.kwargs={decoder_channels: [16, 8]}"])
+    assert result.exit_code == 1 and "FPN does not accept 'decoder_channels'" in result.output, result.output
+    assert "decoder_pyramid_channels" in result.output
+    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.kwargs={encoder_depth: 3}"])
+    assert result.exit_code == 0 and "encoder_depth: 3" in result.output, result.output
 
-    with pytest.raises(PipelineError, match="model.kwargs 'decoder_chanels': Unet does not accept it; it accepts "
-                                            ".*decoder_channels"):
-        build_model(ModelConfig(encoder="resnet18", kwargs={"decoder_chanels": [16, 8, 4, 2, 1]}), 1, False)
+
+def test_model_kwargs_check_covers_configs_built_in_code():
+    from pydantic import ValidationError
+
+    from pipeline.config.schema import ModelConfig
+
+    with pytest.raises(ValidationError, match="Unet does not accept 'decoder_chanels'"):
+        ModelConfig(encoder="resnet18", kwargs={"decoder_chanels": [16, 8, 4, 2, 1]})
+
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_command_prints_every_shipped_config_and_the_output_loads_again(path, tmp_path):
+    """Experiment configs, ensemble configs (members) and recipes (steps) each load with their schema."""
+    result = CliRunner().invoke(cli, ["config", str(path)])
+    assert result.exit_code == 0, result.output
+    dumped = write_config(tmp_path / path.name, result.output)
+    assert load_config(dumped, schema=None) == load_config(path, schema=None)
+
+
+def test_config_command_resolves_an_ensemble_config_and_a_recipe(tmp_path):
+    ensemble = write_config(tmp_path / "e.yaml", "name: e\nmembers: [{run: a}, {run: b, weight: 2}]\n")
+    result = CliRunner().invoke(cli, ["config", str(ensemble), "--set", "threshold=0.4"])
+    assert result.exit_code == 0, result.output
+    assert "threshold: 0.4\n" in result.output and "min_area: tune\n" in result.output  # defaults resolved
+    assert "weight: 2.0" in result.output and "format: carvana" in result.output
+    assert isinstance(load_config(ensemble, schema=None), EnsembleConfig)
+    recipe = write_config(tmp_path / "r.yaml", f"name: r\nsteps:\n  - train: {ensemble}\n    full: true\n")
+    result = CliRunner().invoke(cli, ["config", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert "full: true" in result.output and "predict: true" in result.output
+    assert isinstance(load_config(recipe, schema=None), Recipe)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: e\nmembers: [{run: a}]\nformat: carvanna\n", "key 'format'"),
+    ("name: e\nmembers: [{run: a}]\nthreshhold: 0.4\n", "unknown key 'threshhold'; valid keys here: name, members"),
+    ("name: r\nsteps:\n  - train: x.yaml\n    ful: true\n", "unknown key 'steps[0].ful'; valid keys here: train, full"),
+])
+def test_config_command_checks_ensembles_and_recipes_against_their_schema(tmp_path, text, message):
+    path = write_config(tmp_path / "c.yaml", text)
+    result = CliRunner().invoke(cli, ["config", str(path)])
+    assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1, (
+        result.output)

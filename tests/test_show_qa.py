@@ -21,6 +21,7 @@ from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.ops.fusion import fuse
 from pipeline.paths import Layout
+from pipeline.review import html
 from pipeline.review.overlay import (
     BINARY_COLOUR,
     FN_COLOUR,
@@ -384,6 +385,33 @@ def test_show_and_report_of_a_trained_run(predicted):
     assert {"fold0/curve.png", "fold1/curve.png", "threshold_curve.png", "show/oof_worst2.png"} <= set(
         re.findall(r'<img src="([^"]+)"', page))
     assert "all (OOF)" in page and "Threshold tuning" in page and "<script" not in page and "http" not in page
+
+
+def test_report_escapes_names_from_the_artifacts(tmp_path):
+    """Run, class and note text are data: a '<' in them shows as text, never becomes markup."""
+    layout, run = Layout(tmp_path), "r<i>1"
+    run_dir = layout.run(run)
+    run_dir.path.mkdir(parents=True)
+    run_dir.config().write_text("name: x\n")
+    channel = {"class": "<script>car", "threshold": 0.42, "min_area": 0}
+    run_dir.thresholds().write_text(json.dumps({"channels": [channel]}))
+    run_dir.predict_report().write_text(json.dumps({"oof": {"images": 3, "score": 0.9, "score_plain": 0.8},
+                                                    "notes": ["a<b & c"], "tta": "flip"}))
+    page = run_report(layout, run).read_text()
+    assert "<title>Run r&lt;i&gt;1</title>" in page and "<h1>Run r&lt;i&gt;1</h1>" in page
+    assert "<td>&lt;script&gt;car</td><td>0.4200</td>" in page and "note: a&lt;b &amp; c" in page
+    assert "<script" not in page and "<i>" not in page
+    assert "<td>all (OOF)</td><td>3</td><td>0.8000</td><td>0.9000</td><td>+0.1000</td>" in page
+
+
+def test_html_fragments_escape_their_text():
+    assert html.paragraph("a<b", "muted") == '<p class="muted">a&lt;b</p>'
+    assert html.table(["x<"], [[None, 0.5]]) == (
+        "<table><tr><th>x&lt;</th></tr>\n<tr><td>-</td><td>0.5000</td></tr>\n</table>")
+    assert html.image('a"b.png', "<x>") == (
+        '<a href="a&#34;b.png"><img src="a&#34;b.png" alt="&lt;x&gt;" loading="lazy"></a>')
+    page = html.page("T<", [html.heading("h&")])
+    assert page.startswith("<!DOCTYPE html>") and "<h1>T&lt;</h1>" in page and "<h2>h&amp;</h2>" in page
 
 
 def test_report_of_an_untrained_or_unknown_run(tiny_project, tmp_path):

@@ -18,8 +18,9 @@ from pipeline.paths import Layout
 @click.command("config")
 @config_argument
 def config_cmd(config: Path, overrides: tuple[str, ...]) -> None:
-    """Print the resolved config (base: inheritance and --set applied, validated)."""
-    click.echo(dump_config(load_config(config, overrides)), nl=False)
+    """Print the resolved config (base: inheritance and --set applied, validated): an experiment config,
+    an ensemble config (it has 'members') or a recipe (it has 'steps')."""
+    click.echo(dump_config(load_config(config, overrides, schema=None)), nl=False)
 
 
 @click.command("folds")

@@ -5,7 +5,7 @@ import typing
 from collections.abc import Callable
 from types import UnionType
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 
 def _model_of(annotation) -> list[type[BaseModel]]:
@@ -20,23 +20,37 @@ def _model_of(annotation) -> list[type[BaseModel]]:
     return []
 
 
+def _tags_of(annotation) -> dict[str, type[BaseModel]]:
+    """Union members labelled with pydantic ``Tag`` (a callable discriminator), by tag."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        inner, *meta = typing.get_args(annotation)
+        tags = {m.tag: model for m in meta if isinstance(m, Tag) for model in _model_of(inner)[:1]}
+        return tags | _tags_of(inner)
+    if origin in (typing.Union, UnionType, list, tuple, dict):
+        return {tag: m for arg in typing.get_args(annotation) for tag, m in _tags_of(arg).items()}
+    return {}
+
+
 def _walk(root: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel] | None]:
     """Follow ``loc`` from ``root``; return the dotted key parts and the model the last part is in."""
     parts: list[str] = []
     candidates: list[type[BaseModel]] = [root]
+    tags: dict[str, type[BaseModel]] = {}
     owner: type[BaseModel] | None = root
     for elem in loc:
         if isinstance(elem, int):
             parts.append(f"[{elem}]")
             continue
-        tagged = [m for m in candidates if _tag_of(m) == elem]
+        tagged = [tags[elem]] if elem in tags else [m for m in candidates if _tag_of(m) == elem]
         if tagged:  # a discriminated-union tag in the location: choose that member, not a key
-            candidates, owner = tagged, tagged[0]
+            candidates, owner, tags = tagged, tagged[0], {}
             continue
         owner = next((m for m in candidates if elem in m.model_fields), candidates[0] if candidates else None)
         parts.append(str(elem))
         field = owner.model_fields.get(elem) if owner else None
         candidates = _model_of(field.annotation) if field else []
+        tags = _tags_of(field.annotation) if field else {}
     return parts, owner
 
 

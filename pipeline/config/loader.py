@@ -13,7 +13,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config.errors import format_validation_error
-from pipeline.config.schema import Config
+from pipeline.config.recipe import Recipe
+from pipeline.config.schema import Config, EnsembleConfig
 from pipeline.errors import PipelineError
 
 
@@ -123,14 +124,26 @@ def apply_overrides(data: dict, overrides: Iterable[tuple[list[str], Any]]) -> d
     return out
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = (), schema: type[BaseModel] = Config):
-    """Load, merge, override and validate a config file into a typed ``schema`` (default :class:`Config`).
+# The kinds of config file, told apart by a top-level key that only that kind has.
+KINDS: tuple[tuple[str, type[BaseModel]], ...] = (("members", EnsembleConfig), ("steps", Recipe))
+
+
+def schema_of(data: dict) -> type[BaseModel]:
+    """The schema a config file's (merged) data is written for: an ensemble config has ``members``, a
+    recipe ``steps``; anything else is an experiment config (:class:`Config`)."""
+    return next((schema for key, schema in KINDS if key in data), Config)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = (), schema: type[BaseModel] | None = Config):
+    """Load, merge, override and validate a config file into a typed ``schema`` (default :class:`Config`;
+    None: whichever ``schema_of`` the file's keys name, before the overrides).
 
     A validation error names where the offending value came from: the file (``base:`` files
     included) or the ``--set`` that set it.
     """
     origins: Origins = {}
     data = load_raw(path, origins=origins)
+    schema = schema or schema_of(data)
     top = str(Path(path).resolve())
     origins = {key: str(path) if source == top else source for key, source in origins.items()}
     overrides = list(overrides)
@@ -144,6 +157,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), schema: type[Ba
     except ValidationError as err:
         raise PipelineError(format_validation_error(
             err, schema, lambda parts: origin_of(origins, parts, str(path)))) from None
+
+
+def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """A recipe file (``pipeline run RECIPE``), validated; its steps' configs are loaded when they run."""
+    return load_config(path, overrides, schema=Recipe)
 
 
 def dump_config(config: BaseModel) -> str:

@@ -142,6 +142,17 @@ class ModelConfig(Section):
         None, description="input mean/std (0..1 scale); null = what the encoder weights expect")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra smp arguments, e.g. decoder_channels")
 
+    @field_validator("kwargs")
+    @classmethod
+    def _kwargs_the_arch_accepts(cls, value: dict[str, Any], info) -> dict[str, Any]:
+        """Checked when the config loads: smp would hand an unknown name to the encoder, which drops it."""
+        arch = info.data.get("arch")
+        accepted = names.arch_kwargs(arch) if value and arch else None
+        unknown = sorted(set(value) - set(accepted)) if accepted is not None else []
+        if unknown:
+            raise ValueError(f"{arch} does not accept '{unknown[0]}'; it accepts {', '.join(accepted)}")
+        return value
+
 
 Resolution = Annotated[list[int], Field(min_length=2, max_length=2)]
 

@@ -10,7 +10,6 @@ its saved config names (a known smp pitfall).
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
@@ -54,11 +53,8 @@ class SegModel(nn.Module):
 
 
 def accepted_kwargs(arch: str) -> list[str]:
-    """The named arguments of an smp architecture that ``model.kwargs`` may set. smp passes unknown
-    ones on to the encoder, which drops them silently, so anything else is refused."""
-    fixed = {"self", "encoder_name", "encoder_weights", "classes"}
-    params = inspect.signature(ARCHS[arch].__init__).parameters.values()
-    return [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in fixed]
+    """The named arguments of an smp architecture that ``model.kwargs`` may set (``names.arch_kwargs``)."""
+    return list(names.arch_kwargs(arch) or ())
 
 
 def _smp_network(arch: str, encoder: str, outputs: int, kwargs: dict) -> nn.Module:

@@ -2,15 +2,16 @@
 
 demo-data -> folds -> train (every resolution x fold) -> predict (OOF + test, hflip TTA) -> tune each
 run -> ensemble the runs (fit weights, tune on fused OOF) -> validated submission. ``pipeline demo``
-is ``pipeline run`` on this recipe; only the generated data's size can be changed here.
+is ``pipeline run`` on this recipe; only the generated data's size can be changed here. This module
+only prepares the recipe; the CLI hands it to the orchestrator (``stages/run.py``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.config import load_recipe
 from pipeline.config.recipe import DemoDataStep, Recipe
 from pipeline.errors import PipelineError
-from pipeline.stages.run import load_recipe
 
 
 def demo_recipe(path: Path, cars: int | None = None, views: int | None = None, test_cars: int | None = None,

@@ -5,7 +5,8 @@ fold's training curve (``fold<k>/curve.png``; redrawn there from ``history.csv``
 OOF report (``predict_report.json``), the threshold search (``thresholds.json``,
 ``threshold_curve.png``) and any overlay grids of ``pipeline show`` (``show/*.png``). Links are
 relative to the run folder, CSS is inline, there is no script: the folder can be zipped and opened
-anywhere. Sections whose artifacts do not exist yet say which command makes them.
+anywhere. Sections whose artifacts do not exist yet say which command makes them. The page is the
+template ``review/templates/report.html.j2``; this module only gathers the values it shows.
 """
 from __future__ import annotations
 
@@ -62,75 +63,63 @@ def _fold_dirs(run_dir: Path) -> list[Path]:
     return sorted(folds, key=lambda p: int(p.name[4:]))
 
 
-def folds_section(layout: Layout, run: str) -> list[str]:
-    """Fold results table and one training curve per fold."""
+def folds_section(layout: Layout, run: str) -> dict:
+    """Fold results table (None before any fold finished), unfinished folds, one training curve per fold."""
     dirs = _fold_dirs(layout.run_dir(run))
     summaries = [(d, _json(FoldDir(d).summary())) for d in dirs]
-    done = [(d, s) for d, s in summaries if s]
-    out = [html.heading("Training folds")]
+    done = [s for _, s in summaries if s]
+    table = None
     if done:
-        extra = sorted({k for _, s in done for k in (s.get("metrics") or {})})
+        extra = sorted({k for s in done for k in (s.get("metrics") or {})})
         headers = ["fold", "best epoch", "best score", "epochs", "seconds", "img/s", *extra]
         rows = [[s["fold"], s["best_epoch"], s.get("best_score") or s.get("best_dice"), s["epochs"],
                  f"{s['seconds']:.1f}", f"{s['img_per_s']:.1f}", *((s.get("metrics") or {}).get(k) for k in extra)]
-                for _, s in done]
-        out.append(html.table(headers, rows))
+                for s in done]
+        table = {"headers": headers, "rows": rows}
     unfinished = [d.name for d, s in summaries if not s]
-    if unfinished or not dirs:
-        out.append(html.paragraph(f"not finished: {', '.join(unfinished) or 'no fold yet'} "
-                                  "(run 'pipeline train CONFIG')", "muted"))
-    for d in dirs:
-        curve = fold_curve(run, d)
-        out.append(html.image(curve, f"{d.name} training curve") if curve else
-                   html.paragraph(f"{d.name}: no history.csv yet", "muted"))
-    return out
+    return {"table": table, "unfinished": ", ".join(unfinished) if unfinished or not dirs else None,
+            "curves": [{"fold": d.name, "src": fold_curve(run, d)} for d in dirs]}
 
 
-def oof_section(run_dir: RunDir) -> list[str]:
-    """The OOF score per fold, with and without TTA (``predict_report.json``)."""
+def oof_section(run_dir: RunDir) -> dict | None:
+    """The OOF score per fold, with and without TTA (``predict_report.json``); None before predict."""
     report = _json(run_dir.predict_report())
-    out = [html.heading("Out-of-fold predictions")]
     if not report.get("oof") and not report.get("folds"):
-        return out + [html.paragraph("no predict_report.json yet (run 'pipeline predict CONFIG')", "muted")]
+        return None
     rows = [(f"fold {k}", v) for k, v in sorted(report.get("folds", {}).items(), key=lambda kv: int(kv[0]))]
     if report.get("oof"):
         rows.append(("all (OOF)", report["oof"]))
-    metric = report.get("oof", {}).get("metric", "dice")
-    out.append(html.paragraph(f"metric: {metric}; TTA: {report.get('tta')}; test images predicted: "
-                              f"{report.get('test_images', 0)}"))
-    out.append(html.table(["", "images", "no TTA", "TTA", "gain"],
-                          [[name, v.get("images"), v.get("score_plain"), v.get("score"),
-                            None if v.get("score") is None or v.get("score_plain") is None
-                            else f"{v['score'] - v['score_plain']:+.4f}"] for name, v in rows]))
-    if report.get("oof", {}).get("iou"):
-        out.append(html.table(["class", "OOF IoU"], sorted(report["oof"]["iou"].items())))
-    out += [html.paragraph(f"note: {n}", "muted") for n in report.get("notes", [])]
-    return out
+    return {"metric": report.get("oof", {}).get("metric", "dice"), "tta": report.get("tta"),
+            "test_images": report.get("test_images", 0),
+            "rows": [[name, v.get("images"), v.get("score_plain"), v.get("score"),
+                      None if v.get("score") is None or v.get("score_plain") is None
+                      else f"{v['score'] - v['score_plain']:+.4f}"] for name, v in rows],
+            "iou": sorted((report.get("oof", {}).get("iou") or {}).items()), "notes": report.get("notes", [])}
 
 
-def threshold_section(run_dir: RunDir) -> list[str]:
-    """The tuned decision per channel (``thresholds.json``) and ``threshold_curve.png``."""
+def threshold_section(run_dir: RunDir) -> dict | None:
+    """The tuned decision per channel (``thresholds.json``) and ``threshold_curve.png``; None before tune."""
     tuned = _json(run_dir.thresholds())
-    out = [html.heading("Threshold tuning")]
     if not tuned:
-        return out + [html.paragraph("no thresholds.json yet (run 'pipeline tune --run RUN')", "muted")]
-    out.append(html.table(["class", "threshold", "min area", "OOF Dice @0.5", "OOF Dice tuned"],
-                          [[c["class"], c["threshold"], f"{c['min_area']:g}", c.get("oof_dice_at_0.5"),
-                            c.get("oof_dice_tuned")] for c in tuned.get("channels", [])]))
-    if "cleanup" in tuned:
-        out.append(html.paragraph(f"clean-up (largest component + fill holes): {tuned['cleanup']}; final OOF Dice "
-                                  f"{html.cell(tuned.get('oof_dice_final'))}"))
-    if run_dir.threshold_curve().is_file():
-        out.append(html.image(run_dir.threshold_curve().name, "threshold curve"))
-    return out
+        return None
+    return {"rows": [[c["class"], c["threshold"], f"{c['min_area']:g}", c.get("oof_dice_at_0.5"),
+                      c.get("oof_dice_tuned")] for c in tuned.get("channels", [])],
+            "cleanup": tuned.get("cleanup"), "final": tuned.get("oof_dice_final"),
+            "curve": run_dir.threshold_curve().name if run_dir.threshold_curve().is_file() else None}
 
 
-def grids_section(run_dir: RunDir) -> list[str]:
-    grids = sorted(run_dir.show_dir().glob("*.png"))
-    if not grids:
-        return []
-    return [html.heading("Overlay grids (pipeline show)"),
-            *(html.paragraph(p.name) + html.image(f"{p.parent.name}/{p.name}", p.stem) for p in grids)]
+def grids_section(run_dir: RunDir) -> list[dict]:
+    """The overlay grids of ``pipeline show`` (``show/*.png``)."""
+    return [{"name": p.name, "stem": p.stem, "src": f"{p.parent.name}/{p.name}"}
+            for p in sorted(run_dir.show_dir().glob("*.png"))]
+
+
+def report_html(layout: Layout, run: str) -> str:
+    """The report page of a run (``report.html.j2``) from its artifacts; the run folder must exist."""
+    run_dir = layout.run(run)
+    return html.render("report.html.j2", title=f"Run {run}", config=run_dir.config().name, folder=str(run_dir.path),
+                       folds=folds_section(layout, run), oof=oof_section(run_dir),
+                       tuned=threshold_section(run_dir), grids=grids_section(run_dir))
 
 
 def run_report(layout: Layout, run: str) -> Path:
@@ -139,10 +128,6 @@ def run_report(layout: Layout, run: str) -> Path:
     if not run_dir.exists():
         raise PipelineError(f"{run_dir.path}: run '{run}' not found (no config.yaml); train it first "
                             "('pipeline train CONFIG')")
-    name = run_dir.config().name
-    body = [f"<p>{html.link(name, f'resolved {name}')} — folder {html.escape(str(run_dir.path))}</p>",
-            *folds_section(layout, run), *oof_section(run_dir), *threshold_section(run_dir),
-            *grids_section(run_dir)]
     path = run_dir.report_html()
-    atomic_write_text(path, html.page(f"Run {run}", body))
+    atomic_write_text(path, report_html(layout, run))
     return path

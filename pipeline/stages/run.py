@@ -1,5 +1,9 @@
 """Stage: execute a recipe (``pipeline run RECIPE``), step by step, resumable.
 
+The orchestrator: the one stage module that calls other stages' entry points (``write_demo``,
+``run_folds``, ``run_train``, ``run_predict``, ``run_tune``, ``run_ensemble``, ``run_pseudo``), in
+the order the recipe lists them, as their commands would. Other stages call components only.
+
 Every step calls one stage, which is resumable on its own: finished folds are reused when their
 fingerprint (config + fold images) matches, stores resume image by image, folds are recomputed
 only when the dataset/folds config changed. So a killed ``pipeline run`` continues where it stopped.
@@ -10,7 +14,7 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config import dump_config, load_config
+from pipeline.config import dump_config, load_config, load_recipe
 from pipeline.config.recipe import DemoDataStep, EnsembleStep, FoldsStep, PseudoStep, Recipe, TrainStep
 from pipeline.errors import PipelineError
 from pipeline.paths import Layout
@@ -32,10 +36,6 @@ _CONFIG_KEY = {FoldsStep: "folds", TrainStep: "train", EnsembleStep: "ensemble"}
 @contextlib.contextmanager
 def _no_progress(_description: str, _total: int | None):
     yield lambda n=1: None
-
-
-def load_recipe(path: Path) -> Recipe:
-    return load_config(path, (), schema=Recipe)
 
 
 def _config_path(value: str, recipe_path: Path, key: str) -> Path:

@@ -6,7 +6,8 @@ first mask comes out), then renders one ``(H, W)`` uint8 class-index mask per im
 - polygons are filled by pixel centres (``ops.polygon``: even-odd, exact; COCO and VIA use pixel
   units with x right, y down); several polygons of one annotation are united (as pycocotools'
   ``merge``). This can differ from pycocotools' own rasteriser by a pixel along edges;
-- COCO RLE (uncompressed list or compressed string, ``ops.coco_rle``) is decoded column-major;
+- COCO RLE (uncompressed list or compressed string) is validated, then decoded by pycocotools
+  (``coco_rle``);
 - annotations are painted **largest first**, so a smaller object lying on a larger one stays on top
   (a person in front of a bus); equal areas keep file order (the later one on top). Area is the
   rendered pixel count, not COCO's ``area`` field, which exporters often get wrong;
@@ -24,20 +25,13 @@ from typing import Any, Optional
 import numpy as np
 
 from pipeline.data.annotations.category_map import LabelMap, load_label_map
+from pipeline.data.annotations.coco_rle import coco_rle, coco_rle_decode, coco_rle_encode, coco_rle_mask
 from pipeline.errors import PipelineError
-from pipeline.ops.coco_rle import (
-    coco_rle_decode,
-    coco_rle_encode_compressed,
-    coco_rle_encode_uncompressed,
-    counts_to_mask,
-    rle_counts,
-)
 from pipeline.ops.polygon import check_polygon, polygon_area, rasterize_polygon
 
 __all__ = [
-    "ImageShapes", "LabelMap", "Shape", "coco_rle_decode", "coco_rle_encode_compressed",
-    "coco_rle_encode_uncompressed", "coco_to_masks", "load_label_map", "paint", "parse_coco", "parse_via",
-    "rasterize_polygon", "via_to_masks",
+    "ImageShapes", "LabelMap", "Shape", "coco_rle_decode", "coco_rle_encode", "coco_to_masks", "load_label_map",
+    "paint", "parse_coco", "parse_via", "rasterize_polygon", "via_to_masks",
 ]
 
 ImageSizes = Callable[[str], tuple[int, int]]  # image file name -> (H, W)
@@ -46,16 +40,19 @@ MaskItem = tuple[str, int, int, np.ndarray]  # (image file name, H, W, (H, W) ui
 
 @dataclass(frozen=True)
 class Shape:
-    """One validated annotation: ``value`` painted over polygons (each ``(N, 2)`` x, y) or RLE counts."""
+    """One validated annotation: ``value`` painted over polygons (each ``(N, 2)`` x, y) or a COCO RLE.
+
+    ``rle`` is the validated, compressed form ``coco_rle`` returns (its size is the image's).
+    """
 
     value: int
     polygons: tuple[np.ndarray, ...] = ()
-    counts: Optional[np.ndarray] = None
+    rle: Optional[dict] = None
 
     def render(self, height: int, width: int) -> np.ndarray:
         """``(H, W)`` uint8 {0,1} coverage."""
-        if self.counts is not None:
-            return counts_to_mask(self.counts, height, width)
+        if self.rle is not None:
+            return coco_rle_mask(self.rle)
         mask = np.zeros((height, width), np.uint8)
         for points in self.polygons:
             mask |= rasterize_polygon(points, height, width)
@@ -143,7 +140,7 @@ def _coco_segmentation(seg: Any, h: int, w: int, where: str) -> dict:
     """``Shape`` keyword arguments for a polygon list or an (un)compressed RLE object."""
     if isinstance(seg, dict):
         try:
-            return {"counts": rle_counts(seg, h, w)}
+            return {"rle": coco_rle(seg, h, w)}
         except ValueError as err:
             raise _fail(where, f"RLE segmentation: {err}", "re-export the mask or delete the annotation") from None
     if not isinstance(seg, list) or not seg or not all(isinstance(p, list) for p in seg):

@@ -1,4 +1,9 @@
-"""COCO run-length encoding (the ``segmentation`` of crowd annotations), decoded without pycocotools.
+"""COCO run-length encoding (the ``segmentation`` of crowd annotations), through pycocotools.
+
+pycocotools (``pycocotools.mask``, cocoapi's ``maskApi.c``) does the decoding and encoding. Its C
+decoder does not check that the run lengths cover the image: counts summing to less than ``H * W``
+decode silently (the rest becomes 0), and a malformed compressed string gives only "Invalid RLE mask
+representation". So every RLE is validated here first, with messages that say what is wrong.
 
 Conventions, from cocoapi ``common/maskApi.c`` (``rleEncode``, ``rleToString``, ``rleFrString``):
 
@@ -15,18 +20,9 @@ Conventions, from cocoapi ``common/maskApi.c`` (``rleEncode``, ``rleToString``, 
 from __future__ import annotations
 
 import numpy as np
+from pycocotools import mask as coco_mask
 
 _MAX_CHARS = 12  # 60 bits: far above any 32-bit count, and still safe to shift in int64
-
-
-def mask_to_counts(mask: np.ndarray) -> np.ndarray:
-    """Column-major run lengths of a ``(H, W)`` mask (nonzero = 1), starting with a zero run (int64)."""
-    flat = np.asarray(mask).ravel(order="F") != 0
-    if flat.size == 0:
-        return np.zeros(0, np.int64)
-    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    runs = np.diff(np.concatenate([[0], edges, [flat.size]])).astype(np.int64)
-    return np.concatenate([[0], runs]) if flat[0] else runs
 
 
 def check_counts(counts, height: int, width: int) -> np.ndarray:
@@ -48,34 +44,8 @@ def check_counts(counts, height: int, width: int) -> np.ndarray:
     return runs.astype(np.int64)
 
 
-def counts_to_mask(counts, height: int, width: int) -> np.ndarray:
-    """``(H, W)`` uint8 {0,1} mask from COCO run lengths (column-major, zeros first).
-
-    Raises:
-        ValueError: see ``check_counts``.
-    """
-    runs = check_counts(counts, height, width)
-    flat = np.repeat((np.arange(runs.size) % 2).astype(np.uint8), runs)
-    return np.ascontiguousarray(flat.reshape(width, height).T)
-
-
-def counts_to_string(counts) -> str:
-    """Compress run lengths into the COCO string form (a transcription of ``rleToString``)."""
-    runs = [int(c) for c in counts]
-    chars = []
-    for i, count in enumerate(runs):
-        x = count - runs[i - 2] if i > 2 else count
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5  # arithmetic shift, like C's on a signed long
-            more = x != -1 if c & 0x10 else x != 0
-            chars.append(chr((c | 0x20 if more else c) + 48))
-    return "".join(chars)
-
-
 def string_to_counts(text: str | bytes) -> np.ndarray:
-    """Run lengths (int64) from the COCO string form (vectorised ``rleFrString``).
+    """Run lengths (int64) from the COCO string form (vectorised ``rleFrString``), to validate them.
 
     Raises:
         ValueError: a char outside ``'0'..'o'`` (48..111) or a string that ends mid-number.
@@ -109,11 +79,15 @@ def string_to_counts(text: str | bytes) -> np.ndarray:
     return counts
 
 
-def rle_counts(rle: dict, height: int, width: int) -> np.ndarray:
-    """Validated int64 run lengths of a COCO RLE object for an ``(H, W)`` image (no mask is built).
+def coco_rle(rle: dict, height: int, width: int) -> dict:
+    """Validate a COCO RLE object for an ``(H, W)`` image; return it compressed, as pycocotools takes it.
+
+    ``counts`` as a list is the uncompressed form (crowd annotations in COCO JSON files), as a
+    ``str``/``bytes`` the compressed form (pycocotools ``encode`` output, LVIS, many exporters).
+    The result is ``{"size": [H, W], "counts": bytes}``; ``coco_rle_mask`` renders it.
 
     Raises:
-        ValueError: malformed RLE or a ``size`` different from ``(height, width)``.
+        ValueError: malformed RLE, counts not covering the image, or a ``size`` other than ``(height, width)``.
     """
     if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
         raise ValueError("RLE must be an object with 'size' [H, W] and 'counts'")
@@ -122,31 +96,29 @@ def rle_counts(rle: dict, height: int, width: int) -> np.ndarray:
         raise ValueError(f"RLE size {size} differs from the image size [{height}, {width}] (H, W)")
     counts = rle["counts"]
     if isinstance(counts, (str, bytes)):
-        counts = string_to_counts(counts)
-    elif not isinstance(counts, (list, tuple)):
+        check_counts(string_to_counts(counts), height, width)
+        return {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    if not isinstance(counts, (list, tuple)):
         raise ValueError(f"RLE counts must be a list of integers or a string, got {type(counts).__name__}")
-    return check_counts(counts, height, width)
+    runs = check_counts(counts, height, width)
+    return coco_mask.frPyObjects({"size": [height, width], "counts": runs.tolist()}, height, width)
+
+
+def coco_rle_mask(rle: dict) -> np.ndarray:
+    """``(H, W)`` uint8 {0,1} C-ordered mask of an RLE that ``coco_rle`` returned."""
+    return np.ascontiguousarray(coco_mask.decode(rle), dtype=np.uint8)
 
 
 def coco_rle_decode(rle: dict, height: int, width: int) -> np.ndarray:
     """Decode a COCO RLE ``{"size": [H, W], "counts": list[int] | str}`` into ``(H, W)`` uint8 {0,1}.
 
-    ``counts`` as a list is the uncompressed form (crowd annotations in COCO JSON files), as a
-    ``str``/``bytes`` the compressed form (pycocotools ``encode`` output, LVIS, many exporters).
-
     Raises:
-        ValueError: malformed RLE or a ``size`` different from ``(height, width)``.
+        ValueError: see ``coco_rle``.
     """
-    return counts_to_mask(rle_counts(rle, height, width), height, width)
+    return coco_rle_mask(coco_rle(rle, height, width))
 
 
-def coco_rle_encode_uncompressed(mask: np.ndarray) -> dict:
-    """``{"size": [H, W], "counts": [int, ...]}`` of a ``(H, W)`` mask (nonzero = foreground)."""
-    mask = np.asarray(mask)
-    return {"size": list(mask.shape), "counts": mask_to_counts(mask).tolist()}
-
-
-def coco_rle_encode_compressed(mask: np.ndarray) -> dict:
-    """``{"size": [H, W], "counts": str}``: the string pycocotools ``encode`` gives (as ``str``, not bytes)."""
-    mask = np.asarray(mask)
-    return {"size": list(mask.shape), "counts": counts_to_string(mask_to_counts(mask))}
+def coco_rle_encode(mask: np.ndarray) -> dict:
+    """``{"size": [H, W], "counts": str}``: pycocotools' compressed RLE of a ``(H, W)`` mask (nonzero = 1)."""
+    rle = coco_mask.encode(np.asfortranarray(np.asarray(mask) != 0, dtype=np.uint8))
+    return {"size": [int(n) for n in rle["size"]], "counts": rle["counts"].decode("ascii")}
