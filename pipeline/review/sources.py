@@ -16,6 +16,7 @@ from pipeline.data import Dataset, open_dataset
 from pipeline.decide.decision import AnyDecision, read_decision
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
+from pipeline.ops.metrics import confusion_matrix, dice_score, mean_iou
 from pipeline.output.masks import output_lut
 from pipeline.paths import Layout, ResultDir
 from pipeline.review.overlay import class_colours
@@ -72,3 +73,12 @@ def open_source(layout: Layout, run: str | None = None, ensemble: str | None = N
     cfg = load_config(folder.config())
     dataset = open_dataset(cfg.dataset)
     return Source(folder.name, folder, cfg, dataset, read_decision(folder, dataset.num_classes > 2))
+
+
+def image_score(source: Source, pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of one image (binary; empty vs empty = 1) or its mIoU (multi-class); ignored pixels left out."""
+    ignore = source.dataset.ignore_index
+    if source.multiclass:
+        return mean_iou(confusion_matrix(pred, truth, source.dataset.num_classes, ignore))
+    keep = np.ones(truth.shape, bool) if ignore is None else truth != ignore
+    return dice_score((pred != 0) & keep, (truth == 1) & keep)

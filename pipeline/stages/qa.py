@@ -41,9 +41,8 @@ from pipeline.review.overlay import disagreement_map, grid, png_bytes, unlabelle
 from pipeline.review.qa_page import csv_groups, csv_images, csv_oof, gallery_rows, html_text
 from pipeline.review.quality import binary_features, multiclass_features
 from pipeline.review.reasons import GroupQA, estimate, groups
-from pipeline.review.sources import Source, open_source
+from pipeline.review.sources import Source, image_score, open_source
 from pipeline.review.suspicion import FLAG_NAMES, ImageQA, QAConfig, flag, measure, rank, short_reason, summary_line
-from pipeline.stages.show import image_score
 
 THUMB_WIDTH = 960
 QA_TITLES = ["image", "ensemble prediction", "uncertainty (bright = unsure)", "members disagree (magenta)"]

@@ -17,22 +17,12 @@ import numpy as np
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes
-from pipeline.ops.metrics import confusion_matrix, dice_score, mean_iou
 from pipeline.paths import Layout
 from pipeline.review.overlay import LABELLED_TITLES, UNLABELLED_TITLES, grid, labelled_row, png_bytes, unlabelled_row
-from pipeline.review.sources import Source, open_source
+from pipeline.review.sources import Source, image_score, open_source
 
 SPLITS = ("oof", "test")
 DEFAULT_WIDTH = 1200
-
-
-def image_score(source: Source, pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of one image (binary; empty vs empty = 1) or its mIoU (multi-class); ignored pixels left out."""
-    ignore = source.dataset.ignore_index
-    if source.multiclass:
-        return mean_iou(confusion_matrix(pred, truth, source.dataset.num_classes, ignore))
-    keep = np.ones(truth.shape, bool) if ignore is None else truth != ignore
-    return dice_score((pred != 0) & keep, (truth == 1) & keep)
 
 
 def metric_name(source: Source) -> str:
