@@ -81,6 +81,8 @@ def load_maps(paths: list[Path], n: int) -> tuple[list[np.ndarray], list[np.ndar
     """(full-size maps, model-size maps, notes), up to ``n`` of each, binary stores only."""
     full, small, notes = [], [], []
     for path in paths:
+        if len(full) >= n:
+            break
         store = ProbStore.open(path)
         size = model_size(store)
         if store.channels != 1 or (store.version == 1 and size is None):
