@@ -157,6 +157,12 @@ class ModelConfig(Section):
 Resolution = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
+def check_size(height: int, width: int, what: str) -> None:
+    """Network sizes (inputs, crops) are positive multiples of 32 (the encoders' output stride)."""
+    if height <= 0 or width <= 0 or height % 32 or width % 32:
+        raise ValueError(f"{what} must be positive multiples of 32")
+
+
 class AugmentConfig(Section):
     preset: Literal[names.AUGMENT_PRESETS] = Field("carvana", description="albumentations preset")
     crop: Optional[Resolution] = Field(
@@ -166,8 +172,8 @@ class AugmentConfig(Section):
     @field_validator("crop")
     @classmethod
     def _crop_multiple_of_32(cls, value: Optional[list[int]]) -> Optional[list[int]]:
-        if value is not None and (value[0] <= 0 or value[1] <= 0 or value[0] % 32 or value[1] % 32):
-            raise ValueError(f"{value}: crop height and width must be positive multiples of 32")
+        if value is not None:
+            check_size(*value, f"{value}: crop height and width")
         return value
 
 
@@ -229,8 +235,7 @@ class TrainConfig(Section):
     @classmethod
     def _multiple_of_32(cls, value: list[list[int]]) -> list[list[int]]:
         for h, w in value:
-            if h <= 0 or w <= 0 or h % 32 or w % 32:
-                raise ValueError(f"[{h}, {w}]: height and width must be positive multiples of 32")
+            check_size(h, w, f"[{h}, {w}]: height and width")
         if not value:
             raise ValueError("give at least one resolution")
         return value

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from pipeline.decide import store_codec
-from pipeline.decide.postprocess import clean
+from pipeline.decide.decision import Decision
 from pipeline.errors import PipelineError
 from pipeline.ops.fusion import fuse
 from pipeline.ops.metrics import dice_score
@@ -68,7 +68,7 @@ class CleanupScorer(BinaryScorer):
     weights that lost 0.0012 Dice after clean-up against the best member alone).
     """
 
-    LEVEL = 127
+    DECISION = Decision(threshold=127 / 255, min_area=0, cleanup=True)
 
     def __init__(self):
         super().__init__()
@@ -76,8 +76,7 @@ class CleanupScorer(BinaryScorer):
 
     def add(self, fused: np.ndarray, mask: np.ndarray) -> None:
         super().add(fused, mask)
-        pred = clean((fused[0] > self.LEVEL).astype(np.uint8))
-        self.cleaned.append(dice_score(pred, mask == 1))
+        self.cleaned.append(dice_score(self.DECISION.mask(fused[0]), mask == 1))
 
     def score(self) -> float:
         return max(super().score(), float(np.mean(self.cleaned)))
