@@ -153,3 +153,17 @@ def test_test_shards_predicted_on_two_machines_complete_the_store(project, tmp_p
     single = ProbStore.open(whole / "artifacts" / "runs" / RUN / "test")
     for i in ids:
         assert np.abs(single.read(i).astype(int) - store.read(i).astype(int)).max() <= 1
+
+
+def test_test_only_prediction_keeps_the_oof_report(project):
+    """`predict --split test` leaves the OOF store alone, so the OOF scores it reported stay in the report."""
+    report_path = project / "artifacts" / "runs" / RUN / "predict_report.json"
+    assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
+    before = json.loads(report_path.read_text())
+    assert before["oof"] and before["folds"]
+    assert invoke("predict", "tiny.yaml", "--split", "test").exit_code == 0
+    after = json.loads(report_path.read_text())
+    assert after["oof"] == before["oof"] and after["folds"] == before["folds"] and after["test_images"] > 0
+    # another TTA: the old OOF scores are not of this TTA, so none are carried
+    assert invoke("predict", "tiny.yaml", "--split", "test", "--tta", "none").exit_code == 0
+    assert json.loads(report_path.read_text())["oof"] == {}

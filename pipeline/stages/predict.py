@@ -21,7 +21,7 @@ from pipeline.data.splits import FoldRow, fold_ids, load_folds, select_folds
 from pipeline.decide.store import ProbStore, dequantize, quantize
 from pipeline.decide.store_shards import Shard
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_text
+from pipeline.fsio import atomic_write_text, read_json
 from pipeline.model.networks import load_trained
 from pipeline.model.task import make_task
 from pipeline.paths import Layout
@@ -189,6 +189,17 @@ def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: s
     report.test_images = len(samples)
 
 
+def _carry_oof(path: Path, report: RunReport) -> None:
+    """Copy the OOF scores of an earlier report at ``path`` into ``report`` (a test-only prediction
+    leaves the OOF store untouched, so its scores stay true); nothing when there is none or its TTA
+    differs."""
+    previous = read_json(path, optional=True)
+    if not previous or previous.get("tta") != report.tta or previous.get("threshold") != report.threshold:
+        return
+    report.folds = {int(k): v for k, v in previous.get("folds", {}).items()}
+    report.oof = dict(previous.get("oof", {}))
+
+
 def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "both", tta: str | None = None,
                 force: bool = False, progress_for=None, shard: Shard | None = None) -> list[RunReport]:
     """Predict every run (resolution) of ``cfg``; returns one report per run (also written as JSON).
@@ -217,6 +228,8 @@ def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "bo
         for path in dict.fromkeys(needed):
             checkpoint.load(path)
         report = RunReport(run, tta, threshold=cfg.train.threshold)
+        if split == "test":  # the OOF scores of the last OOF prediction still hold: keep them
+            _carry_oof(layout.run(run).predict_report(), report)
         if split in ("oof", "both"):
             total = sum(1 for r in rows if r.fold in folds)
             with progress_for(f"{run} oof", total) as advance:
