@@ -142,6 +142,13 @@ def test_model_kwargs_the_architecture_does_not_accept_are_rejected_when_the_con
     assert "decoder_pyramid_channels" in result.output
     result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.kwargs={encoder_depth: 3}"])
     assert result.exit_code == 0 and "encoder_depth: 3" in result.output, result.output
+    # arguments smp accepts but the pipeline decides (they would break training or the stores)
+    for key, why in (("in_channels: 1", "3-channel RGB"), ("activation: sigmoid", "raw logits"),
+                     ("aux_params: {classes: 2}", "masks only"), ("classes: 3", "dataset's classes")):
+        result = CliRunner().invoke(cli, ["config", str(config), "--set", f"model.kwargs={{{key}}}"])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and why in lines[0], result.output
+        assert f"'{key.split(':')[0]}' is not settable here" in lines[0]
 
 
 def test_model_kwargs_check_covers_configs_built_in_code():

@@ -14,8 +14,15 @@ import inspect
 # segmentation-models-pytorch architectures (those missing from the installed smp fail when built)
 ARCHS = ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3", "DeepLabV3Plus", "Linknet", "PSPNet", "PAN", "MAnet",
          "UPerNet", "Segformer")
-# what the pipeline passes to every architecture itself: not settable through model.kwargs
-ARCH_FIXED_ARGS = ("encoder_name", "encoder_weights", "classes")
+# what the pipeline decides for every architecture itself, and why: not settable through model.kwargs
+ARCH_FIXED_ARGS = {
+    "encoder_name": "set model.encoder instead",
+    "encoder_weights": "set model.encoder_weights instead",
+    "classes": "the dataset's classes decide it",
+    "in_channels": "images are read as 3-channel RGB",
+    "activation": "the losses and the stores expect raw logits",
+    "aux_params": "the pipeline trains and predicts masks only (no classification head)",
+}
 BINARY_LOSSES = ("bce", "dice", "bce_dice", "bce_logdice", "border_bce_dice", "lovasz")
 MULTICLASS_LOSSES = ("ce", "dice", "focal", "ce_dice")
 LOSSES = tuple(dict.fromkeys(BINARY_LOSSES + MULTICLASS_LOSSES))

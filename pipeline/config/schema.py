@@ -147,6 +147,9 @@ class ModelConfig(Section):
     def _kwargs_the_arch_accepts(cls, value: dict[str, Any], info) -> dict[str, Any]:
         """Checked when the config loads: smp would hand an unknown name to the encoder, which drops it."""
         arch = info.data.get("arch")
+        fixed = [k for k in value if k in names.ARCH_FIXED_ARGS]
+        if fixed:
+            raise ValueError(f"'{fixed[0]}' is not settable here: {names.ARCH_FIXED_ARGS[fixed[0]]}")
         accepted = names.arch_kwargs(arch) if value and arch else None
         unknown = sorted(set(value) - set(accepted)) if accepted is not None else []
         if unknown:
