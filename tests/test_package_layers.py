@@ -4,7 +4,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "pipeline"
 ORCHESTRATOR = "run"  # stages/run.py executes recipes: the one stage that calls other stages
-PENDING = {("ensemble", "qa")}  # run_ensemble -> run_qa: removed by issue 15 (QA rewrite)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -35,7 +34,7 @@ def test_components_and_ops_never_import_a_stage():
 def test_only_the_orchestrator_calls_other_stages():
     calls = {(p.stem, other) for p in (PACKAGE / "stages").glob("*.py") if p.stem != ORCHESTRATOR
              for other in stage_imports(p) if other != p.stem}
-    assert calls <= PENDING, f"stage -> stage imports outside stages/{ORCHESTRATOR}.py: {sorted(calls - PENDING)}"
+    assert not calls, f"stage -> stage imports outside stages/{ORCHESTRATOR}.py: {sorted(calls)}"
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):

@@ -168,8 +168,9 @@ def tune_cmd(run: str | None, ensemble: str | None, cleanup: bool) -> None:
 def ensemble_cmd(config: Path, overrides: tuple[str, ...], name: str | None, overwrite: bool) -> None:
     """Fuse runs, tune on fused OOF, write a validated submission under submissions/."""
     from pipeline.stages.ensemble import run_ensemble
+    from pipeline.stages.qa import run_qa
 
-    s = run_ensemble(config, overrides, Layout(), name, overwrite, progress_for=progress_bar)
+    s = run_ensemble(config, overrides, Layout(), name, overwrite, progress_for=progress_bar, review=run_qa)
     table = Table(title=f"ensemble {s['name']}: {len(s['members'])} members, fusion {s['fusion']}")
     for col in ("member", "weight", "OOF Dice @0.5 (TTA)"):
         table.add_column(col, justify="right")

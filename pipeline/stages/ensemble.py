@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -37,7 +38,6 @@ from pipeline.output.formats import encode_rows, get_format
 from pipeline.output.masks import mask_png, output_lut
 from pipeline.output.writers import expected_image_ids, make_writer, write_sidecar_and_ledger
 from pipeline.paths import EnsembleDir, Layout
-from pipeline.stages.qa import run_qa
 
 
 @dataclass
@@ -250,8 +250,13 @@ def estimated_score(qa: dict) -> dict:
 
 
 def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, name: str | None = None,
-                 overwrite: bool = False, progress_for=None) -> dict:
-    """Fuse, decide, stream the test set into a validated submission; returns the sidecar summary."""
+                 overwrite: bool = False, progress_for=None,
+                 review: Callable[[Layout, str], dict] | None = None) -> dict:
+    """Fuse, decide, stream the test set into a validated submission; returns the sidecar summary.
+
+    ``review(layout, ensemble_name)``: the QA stage (``pipeline.stages.qa.run_qa``, which the CLI and
+    ``pipeline run`` pass) run on the fused predictions before the sidecar is written, so its line and
+    estimated test score land in the sidecar and the ledger; None (or ``qa: false``) skips it."""
     ecfg: EnsembleConfig = load_config(config_path, overrides, schema=EnsembleConfig)
     fmt = get_format(ecfg.format)
     members = load_members(ecfg, layout)
@@ -290,7 +295,7 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
                             for m in members},
         "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
         "dataset": cfg.dataset.name, "run_config": str(folder.config())}
-    qa = run_qa(layout, folder.name) if state["fused_path"] and ecfg.qa else None
+    qa = review(layout, folder.name) if review and state["fused_path"] and ecfg.qa else None
     summary["qa"] = qa["line"] if qa else None
     summary["estimated_score"] = estimated_score(qa) if qa else None
     write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg, layout.ledger())

@@ -99,13 +99,15 @@ def _train(step: TrainStep, path: Path, overrides: tuple[str, ...], layout: Layo
 
 def _ensemble(step: EnsembleStep, path: Path, layout: Layout, log, progress_for, members: list[str] | None) -> dict:
     from pipeline.stages.ensemble import run_ensemble
+    from pipeline.stages.qa import run_qa
 
     extra = ()
     if members is not None:
         if not members:
             raise PipelineError(f"{path}: members: trained, but no train step ran before this ensemble step")
         extra = ("members=[" + ", ".join(f"{{run: {run}}}" for run in members) + "]",)
-    out = run_ensemble(path, (*extra, *step.set), layout, step.name, overwrite=True, progress_for=progress_for)
+    out = run_ensemble(path, (*extra, *step.set), layout, step.name, overwrite=True, progress_for=progress_for,
+                       review=run_qa)
     oof = "-" if out.get("oof_dice") is None else f"{out['oof_dice']:.5f}"
     board = out.get("estimated_score")
     estimate = f", estimated test {board['mean']:.4f} ± {board['half_width']:.4f}" if board else ""
