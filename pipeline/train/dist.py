@@ -61,3 +61,19 @@ def init_distributed(device_name: str) -> DistContext:
 def shutdown_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def has_unused_parameters(model: torch.nn.Module, height: int, width: int) -> bool:
+    """True if some trainable weights get no gradient (e.g. an smp encoder cut by encoder_depth).
+
+    DDP must then be told to look for them, which costs time, so it is switched on only when needed.
+    """
+    device, was_training = next(model.parameters()).device, model.training
+    model.eval()  # eval mode: the probe must not touch BatchNorm running statistics
+    model.zero_grad(set_to_none=True)
+    model(torch.zeros(1, 3, height, width, device=device)).float().sum().backward()
+    unused = any(p.requires_grad and p.grad is None for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return unused
+

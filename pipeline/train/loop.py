@@ -22,7 +22,7 @@ from pipeline.model.augment import restore_size
 from pipeline.paths import FoldDir
 from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, SegmentationSet
-from pipeline.train.dist import DistContext
+from pipeline.train.dist import DistContext, has_unused_parameters
 from pipeline.train.optim import Scheduler, build_optimizer, current_lr, make_ema
 
 
@@ -284,19 +284,3 @@ class FoldTrainer:
         extra = {k: v for k, v in metrics.items() if k != "dice"}
         return EpochRecord(epoch, train_loss, val_loss, metrics["dice"], lr, 0.0, ips, metrics[self.s.task.primary],
                            extra)
-
-
-def has_unused_parameters(model: torch.nn.Module, height: int, width: int) -> bool:
-    """True if some trainable weights get no gradient (e.g. an smp encoder cut by encoder_depth).
-
-    DDP must then be told to look for them, which costs time, so it is switched on only when needed.
-    """
-    device, was_training = next(model.parameters()).device, model.training
-    model.eval()  # eval mode: the probe must not touch BatchNorm running statistics
-    model.zero_grad(set_to_none=True)
-    model(torch.zeros(1, 3, height, width, device=device)).float().sum().backward()
-    unused = any(p.requires_grad and p.grad is None for p in model.parameters())
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return unused
-
