@@ -58,6 +58,17 @@ def one_model_ranking(quality: list[dict], truth: np.ndarray, groups: list[str])
     return float(spearmanr(score, truth)[0])
 
 
+def feature_signals(quality: list[dict], truth: np.ndarray, groups: list[str]) -> list[tuple[str, float, float]]:
+    """Each usable feature on its own: Spearman of its negative with the truth over all images, and
+    the mean of that Spearman inside each group (how much each signal knows, before any fitting)."""
+    names, out = np.array(groups), []
+    for c in est.usable_columns(quality):
+        x = -np.array([q[c] for q in quality], np.float64)
+        inside = [spearmanr(x[names == g], truth[names == g])[0] for g in set(groups)]
+        out.append((c, float(spearmanr(x, truth)[0]), float(np.nanmean(inside))))
+    return out
+
+
 def folds_of(layout: Layout, source, ids: list[str]) -> list[str] | None:
     path = layout.folds_csv(source.cfg.dataset.name)
     if not path.is_file():
@@ -101,6 +112,8 @@ def report(name: str, layout: Layout, workers: int) -> float:
     within = np.nanmean([spearmanr(by_group[names == g], truth[names == g])[0] for g in set(groups)])
     print(f"  estimate within a group (mean Spearman over groups): {within:.3f}")
     print(f"  baseline, -(uncertain share 0.1<p<0.9 per predicted pixel), no learning: Spearman {baseline:.3f}")
+    print("  each feature alone, Spearman(-feature, true score) over all images / mean within groups: " +
+          ", ".join(f"{c} {a:+.2f}/{w:+.2f}" for c, a, w in feature_signals(quality, truth, groups)))
     model = est.fit(quality, truth, groups)
     print("  weights (log error per unit of transformed feature): " +
           ", ".join(f"{c} {w:+.3f}" for c, w in zip(model.columns, model.weights, strict=True)) +
