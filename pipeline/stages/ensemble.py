@@ -253,10 +253,8 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
                  overwrite: bool = False, progress_for=None,
                  review: Callable[[Layout, str], dict] | None = None) -> dict:
     """Fuse, decide, stream the test set into a validated submission; returns the sidecar summary.
-
-    ``review(layout, ensemble_name)``: the QA stage (``pipeline.stages.qa.run_qa``, which the CLI and
-    ``pipeline run`` pass) run on the fused predictions before the sidecar is written, so its line and
-    estimated test score land in the sidecar and the ledger; None (or ``qa: false``) skips it."""
+    ``review(layout, name)``: QA (the CLI and ``pipeline run`` pass ``stages.qa.run_qa``), run before the
+    sidecar is written so its estimate lands there and in the ledger; None or ``qa: false`` skips it."""
     ecfg: EnsembleConfig = load_config(config_path, overrides, schema=EnsembleConfig)
     fmt = get_format(ecfg.format)
     members = load_members(ecfg, layout)
