@@ -29,6 +29,7 @@ LOSSES = tuple(dict.fromkeys(BINARY_LOSSES + MULTICLASS_LOSSES))
 AUGMENT_PRESETS = ("none", "carvana", "light", "driving")
 FORMATS = ("carvana", "severstal", "png-index", "png-colour", "cityscapes")
 TTA_MODES = ("none", "hflip", "flip", "d4")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # pipeline.model.precision
 
 
 @functools.cache

@@ -135,7 +135,10 @@ class TrainConfig(Section):
     workers: int = Field(0, ge=0, description="DataLoader worker processes")
     early_stopping: Optional[int] = Field(None, ge=1, description="stop after this many epochs without gain")
     ema: Optional[float] = Field(None, gt=0, lt=1, description="EMA decay of the weights (e.g. 0.99)")
-    amp: bool = Field(True, description="mixed precision (CUDA only)")
+    precision: Literal[names.PRECISIONS] = Field(
+        "auto", description="forward-pass precision: auto (bf16 on CPUs with native bf16 and on CUDA, "
+                            "fp16 + grad scaler on older GPUs, else fp32), fp32, bf16, fp16 (CUDA)")
+    amp: bool = Field(True, description="legacy switch: false forces fp32 (train.precision decides)")
     channels_last: bool = Field(True, description="channels_last (NHWC) memory; also faster on CPU")
     threshold: float = Field(0.5, gt=0, lt=1, description="validation Dice threshold")
     select: Literal["best", "last"] = Field(
@@ -168,6 +171,9 @@ class PredictConfig(Section):
                                 "of a batch at once on CUDA, batch_size on CPU (bigger CPU batches run slower)")
     workers: int = Field(0, ge=0, description="DataLoader worker processes for decoding")
     device: str = "auto"
+    precision: Literal[names.PRECISIONS] = Field(
+        "auto", description="inference precision: auto (bf16 where the CPU/GPU computes it natively, else "
+                            "fp32), fp32, bf16, fp16 (CUDA); probabilities are stored in fp32/uint8 either way")
     test_from: Literal["folds", "full", "all"] = Field(
         "folds", description="test predictions from the fold models, the full-data refit (--fold full), or all")
 

@@ -7,6 +7,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from pipeline.data import Sample
 from pipeline.model.augment import Geometry, restore_size
+from pipeline.model.precision import resolve_precision
 from pipeline.predict.tta import tta_predict, tta_transforms
 from pipeline.train.data import ArrayCache
 
@@ -39,9 +40,11 @@ class Predictor:
     """
 
     def __init__(self, models: list[torch.nn.Module], task, tta: str, device: torch.device,
-                 max_forward: int | None = None, batch_size: int = 8):
-        self.models = [m.to(device).eval() for m in models]
+                 max_forward: int | None = None, batch_size: int = 8, precision: str = "fp32"):
+        # NHWC: EfficientNet's depthwise convolutions run about 2x faster on CPU too (as in training)
+        self.models = [m.to(device).eval().to(memory_format=torch.channels_last) for m in models]
         self.task, self.device = task, device
+        self.precision = resolve_precision(precision, device, "predict.precision")
         self.transformers = tta_transforms(tta)
         if max_forward is None:
             max_forward = batch_size * len(self.transformers) if device.type == "cuda" else batch_size
@@ -50,7 +53,9 @@ class Predictor:
     def _probs(self, images: torch.Tensor) -> torch.Tensor:
         total = None
         for model in self.models:
-            probs = self.task.probs(model(images))
+            with self.precision.autocast():  # the forward pass only; probabilities in fp32
+                logits = model(images)
+            probs = self.task.probs(logits.float())
             total = probs if total is None else total + probs
         return total / len(self.models)
 
@@ -63,7 +68,7 @@ class Predictor:
         ``restore=False``: ``merged`` stays at the network's resolution with the padding cropped
         (C, h, w) (what the store keeps); ``plain`` is still at the original size.
         """
-        images = batch["image"].to(self.device).float()
+        images = batch["image"].to(self.device).float().contiguous(memory_format=torch.channels_last)
         merged, plain = tta_predict(self._probs, images, self.transformers, self.max_forward)
         merged, plain = merged.cpu().numpy(), plain.cpu().numpy() if with_plain else None
         out = []

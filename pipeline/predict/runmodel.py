@@ -103,11 +103,12 @@ class RunModel:
 
     @classmethod
     def load(cls, layout: Layout, run: str, device: str = "auto", tta: str = "none",
-             batch_size: int = 8) -> RunModel:
+             batch_size: int = 8, precision: str | None = None) -> RunModel:
         """Load ``artifacts/runs/<run>``: config, every fold's ``model.pt`` (once) and the decision.
 
         Raises:
-            PipelineError: unknown run, an untrained fold, unknown TTA or device.
+            PipelineError: unknown run, an untrained fold, unknown TTA, device or precision.
+            ``precision`` None: the run's ``predict.precision``.
         """
         folder = layout.run(run)
         if not folder.exists():
@@ -125,7 +126,8 @@ class RunModel:
         classes = list(meta["classes"])
         task = make_task(classes, None)
         decision, source = load_decision(folder, task.multiclass)
-        predictor = Predictor(models, task, tta, torch_device, batch_size=batch_size)
+        predictor = Predictor(models, task, tta, torch_device, batch_size=batch_size,
+                              precision=precision or cfg.predict.precision)
         return cls(run, classes, make_geometry(meta), predictor, decision, source, cfg, folds, tta, batch_size)
 
     @property

@@ -80,7 +80,8 @@ def _write_all(predictor: Predictor, samples: list[Sample], store: ProbStore, ca
 
 def _add_plain(model, task, samples, cache, cfg, device, acc) -> None:
     """No-TTA metrics of images stored by an earlier, interrupted run (recomputed without TTA)."""
-    predictor = Predictor([model], task, "none", device, cfg.predict.max_forward, cfg.predict.batch_size)
+    predictor = Predictor([model], task, "none", device, cfg.predict.max_forward, cfg.predict.batch_size,
+                          cfg.predict.precision)
     for batch in _loader(samples, cache, cfg):
         for j, (_, plain) in enumerate(predictor(batch, with_plain=True)):
             acc.add(plain, cache.original_mask(samples[int(batch["index"][j])]))
@@ -90,7 +91,8 @@ def _predict_fold(cfg: Config, model, task, val: list[Sample], store: ProbStore,
                   progress=None) -> tuple[list[float], list[float]]:
     """Store the fold's held-out images; return metric sums (``state``) with and without TTA."""
     device = resolve_device(cfg.predict.device)
-    predictor = Predictor([model], task, tta, device, cfg.predict.max_forward, cfg.predict.batch_size)
+    predictor = Predictor([model], task, tta, device, cfg.predict.max_forward, cfg.predict.batch_size,
+                          cfg.predict.precision)
     todo = [s for s in val if not store.has(s.image_id)]
     merged, plain, seen = task.accumulator(), task.accumulator(), set()
 
@@ -174,7 +176,7 @@ def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: s
     geometry = make_geometry(loaded[0][1])
     cache = ArrayCache(dataset, geometry, None)  # test images are read once: no disk cache
     predictor = Predictor([m for m, _ in loaded], task, tta, resolve_device(cfg.predict.device),
-                          cfg.predict.max_forward, cfg.predict.batch_size)
+                          cfg.predict.max_forward, cfg.predict.batch_size, cfg.predict.precision)
     todo = [s for s in samples if not store.has(s.image_id)]
     if progress:
         progress(len(samples) - len(todo))

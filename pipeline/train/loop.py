@@ -1,4 +1,4 @@
-"""Train one fold: epochs of (accumulated, optionally AMP) steps, validation at original size,
+"""Train one fold: epochs of (accumulated, mixed-precision where it pays) steps, validation at original size,
 best/last checkpoints, resume from ``last.pt``, early stopping, EMA.
 
 The loop writes only inside the fold directory it is given; progress goes to a ``reporter``.
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from pipeline.errors import PipelineError
 from pipeline.model.augment import restore_size
+from pipeline.model.precision import resolve_precision
 from pipeline.paths import FoldDir
 from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, SegmentationSet
@@ -90,7 +91,8 @@ class FoldTrainer:
         tcfg = setup.cfg.train
         self.tcfg = tcfg
         self.cuda = setup.device.type == "cuda"
-        self.amp = tcfg.amp and self.cuda
+        self.precision = resolve_precision(tcfg.precision if tcfg.amp else "fp32", setup.device,
+                                           "train.precision")
         self.model = setup.model.to(setup.device)
         if tcfg.channels_last:  # NHWC: faster on CUDA and, for depthwise convs (EfficientNet), on CPU too
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -113,7 +115,7 @@ class FoldTrainer:
         self.optimizer = build_optimizer(self.model, setup.cfg.optim)
         steps = -(-len(self.loader) // tcfg.accumulate)
         self.scheduler = Scheduler(self.optimizer, setup.cfg.optim, tcfg.epochs, steps)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = torch.amp.GradScaler(setup.device.type, enabled=self.precision.needs_scaler)
         self.ema = make_ema(self.model, tcfg.ema)
         self.history: list[EpochRecord] = []
         self.best, self.bad_epochs, self.start_epoch = -1.0, 0, 1
@@ -128,7 +130,7 @@ class FoldTrainer:
         h, w = s.cache.geometry.height, s.cache.geometry.width
         return {"config": self.cfg_dict, "run": s.run, "fold": s.fold, "resolution": [h, w],
                 "geometry": s.cache.geometry.mode, "classes": s.cfg.dataset.classes,
-                "normalization": self.model.normalization.to_dict()}
+                "normalization": self.model.normalization.to_dict(), "precision": self.precision.name}
 
     def _save_last(self, epoch: int) -> None:
         checkpoint.save(FoldDir(self.s.fold_dir).last(), {
@@ -173,7 +175,7 @@ class FoldTrainer:
         device = self.s.device
         target, valid = self.s.task.target(batch["mask"].to(device), batch["valid"].to(device),
                                            batch["soft"].to(device), batch["weight"].to(device))
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+        with self.precision.autocast():  # the forward pass only: the loss and metrics stay fp32
             logits = net(images)
         logits = logits.float()
         return logits, self.s.loss_fn(logits, target, valid)
