@@ -89,6 +89,8 @@ class FolderDataset(Dataset):
         return [Sample(img.stem, img, self._group(img), mask_dir / name) for name, img in expected.items()]
 
     def _scan_test(self) -> list[Sample]:
-        if not self.cfg.test_dir:
+        # A configured test folder that is not there means no test images (as Carvana's test/): the
+        # same recipe runs on a labelled-only copy, and predict/ensemble say that nothing was tested.
+        if not self.cfg.test_dir or not (self.root / self.cfg.test_dir).is_dir():
             return []
         return [Sample(img.stem, img, self._group(img)) for img in self._images(self.root / self.cfg.test_dir)]

@@ -25,6 +25,7 @@ from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.model.augment import Geometry
 from pipeline.model.losses import make_loss
 from pipeline.model.networks import build_model
+from pipeline.model.precision import resolve_precision
 from pipeline.model.task import make_task
 from pipeline.paths import (
     FULL,  # --fold full: the refit on every labelled image
@@ -117,6 +118,12 @@ def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, ca
 ADDED_KEYS = (("augment", "crop"),)
 
 
+def trained_precision(cfg: Config) -> str:
+    """fp32, bf16 or fp16: what ``train.precision`` means on the device ``train.device`` resolves to."""
+    requested = cfg.train.precision if cfg.train.amp else "fp32"
+    return resolve_precision(requested, resolve_device(cfg.train.device), "train.precision").name
+
+
 def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
     """What a finished or interrupted fold must match to be reused: the config and the fold's images.
 
@@ -126,6 +133,12 @@ def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
     for section, key in ADDED_KEYS:  # unset, they mean what the config meant before they existed
         if training[section].get(key) is None:
             training[section].pop(key, None)
+    # What the model was computed in, not what was asked for: "auto" is fp32 on one machine and
+    # bf16 on another. fp32 is what every run meant before train.precision existed.
+    training["train"].pop("precision", None)
+    resolved = trained_precision(cfg)
+    if resolved != "fp32":
+        training["train"]["precision"] = resolved
     return config_hash({"config": training, "train": sorted(s.image_id for s in train),
                         "val": sorted(s.image_id for s in val), "pseudo": sorted(r.mask for r in pseudo)})
 
