@@ -2,9 +2,14 @@
 
 Same model (architecture, encoder, seed), same images (cached uint8 arrays, no augmentation),
 same batch size and torch threads. Prints both img/s and, last, ``ratio = project / bare``.
+``--precision bf16``: the project's loop at fp32 and at bf16 (``train.precision``), the bare loop
+at bf16 (``torch.autocast("cpu", dtype=torch.bfloat16)``); the last two lines are
+``ratio project/bare = <x>`` (both bf16) and ``ratio bf16/fp32 = <y>`` (the project's loop).
+bf16 pays only on CPUs that compute it natively (AVX512-BF16/AMX): elsewhere it is emulated.
 
     .venv/bin/python bench/train_throughput.py [--size 128x192] [--images 48] [--epochs 2]
         [--compare tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1]   (img/s of those vs --encoder)
+        [--precision bf16] [--encoder tu-tf_efficientnet_lite0 --compare ""]
 """
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ def project_loop(cfg: Config, dataset, cache: ArrayCache, epochs: int) -> float:
     return epochs * len(dataset.train) / (time.perf_counter() - start)
 
 
-def bare_loop(cfg: Config, dataset, cache: ArrayCache, epochs: int, batch: int) -> float:
+def bare_loop(cfg: Config, dataset, cache: ArrayCache, epochs: int, batch: int, precision: str = "fp32") -> float:
     torch.manual_seed(0)
     model = build_model(cfg.model, 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -58,7 +63,9 @@ def bare_loop(cfg: Config, dataset, cache: ArrayCache, epochs: int, batch: int) 
     def epoch() -> None:
         model.train()
         for i in torch.randperm(len(images)).split(batch):
-            logits = model(images[i].float())
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                logits = model(images[i].float())
+            logits = logits.float()
             loss = F.binary_cross_entropy_with_logits(logits, masks[i]) + dice(logits, masks[i])
             opt.zero_grad()
             loss.backward()
@@ -78,6 +85,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: also time both loops under bf16 autocast")
     parser.add_argument("--compare", default="tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1",
                         help="encoders whose project img/s is compared with --encoder's (empty: skip)")
     args = parser.parse_args()
@@ -103,7 +112,17 @@ def main() -> None:
             speed = max(project_loop(other, dataset, cache, args.epochs) for _ in range(2))
             print(f"U-Net/{encoder}: {speed:.2f} img/s = {speed / p:.2f} x U-Net/{args.encoder} ({p:.2f} img/s)")
         print(f"project: {p:.2f} img/s   bare smp loop: {b:.2f} img/s")
-        print(f"ratio = {p / b:.3f}")
+        if args.precision == "fp32":
+            print(f"ratio = {p / b:.3f}")
+            return
+        bf16_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"precision": "bf16"})})
+        pb, bb = [], []
+        for _ in range(2):
+            pb.append(project_loop(bf16_cfg, dataset, cache, args.epochs))
+            bb.append(bare_loop(cfg, dataset, cache, args.epochs, args.batch, "bf16"))
+        print(f"bf16 project: {max(pb):.2f} img/s   bf16 bare smp loop: {max(bb):.2f} img/s")
+        print(f"ratio project/bare = {max(pb) / max(bb):.3f}")
+        print(f"ratio bf16/fp32 = {max(pb) / p:.3f}")
 
 
 if __name__ == "__main__":
