@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.decide.class_weights import weighted_argmax
 from pipeline.decide.fingerprint import store_fingerprint
 from pipeline.decide.postprocess import clean
 from pipeline.decide.store import ProbStore
@@ -70,11 +71,12 @@ class MulticlassDecision:
     mode: str = "argmax"
     thresholds: tuple[float, ...] = ()
     min_areas: tuple[float, ...] = ()
+    weights: tuple[float, ...] = ()  # argmax: per-class probability weights (decide/class_weights.py)
 
     def label(self, probs_u8: np.ndarray) -> np.ndarray:
         """(h, w) uint8 class ids. Multi-label masks overlapping: the higher class id wins."""
         if self.mode == "argmax":
-            return probs_u8.argmax(0).astype(np.uint8)
+            return weighted_argmax(probs_u8, self.weights or None)
         label = np.zeros(probs_u8.shape[1:], np.uint8)
         for c, mask in enumerate(self.masks(probs_u8), start=1):
             label[mask.astype(bool)] = c
@@ -83,7 +85,7 @@ class MulticlassDecision:
     def masks(self, probs_u8: np.ndarray) -> list[np.ndarray]:
         """One binary mask per foreground class 1..C-1."""
         if self.mode == "argmax":
-            label = probs_u8.argmax(0)
+            label = self.label(probs_u8)
             return [(label == c).astype(np.uint8) for c in range(1, probs_u8.shape[0])]
         out = []
         for c in range(1, probs_u8.shape[0]):
@@ -103,7 +105,7 @@ def to_dict(decision: AnyDecision) -> dict:
         return {"kind": "binary", "threshold": float(decision.threshold), "min_area": float(decision.min_area),
                 "cleanup": bool(decision.cleanup)}
     return {"kind": "multiclass", "mode": decision.mode, "thresholds": [float(t) for t in decision.thresholds],
-            "min_areas": [float(a) for a in decision.min_areas]}
+            "min_areas": [float(a) for a in decision.min_areas], "weights": [float(w) for w in decision.weights]}
 
 
 def from_dict(data: Any) -> AnyDecision:
@@ -112,7 +114,8 @@ def from_dict(data: Any) -> AnyDecision:
         return Decision(float(data["threshold"]), float(data["min_area"]), bool(data["cleanup"]))
     if data["kind"] == "multiclass" and data["mode"] in ("argmax", "threshold"):
         return MulticlassDecision(data["mode"], tuple(float(t) for t in data["thresholds"]),
-                                  tuple(float(a) for a in data["min_areas"]))
+                                  tuple(float(a) for a in data["min_areas"]),
+                                  tuple(float(w) for w in data.get("weights", ())))
     raise ValueError(f"unknown decision {data!r}")
 
 
@@ -166,18 +169,49 @@ def _check_inputs(folder: ResultDir, record: dict) -> None:
                             f"{_fix(folder)}")
 
 
+@dataclass(frozen=True)
+class Fixed:
+    """The parts of a decision given in advance (None: searched on OOF). The search holds these
+    fixed, so what it scores is what is applied."""
+
+    threshold: float | None = None
+    min_area: float | None = None
+    cleanup: bool | None = None
+    decision: str = "auto"  # multi-class: auto/argmax (exclusive classes) or threshold (multi-label)
+
+    @classmethod
+    def of(cls, config=None, cleanup: bool = True) -> Fixed:
+        """From an ensemble config (``threshold`` / ``min_area`` / ``cleanup``, 'tune' = search it;
+        None for a run: all searched) and the CLI's ``--no-cleanup`` (``cleanup=False``: clean-up off
+        where the config leaves it to the search)."""
+        if isinstance(config, Fixed):
+            return config
+
+        def given(key: str):
+            value = "tune" if config is None else getattr(config, key)
+            return None if value == "tune" else value
+
+        clean = given("cleanup")
+        return cls(None if given("threshold") is None else float(given("threshold")),
+                   None if given("min_area") is None else float(given("min_area")),
+                   (None if cleanup else False) if clean is None else bool(clean),
+                   "auto" if config is None else config.decision)
+
+
 def applied_decision(tuned: dict, multiclass: bool, fixed=None) -> AnyDecision:
-    """The decision from a threshold search (``tuned``, as ``pipeline tune`` reports it) and, for an
-    ensemble, its config (``fixed``: threshold / min_area / cleanup / decision, 'tune' = take the search's).
+    """The decision from a threshold search (``tuned``, as ``search_oof`` reports it) and, for an
+    ensemble, what its config fixes (``fixed``: a ``Fixed`` or the config; 'tune' = the search's).
 
     A run's multi-class decision stays the argmax (what ``predict`` scores); its per-class thresholds
     are reported in ``thresholds.json`` only.
     """
+    given = Fixed.of(fixed)
+
     def pick(key: str, value):
-        return value if fixed is None or getattr(fixed, key) == "tune" else getattr(fixed, key)
+        return value if getattr(given, key) is None else getattr(given, key)
 
     if multiclass:
-        if fixed is None or fixed.decision in ("auto", "argmax"):
+        if fixed is None or given.decision in ("auto", "argmax"):
             return MulticlassDecision("argmax")
         channels = tuned["channels"]
         return MulticlassDecision("threshold", tuple(float(pick("threshold", c["threshold"])) for c in channels),
