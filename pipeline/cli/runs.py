@@ -7,8 +7,30 @@ import click
 from rich.table import Table
 
 from pipeline.cli.common import parse_size
+from pipeline.config.recipe import PSEUDO_TAU
 from pipeline.console import console, progress_bar
 from pipeline.paths import Layout
+
+
+def print_per_class(runs: list[dict], ensemble: dict | None) -> None:
+    """Multi-class runs (and a fused ensemble): OOF IoU of every class, mIoU and cross-entropy."""
+    columns = [(r["run"], r.get("per_class_iou"), r.get("oof_ce")) for r in runs]
+    if ensemble:
+        columns.append((ensemble["ensemble"] + " (fused)", ensemble.get("per_class_iou"), ensemble.get("oof_ce")))
+    columns = [c for c in columns if c[1]]
+    if not columns:
+        return
+    table = Table(title="per-class OOF IoU (TTA; ensemble: fused, under its decision)")
+    table.add_column("class")
+    for name, _, _ in columns:
+        table.add_column(name, justify="right")
+    classes = list(dict.fromkeys(k for _, iou, _ in columns for k in iou))
+    for cls in classes:
+        table.add_row(cls, *("-" if iou.get(cls) is None else f"{iou[cls]:.3f}" for _, iou, _ in columns))
+    present = [[v for v in iou.values() if v is not None] for _, iou, _ in columns]
+    table.add_row("mIoU", *(f"{sum(v) / len(v):.3f}" if v else "-" for v in present))
+    table.add_row("cross-entropy", *("-" if ce is None else f"{ce:.4f}" for _, _, ce in columns))
+    console.print(table)
 
 
 def print_summary(runs: list[dict], ensemble: dict | None) -> None:
@@ -32,6 +54,7 @@ def print_summary(runs: list[dict], ensemble: dict | None) -> None:
     if ensemble:
         table.add_row(ensemble["ensemble"], "", "", "", "", fmt(ensemble["threshold"]), fmt(ensemble["oof_score"]))
     console.print(table)
+    print_per_class(runs, ensemble)
     best = max((r["oof_score_tuned"] for r in runs if r["oof_score_tuned"] is not None), default=None)
     if ensemble and ensemble["oof_score"] is not None and best is not None:
         console.print(f"ensemble OOF {metric} {ensemble['oof_score']:.5f} vs best member {best:.5f} "
@@ -83,13 +106,15 @@ def demo_cmd(recipe: Path, cars: int | None, views: int | None, test_cars: int |
 
 @click.command("pseudo")
 @click.argument("ensemble")
-@click.option("--round", "round_", type=int, required=True, help="Round number R: writes folds/pseudo_r<R>.csv.")
+@click.option("--round", "round_", type=click.IntRange(min=1), required=True,
+              help="Round number R >= 1: writes folds/pseudo_r<R>.csv.")
 @click.option("--rule", type=click.Choice(["band", "entropy"]), default="band", show_default=True,
               help="band: share of pixels with lo<p<hi; entropy: mean pixel entropy (bits).")
-@click.option("--tau", type=float, default=0.02, show_default=True, help="Keep images whose score is below tau.")
+@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=PSEUDO_TAU, show_default=True,
+              help="Keep images whose score is below tau (a recipe's pseudo step has the same default).")
 @click.option("--lo", type=float, default=0.1, show_default=True)
 @click.option("--hi", type=float, default=0.9, show_default=True)
-@click.option("--top-n", type=int, default=None, help="Keep at most the N most confident images.")
+@click.option("--top-n", type=click.IntRange(min=1), default=None, help="Keep at most the N most confident images.")
 @click.option("--soft", is_flag=True, help="Write probabilities (soft targets) instead of hard masks.")
 @click.option("--force", is_flag=True, help="Replace an existing table of this round.")
 def pseudo_cmd(ensemble: str, round_: int, rule: str, tau: float, lo: float, hi: float, top_n: int | None,

@@ -10,7 +10,8 @@ def run_summary(layout: Layout, run: str) -> dict:
     """Fold scores (training), OOF score with/without TTA, the decision and its OOF score of one run.
 
     ``metric`` names what the scores hold: ``dice`` (binary; OOF at ``train.threshold``, then under the
-    tuned decision) or ``miou`` (multi-class, argmax).
+    tuned decision) or ``miou`` (multi-class, argmax). Multi-class runs add ``per_class_iou`` ({class:
+    OOF IoU}, TTA) and ``oof_ce`` (mean categorical cross-entropy over valid OOF pixels, comma10k's metric).
     """
     folder = layout.run(run)
     report = read_json(folder.predict_report(), optional=True)
@@ -18,7 +19,8 @@ def run_summary(layout: Layout, run: str) -> dict:
     decided = decision_fields(folder)
     return {"run": run, "fold_scores": training_scores(folder), "metric": oof.get("metric", "dice"),
             "oof_score_plain": oof.get("score_plain"), "oof_score_tta": oof.get("score"),
-            "threshold": decided["threshold"], "oof_score_tuned": decided["oof_score"]}
+            "threshold": decided["threshold"], "oof_score_tuned": decided["oof_score"],
+            "per_class_iou": oof.get("iou"), "oof_ce": oof.get("ce")}
 
 
 def ensemble_summary(layout: Layout, name: str) -> dict:
