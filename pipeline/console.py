@@ -1,9 +1,15 @@
-"""Rich console helpers shared by the CLI: one console, progress bars, tables."""
+"""Rich console helpers shared by the CLI: one console, progress bars, tables.
+
+On a terminal progress is a live rich bar; without one (a log file, CI, ``nohup``) a bar would
+print nothing until the end, so progress becomes a plain line at most every ``LOG_EVERY_S``
+seconds and one when the work is done.
+"""
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -13,12 +19,52 @@ if not console.is_terminal:  # logs and CI: tables 120 columns wide instead of r
     console.width = max(console.width, 120)
 
 
+LOG_EVERY_S = 30.0  # without a terminal: at most one progress line per this many seconds
+
+
+class LogProgress:
+    """``advance(n)`` for a log: a line ``<what>: <done>/<total> (<pct>), <elapsed>, eta <s>`` at most
+    every ``every_s`` seconds, and ``done()``'s closing line with the count and the time taken."""
+
+    def __init__(self, description: str, total: int | None, every_s: float,
+                 log: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
+        self.description, self.total, self.every_s, self.log, self.clock = description, total, every_s, log, clock
+        self.count, self.started = 0, clock()
+        self.last = self.started
+
+    def _counted(self) -> str:
+        if not self.total:
+            return f"{self.count}"
+        return f"{self.count}/{self.total} ({self.count / self.total:.0%})"
+
+    def __call__(self, n: int = 1) -> None:
+        self.count += n
+        now = self.clock()
+        if now - self.last < self.every_s:
+            return
+        self.last, elapsed = now, now - self.started
+        eta = ""
+        if self.total and self.count:
+            eta = f", eta {max(self.total - self.count, 0) * elapsed / self.count:.0f}s"
+        self.log(f"{self.description}: {self._counted()}, {elapsed:.0f}s{eta}")
+
+    def done(self) -> None:
+        if self.count:
+            self.log(f"{self.description}: {self._counted()} done in {self.clock() - self.started:.0f}s")
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator:
-    """Yield ``advance(n)``, driving a rich progress bar with count, elapsed time and ETA."""
+    """Yield ``advance(n)``: a rich progress bar (count, elapsed time, ETA) on a terminal, periodic
+    plain lines (:class:`LogProgress`) otherwise."""
+    if not console.is_terminal:
+        progress = LogProgress(description, total, LOG_EVERY_S, console.print)
+        yield progress
+        progress.done()
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
+    with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
 
@@ -26,8 +72,9 @@ def progress_bar(description: str, total: int | None) -> Iterator:
 class RichReporter:
     """Per-epoch progress bar (loss, img/s, ETA) and one line per finished epoch."""
 
-    def __init__(self, run: str, fold: int, enabled: bool = True):
-        self.label, self.enabled = f"{run} fold {fold}", enabled
+    def __init__(self, run: str, fold: int | str, enabled: bool = True):
+        refit = fold == "full"  # pipeline.paths.FULL: the full-data refit
+        self.label, self.enabled = f"{run} full-data refit" if refit else f"{run} fold {fold}", enabled
         self.bar: Progress | None = None
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
@@ -54,9 +101,21 @@ class RichReporter:
             return
         if self.bar:
             self.bar.stop()
-        mark = " [green]*best*[/green]" if best else ""
-        extra = record.extra or {}
-        multi = f"  mIoU {extra['miou']:.4f}  acc {extra['acc']:.4f}  CE {extra['ce']:.4f}" if "miou" in extra else ""
         console.print(f"{self.label} epoch {record.epoch}/{self.epochs}: train {record.train_loss:.4f}  "
-                      f"val {record.val_loss:.4f}  dice {record.val_dice:.4f}{multi}  lr {record.lr:.1e}  "
-                      f"{record.img_per_s:.1f} img/s  {record.seconds:.0f}s{mark}")
+                      f"{validation(record, best)}  lr {record.lr:.1e}  {record.img_per_s:.1f} img/s  "
+                      f"{record.seconds:.0f}s{' [green]*best*[/green]' if validated(record) and best else ''}")
+
+
+def validated(record) -> bool:
+    """Whether an epoch record has validation scores (a full-data refit has none: NaN)."""
+    return not math.isnan(record.val_loss)
+
+
+def validation(record, best: bool) -> str:
+    """The validation part of an epoch line; for a full-data refit, what is true instead: nothing was
+    validated, and model.pt is the latest epoch (``best``: the epoch was kept)."""
+    if not validated(record):
+        return "no validation images (full-data refit)" + ("; model.pt = this epoch" if best else "")
+    extra = record.extra or {}
+    multi = f"  mIoU {extra['miou']:.4f}  acc {extra['acc']:.4f}  CE {extra['ce']:.4f}" if "miou" in extra else ""
+    return f"val {record.val_loss:.4f}  dice {record.val_dice:.4f}{multi}"

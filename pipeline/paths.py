@@ -23,6 +23,25 @@ SPLITS = ("oof", "test")
 FULL = "full"  # the full-data refit's key beside fold numbers (pipeline train --fold full)
 
 
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a file or folder inside its parent (a run, an ensemble, a submission,
+    a dataset), or None when it can. The one rule for config names and CLI names alike: a non-empty
+    word without path separators, NUL or a leading '.', so '../x' and '/abs' never leave the folder."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty name"
+    if any(c in name for c in "/\\ \0") or name.startswith("."):
+        return "must be a file-name-safe word (no '/', '\\', spaces or leading '.')"
+    return None
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` if it names something inside its folder, else a PipelineError naming ``what``."""
+    problem = name_problem(name)
+    if problem:
+        raise PipelineError(f"{what} {name!r}: {problem}; it names a folder inside artifacts/ or submissions/")
+    return name
+
+
 @dataclass(frozen=True)
 class FoldDir:
     """``artifacts/runs/<run>/fold<k>/`` (or ``full/``): one trained model and its history."""
@@ -128,17 +147,17 @@ class Layout:
         return self.root / "folds"
 
     def folds_csv(self, dataset: str) -> Path:
-        return self.folds_dir / f"{dataset}.csv"
+        return self.folds_dir / f"{check_name(dataset, 'dataset')}.csv"
 
     def folds_config(self, dataset: str) -> Path:
-        return self.folds_dir / f"{dataset}.config.yaml"
+        return self.folds_dir / f"{check_name(dataset, 'dataset')}.config.yaml"
 
     @property
     def artifacts(self) -> Path:
         return self.root / "artifacts"
 
     def run_dir(self, run: str) -> Path:
-        return self.artifacts / "runs" / run
+        return self.artifacts / "runs" / check_name(run, "run")
 
     def run(self, run: str) -> RunDir:
         return RunDir(self.run_dir(run), run)
@@ -157,7 +176,7 @@ class Layout:
         return self.artifacts / "pseudo" / f"r{round_}"
 
     def ensemble_dir(self, name: str) -> Path:
-        return self.artifacts / "ensembles" / name
+        return self.artifacts / "ensembles" / check_name(name, "ensemble")
 
     def ensemble(self, name: str) -> EnsembleDir:
         return EnsembleDir(self.ensemble_dir(name), name)
@@ -176,7 +195,7 @@ class Layout:
         return self.source(run, ensemble).path
 
     def cache_dir(self, dataset: str, height: int, width: int) -> Path:
-        return self.artifacts / "cache" / dataset / f"{height}x{width}"
+        return self.artifacts / "cache" / check_name(dataset, "dataset") / f"{height}x{width}"
 
     @property
     def submissions(self) -> Path:

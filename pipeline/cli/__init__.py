@@ -11,16 +11,32 @@ import click
 from pipeline import __version__
 from pipeline.cli import data, results, runs, steps
 from pipeline.errors import PipelineError
+from pipeline.fsio import is_write_error, write_error
+
+
+def one_line(err: PipelineError) -> str:
+    """The message of ``err`` as one line. A PipelineError re-raised by a DataLoader or a process pool
+    arrives with the worker's traceback in front of it; its last line holds the message."""
+    text = str(err).strip()
+    if "\n" not in text:
+        return text
+    last = text.splitlines()[-1].strip()
+    return last.split(f"{PipelineError.__module__}.{PipelineError.__name__}: ", 1)[-1]
 
 
 class PipelineGroup(click.Group):
-    """Prints a PipelineError as one line (``Error: ...``) with exit code 1, no traceback."""
+    """Prints a PipelineError as one line (``Error: ...``) with exit code 1, no traceback; so are the
+    writes the file system refuses anywhere below (full disk, read-only, no permission), naming the path."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except PipelineError as err:
-            raise click.ClickException(str(err)) from None
+            raise click.ClickException(one_line(err)) from None
+        except OSError as err:
+            if not is_write_error(err):
+                raise
+            raise click.ClickException(str(write_error(err))) from None
 
 
 @click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})

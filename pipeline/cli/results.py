@@ -8,6 +8,7 @@ from rich.table import Table
 
 from pipeline.console import console, progress_bar
 from pipeline.paths import Layout
+from pipeline.review import limits
 
 
 @click.command("show")
@@ -113,12 +114,21 @@ def video_cmd(run: str, src: Path, dst: Path, batch: int, alpha: float, tta: str
 @click.argument("run")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
-@click.option("--max-mb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+@click.option("--max-mb", type=click.FloatRange(min=0, min_open=True), default=limits.MAX_MB, show_default=True,
               help="Largest accepted upload in MB (larger requests get 413).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=limits.MAX_PIXELS, show_default=True,
+              help="Largest accepted image in pixels (width x height, read before decoding; larger get 413).")
+@click.option("--threads", type=click.IntRange(min=1), default=limits.THREADS, show_default=True,
+              help="Requests handled at once (waitress worker threads).")
+@click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=limits.TIMEOUT_S, show_default=True,
+              help="Close a connection after this many seconds without data (an unfinished upload included).")
 @click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def serve_cmd(run: str, host: str, port: int, max_mb: float, tta: str, device: str) -> None:
-    """Serve RUN over HTTP: GET /health, POST /predict (multipart 'image'; ?format=png|rle). Ctrl-C stops."""
+def serve_cmd(run: str, host: str, port: int, max_mb: float, max_pixels: int, threads: int, timeout_s: int,
+              tta: str, device: str) -> None:
+    """Serve RUN over HTTP (waitress): GET /health, POST /predict (multipart 'image'; ?format=png|rle).
+    Ctrl-C stops."""
     from pipeline.stages.serve import run_serve
 
-    run_serve(Layout(), run, host, port, max_mb, device, tta, log=console.print)
+    run_serve(Layout(), run, host, port, max_mb, device, tta, log=console.print, max_pixels=max_pixels,
+              threads=threads, timeout_s=timeout_s)

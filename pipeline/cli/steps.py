@@ -19,8 +19,15 @@ from pipeline.paths import Layout
 @config_argument
 def config_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     """Print the resolved config (base: inheritance and --set applied, validated): an experiment config,
-    an ensemble config (it has 'members') or a recipe (it has 'steps')."""
-    click.echo(dump_config(load_config(config, overrides, schema=None)), nl=False)
+    an ensemble config (it has 'members') or a recipe (it has 'steps'; every step's config is validated
+    too, as 'pipeline run' does before its first step)."""
+    from pipeline.config.recipe import Recipe
+    from pipeline.stages.run import check_steps
+
+    resolved = load_config(config, overrides, schema=None)
+    if isinstance(resolved, Recipe):
+        check_steps(resolved, config)
+    click.echo(dump_config(resolved), nl=False)
 
 
 @click.command("folds")

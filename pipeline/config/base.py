@@ -5,10 +5,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from pipeline.paths import name_problem
+
 
 def _safe_name(value: str) -> str:
-    if not value or any(c in value for c in "/\\ ") or value.startswith("."):
-        raise ValueError("must be a non-empty file-name-safe word (no '/', spaces or leading '.')")
+    """Config names follow the layout's one rule for names (``pipeline.paths.name_problem``)."""
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -16,6 +20,7 @@ SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 class Section(BaseModel):
-    """Base for every config section: unknown keys are errors, values are type-checked."""
+    """Base for every config section: unknown keys are errors, values are type-checked, and no number
+    is NaN or infinite (YAML's ``.nan`` / ``.inf`` would pass every ``ge``/``le`` bound unnoticed)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)

@@ -46,6 +46,8 @@ def _walk(root: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel]
         if tagged:  # a discriminated-union tag in the location: choose that member, not a key
             candidates, owner, tags = tagged, tagged[0], {}
             continue
+        if parts and not candidates and not tags:  # past a scalar field: a union branch label ('float')
+            continue
         owner = next((m for m in candidates if elem in m.model_fields), candidates[0] if candidates else None)
         parts.append(str(elem))
         field = owner.model_fields.get(elem) if owner else None
@@ -62,13 +64,25 @@ def _tag_of(model: type[BaseModel]) -> str | None:
     return args[0] if len(args) == 1 and isinstance(args[0], str) else None
 
 
+def _one_per_key(errors: list[dict], root: type[BaseModel]) -> list[dict]:
+    """One error per key: a value failing ``Union[Literal['tune'], float]`` fails every branch, and
+    'should be tune' hides why the number was refused (below its bound, NaN); keep the number's."""
+    chosen: dict[tuple[str, ...], dict] = {}
+    for error in errors:
+        key = tuple(_walk(root, tuple(error["loc"]))[0])
+        if key not in chosen or (chosen[key]["type"] == "literal_error" and error["type"] != "literal_error"
+                                 and not isinstance(error.get("input"), str)):
+            chosen[key] = error
+    return list(chosen.values())
+
+
 def format_validation_error(err: ValidationError, root: type[BaseModel],
                             source: str | Callable[[list[str]], str]) -> str:
     """One line: ``<file>: <problem with key>`` (+ how many more problems there are).
 
     ``source`` is the file name, or a function of the offending key's parts giving where it was set.
     """
-    errors = err.errors()
+    errors = _one_per_key(err.errors(), root)
     first = errors[0]
     loc = tuple(first["loc"])
     parts, owner = _walk(root, loc)

@@ -60,11 +60,16 @@ class EnsembleStep(Section):
     set: list[str] = Field(default_factory=list)
 
 
+# The pseudo rule's one default threshold (a recipe's pseudo step, `pipeline pseudo --tau`, PseudoRule):
+# the demo's pseudo round (make pseudo-experiment) keeps images with under 15% uncertain pixels.
+PSEUDO_TAU = 0.15
+
+
 class PseudoStep(Section):
     pseudo: SafeName = Field(description="ensemble whose fused test predictions become pseudo-labels")
     round: int = Field(ge=1)
     rule: Literal["band", "entropy"] = "band"
-    tau: float = Field(0.15, gt=0)
+    tau: float = Field(PSEUDO_TAU, gt=0)
     lo: float = Field(0.1, ge=0, lt=1)
     hi: float = Field(0.9, gt=0, le=1)
     top_n: Optional[int] = Field(None, ge=1)

@@ -227,12 +227,14 @@ class EnsembleConfig(Section):
     name: SafeName
     members: list[MemberConfig] = Field(min_length=1)
     weights: Literal["equal", "fixed", "fit"] = "equal"
-    fit_grid: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0],
-                                  description="candidate weights per member for weights: fit")
+    fit_grid: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1,
+        description="candidate weights (>= 0) per member for weights: fit")
     fit_rounds: int = Field(2, ge=1, description="coordinate-ascent rounds for weights: fit")
     fusion: Literal["mean", "gmean"] = "mean"
     threshold: Union[Literal["tune"], float] = Field("tune", description="'tune' (on fused OOF) or a fixed value")
-    min_area: Union[Literal["tune"], float] = Field("tune", description="'tune' or a fixed pixel count")
+    min_area: Union[Literal["tune"], Annotated[float, Field(ge=0)]] = Field(
+        "tune", description="'tune' or a fixed pixel count (>= 0)")
     cleanup: Union[Literal["tune"], bool] = Field("tune", description="largest component + fill holes")
     decision: Literal["auto", "argmax", "threshold"] = Field(
         "auto", description="multi-class: argmax (exclusive classes) or per-class threshold/min_area (multi-label)")

@@ -1,6 +1,7 @@
 """The reader interface: a dataset is a list of labelled and unlabelled samples plus decoders."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -19,6 +20,18 @@ class Sample:
     image_path: Path
     group: str
     mask_path: Optional[Path] = None
+
+
+def check_unique_ids(files: Iterable[tuple[str, Path]]) -> None:
+    """Refuse two files with one image id (``a.png`` and ``a.jpg`` both become ``a``): one would be
+    dropped from the folds, or overwrite the other's prediction. ``files``: (image id, path) pairs."""
+    seen: dict[str, Path] = {}
+    for image_id, path in files:
+        other = seen.setdefault(image_id, path)
+        if other != path:
+            first, second = sorted((str(other), str(path)))
+            raise PipelineError(f"{first}: same image id '{image_id}' as {second} (an id is the file "
+                                "name without its extension); rename or remove one of them")
 
 
 class Dataset:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.config.recipe import PSEUDO_TAU
 from pipeline.data.splits import TRAIN_ONLY
 from pipeline.errors import PipelineError
 from pipeline.ops.confidence import band_fraction, mean_entropy
@@ -25,7 +26,7 @@ class PseudoRule:
     entropy (bits) below tau. ``top_n`` keeps only the N most confident of those."""
 
     kind: str = "band"
-    tau: float = 0.02
+    tau: float = PSEUDO_TAU
     lo: float = 0.1
     hi: float = 0.9
     top_n: int | None = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 ORDERS = ("C", "F")
+# No image has 2**48 pixels (281 T); below it, starts + lengths never overflow int64 either.
+MAX_VALUE = 2**48
 
 
 def _check_order(order: str) -> None:
@@ -39,9 +41,13 @@ def parse_rle(rle: str) -> tuple[np.ndarray, np.ndarray]:
     if len(tokens) % 2:
         raise ValueError(f"odd number of values ({len(tokens)}); RLE needs 'start length' pairs")
     try:
-        values = np.array([int(t) for t in tokens], dtype=np.int64)
+        numbers = [int(t) for t in tokens]
     except ValueError:
         raise ValueError("RLE holds a value that is not an integer") from None
+    too_big = next((n for n in numbers if abs(n) >= MAX_VALUE), None)
+    if too_big is not None:
+        raise ValueError(f"value {too_big} is larger than any image (RLE numbers are pixel positions and counts)")
+    values = np.array(numbers, dtype=np.int64)
     return values[0::2] - 1, values[1::2]
 
 

@@ -14,7 +14,9 @@ Endpoints (every error is JSON ``{"error": "..."}`` with a 4xx status):
     = ``""``). Binary runs list the foreground class only; multi-class runs list every class.
 
   Errors: no ``image`` field 400, an undecodable file 400, a body over ``max_bytes`` 413
-  (Flask's ``MAX_CONTENT_LENGTH``), an unknown format 400; other methods 405, other paths 404.
+  (Flask's ``MAX_CONTENT_LENGTH``), an image of more than ``max_pixels`` pixels 413 (read from its
+  header, before it is decoded: a 10 kB PNG can hold 9000x9000 pixels, over 1 GB once decoded and
+  predicted), an unknown format 400; other methods 405, other paths 404.
 
 The model is loaded once (``RunModel``) and shared; a lock serialises forward passes, so a
 threaded server answers health checks while a prediction runs without two passes competing for
@@ -35,6 +37,7 @@ from pipeline.data.imageio import to_rgb8
 from pipeline.errors import PipelineError
 from pipeline.ops.rle import rle_encode
 from pipeline.predict.runmodel import RunModel
+from pipeline.review.limits import MAX_MB, MAX_PIXELS
 
 FORMATS = ("png", "rle")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError,
@@ -49,15 +52,21 @@ class BadRequest(Exception):
         self.status = status
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
+def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """(H, W, 3) uint8 RGB of an uploaded file (EXIF orientation applied; 16-bit and float grey scaled, as
-    the dataset readers do); BadRequest if undecodable."""
+    the dataset readers do); BadRequest if undecodable (400) or larger than ``max_pixels`` (413, from
+    the header: nothing is decoded)."""
     if not data:
         raise BadRequest(400, f"field 'image' ({name}): empty file; upload an image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data)) as img:  # lazy: reads the header only
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise BadRequest(413, f"field 'image' ({name}): {width}x{height} = {width * height} pixels "
+                                          f"is over the limit of {max_pixels}; send a smaller image or "
+                                          "restart with a larger --max-pixels")
                 return to_rgb8(ImageOps.exif_transpose(img), f"field 'image' ({name})")
     except PipelineError as err:
         raise BadRequest(400, str(err)) from None
@@ -89,15 +98,17 @@ def _requested_format() -> str:
     return fmt
 
 
-def _uploaded_image() -> np.ndarray:
+def _uploaded_image(max_pixels: int) -> np.ndarray:
     upload = request.files.get("image")  # reading the form enforces MAX_CONTENT_LENGTH (413)
     if upload is None:
         raise BadRequest(400, "field 'image' missing; POST multipart/form-data with an image file in 'image'")
-    return decode_image(upload.read(), upload.filename or "upload")
+    return decode_image(upload.read(), upload.filename or "upload", max_pixels)
 
 
-def create_app(run_model: RunModel, max_bytes: int = 20 * 1024 * 1024) -> Flask:
-    """The Flask app serving ``run_model`` (loaded once by the caller); bodies over ``max_bytes`` get 413."""
+def create_app(run_model: RunModel, max_bytes: int = int(MAX_MB * 1024 * 1024),
+               max_pixels: int = MAX_PIXELS) -> Flask:
+    """The Flask app serving ``run_model`` (loaded once by the caller); bodies over ``max_bytes`` and
+    images over ``max_pixels`` pixels get 413."""
     app = Flask("segfuse")
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
     app.json.sort_keys = False  # keep "masks" in class-id order
@@ -121,7 +132,7 @@ def create_app(run_model: RunModel, max_bytes: int = 20 * 1024 * 1024) -> Flask:
 
     @app.post("/predict")
     def predict():
-        fmt, image = _requested_format(), _uploaded_image()
+        fmt, image = _requested_format(), _uploaded_image(max_pixels)
         with lock:
             label = run_model.label(run_model.predict([image])[0])
         binary = not run_model.multiclass

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.config import dump_config, load_config, load_recipe
 from pipeline.config.recipe import DemoDataStep, EnsembleStep, FoldsStep, PseudoStep, Recipe, TrainStep
+from pipeline.config.schema import EnsembleConfig
 from pipeline.errors import PipelineError
 from pipeline.paths import Layout
 
@@ -45,6 +46,35 @@ def _config_path(value: str, recipe_path: Path, key: str) -> Path:
         raise PipelineError(f"{recipe_path}: step '{key}: {value}': config file not found (paths are relative to "
                             "the working directory, e.g. configs/...)")
     return path
+
+
+def _members_override(members: list[str]) -> tuple[str, ...]:
+    """The ``--set`` that makes an ensemble's members the runs trained so far (``members: trained``)."""
+    return ("members=[" + ", ".join(f"{{run: {run}}}" for run in members) + "]",)
+
+
+def check_steps(recipe: Recipe, path: Path, overrides: tuple[str, ...] = ()) -> None:
+    """Load and validate every step's config as its step will (its ``set:`` and, for experiment
+    configs, ``overrides`` applied), before the first step spends any time: a typo in the last
+    step's config fails now, not after hours of training. One line naming the recipe and the step."""
+    trained: list[str] = []
+    for i, step in enumerate(recipe.steps, 1):
+        key = _CONFIG_KEY.get(type(step))
+        if not key:
+            continue
+        config = _config_path(getattr(step, key), path, key)
+        where = f"{path}: step {i} ({key}: {config})"
+        if isinstance(step, EnsembleStep) and step.members == "trained" and not trained:
+            raise PipelineError(f"{where}: members: trained, but no train step comes before it; add one")
+        try:
+            if isinstance(step, EnsembleStep):
+                extra = _members_override(trained) if step.members == "trained" else ()
+                load_config(config, (*extra, *step.set), schema=EnsembleConfig)
+            else:
+                cfg = load_config(config, (*overrides, *step.set))
+                trained.extend(r for r in cfg.run_names() if isinstance(step, TrainStep) and r not in trained)
+        except PipelineError as err:
+            raise PipelineError(f"{where}: {str(err).removeprefix(f'{config}: ')}") from None
 
 
 def _demo_data(step: DemoDataStep, log) -> None:
@@ -105,7 +135,7 @@ def _ensemble(step: EnsembleStep, path: Path, layout: Layout, log, progress_for,
     if members is not None:
         if not members:
             raise PipelineError(f"{path}: members: trained, but no train step ran before this ensemble step")
-        extra = ("members=[" + ", ".join(f"{{run: {run}}}" for run in members) + "]",)
+        extra = _members_override(members)
     out = run_ensemble(path, (*extra, *step.set), layout, step.name, overwrite=True, progress_for=progress_for,
                        review=run_qa)
     oof = "-" if out.get("oof_dice") is None else f"{out['oof_dice']:.5f}"
@@ -134,10 +164,7 @@ def run_recipe(path: Path, overrides: tuple[str, ...] = (), layout: Layout | Non
     layout = layout or Layout()
     progress_for = progress_for or _no_progress
     recipe = recipe or load_recipe(path)
-    for step in recipe.steps:  # every named config exists before the first step spends any time
-        key = _CONFIG_KEY.get(type(step))
-        if key:
-            _config_path(getattr(step, key), path, key)
+    check_steps(recipe, path, overrides)
     outcome = RunOutcome()
     for i, step in enumerate(recipe.steps, 1):
         log(f"[{i}/{len(recipe.steps)}] {type(step).__name__.removesuffix('Step').lower()}")
