@@ -264,8 +264,8 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
     if fmt.name == "carvana" and multiclass:
         raise PipelineError(f"format 'carvana' is binary; for {dataset.num_classes} classes use severstal, "
                             "png-index, png-colour or cityscapes")
-    writer = make_writer(layout.submissions, name or ecfg.name, fmt, ecfg.gzip, overwrite)
-    folder = layout.ensemble(name or ecfg.name)  # --name: its own folder, not another name's
+    folder = layout.ensemble(name or ecfg.name)  # --name: its own folder, not another name's (checked)
+    writer = make_writer(layout.submissions, folder.name, fmt, ecfg.gzip, overwrite)
     atomic_write_text(folder.ensemble_config(), dump_config(ecfg))
     atomic_write_text(folder.config(), dump_config(cfg))
     started = time.time()
@@ -275,26 +275,30 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
     ids = expected_image_ids(dataset)
     _check_test_ids(members, ids)
     state = _test_state(ecfg, members, weights, decision, fmt, folder, dataset)
-    with writer, progress_for("submission", len(ids)) as advance:
-        stream_test(ids, state, ecfg.workers, writer, advance)
-        writer.commit()
-    if state["fused_path"]:
-        ProbStore.open(state["fused_path"]).finalize([(s.image_id, *dataset.image_size(s)) for s in dataset.test])
-    problems = validate_file(writer.path, fmt, dataset) if fmt.kind == "csv" else \
-        validate_mask_folder(writer.path, fmt, dataset, set(range(256)))
-    if problems:
-        raise PipelineError(f"{writer.path}: the written submission failed validation: {problems[0]}")
-    summary = {
-        "name": writer.path.name.split(".csv")[0], "ensemble": folder.name, "path": str(writer.path),
-        "format": fmt.name, "members": [m.run for m in members], "weights": [float(w) for w in weights],
-        "fusion": ecfg.fusion, **_decision_fields(decision), "metric": tuned.get("metric"),
-        "oof_dice": tuned.get("oof_score"), "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
-        "member_oof_dice": {m.run: m.report.get("oof", {}).get("score", m.report.get("oof", {}).get("dice"))
-                            for m in members},
-        "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
-        "dataset": cfg.dataset.name, "run_config": str(folder.config())}
-    qa = review(layout, folder.name) if review and state["fused_path"] and ecfg.qa else None
-    summary["qa"] = qa["line"] if qa else None
-    summary["estimated_score"] = estimated_score(qa) if qa else None
-    write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg, layout.ledger())
-    return summary
+    with writer:  # a temp file until complete, valid and with its sidecar; removed on any failure
+        with progress_for("submission", len(ids)) as advance:
+            stream_test(ids, state, ecfg.workers, writer, advance)
+        writer.finish()
+        if state["fused_path"]:
+            sizes = [(s.image_id, *dataset.image_size(s)) for s in dataset.test]
+            ProbStore.open(state["fused_path"]).finalize(sizes)
+        problems = validate_file(writer.staged, fmt, dataset) if fmt.kind == "csv" else \
+            validate_mask_folder(writer.staged, fmt, dataset, set(range(256)))
+        if problems:
+            problem = problems[0].replace(str(writer.staged), str(writer.path))
+            raise PipelineError(f"{writer.path}: the written submission failed validation: {problem}; "
+                                "nothing was written under that name")
+        summary = {
+            "name": writer.path.name.split(".csv")[0], "ensemble": folder.name, "path": str(writer.path),
+            "format": fmt.name, "members": [m.run for m in members], "weights": [float(w) for w in weights],
+            "fusion": ecfg.fusion, **_decision_fields(decision), "metric": tuned.get("metric"),
+            "oof_dice": tuned.get("oof_score"), "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
+            "member_oof_dice": {m.run: m.report.get("oof", {}).get("score", m.report.get("oof", {}).get("dice"))
+                                for m in members},
+            "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
+            "dataset": cfg.dataset.name, "run_config": str(folder.config())}
+        qa = review(layout, folder.name) if review and state["fused_path"] and ecfg.qa else None
+        summary["qa"] = qa["line"] if qa else None
+        summary["estimated_score"] = estimated_score(qa) if qa else None
+        write_sidecar_and_ledger(layout.submissions, writer, summary, ecfg, layout.ledger())
+        return summary
