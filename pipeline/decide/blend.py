@@ -12,16 +12,18 @@ from pipeline.ops.fusion import fuse
 from pipeline.ops.metrics import dice_score
 from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms
 
+Entry = tuple[np.ndarray, tuple[int, int]]  # (C, h, w) uint8 as stored, the image's original (H, W)
 
-def fuse_stored(stores: list, image_id: str, weights, mode: str = "mean") -> tuple[np.ndarray, tuple[int, int]]:
-    """Fused ``(C, h, w)`` uint8 of one image from member stores, and the image's original (H, W).
+
+def fuse_entries(entries: list[Entry], weights, mode: str = "mean",
+                 image_id: str = "?") -> tuple[np.ndarray, tuple[int, int]]:
+    """Fused ``(C, h, w)`` uint8 of one image from its member entries, and its original (H, W).
 
     Members stored at one size (runs of one resolution) are fused at that size, so the one resize
     to the original size comes after the fusion; members of different sizes are each resized
-    first. The fused OOF store and the test pass both fuse through here, so the threshold tuned
-    on the one applies exactly to the other.
+    first. Weight fitting, the fused OOF store and the test pass all fuse through here, so the
+    weights and the threshold chosen on the one apply exactly to the others.
     """
-    entries = [store.read_stored(image_id) for store in stores]
     original = entries[0][1]
     if any(tuple(o) != tuple(original) for _, o in entries):
         raise PipelineError(f"image '{image_id}': members hold it at different original sizes "
@@ -30,6 +32,11 @@ def fuse_stored(stores: list, image_id: str, weights, mode: str = "mean") -> tup
     if len({m.shape for m in maps}) > 1:
         maps = [store_codec.resize(m, original) for m in maps]
     return fuse(maps, weights, mode), original
+
+
+def fuse_stored(stores: list, image_id: str, weights, mode: str = "mean") -> tuple[np.ndarray, tuple[int, int]]:
+    """``fuse_entries`` of one image read from member stores (as stored)."""
+    return fuse_entries([store.read_stored(image_id) for store in stores], weights, mode, image_id)
 
 
 def normalized(weights: Iterable[float]) -> np.ndarray:
@@ -95,14 +102,15 @@ class ArgmaxScorer:
         return self.acc.result(self.acc.state, self.task.classes)["miou"]
 
 
-def fit_weights(images: Callable[[], Iterable[tuple[list[np.ndarray], np.ndarray]]], members: int,
+def fit_weights(images: Callable[[], Iterable[tuple[list[Entry], np.ndarray]]], members: int,
                 grid: list[float], rounds: int, mode: str = "mean",
                 scorer: Callable[[], object] = BinaryScorer) -> tuple[np.ndarray, float]:
     """Coordinate ascent on member weights maximising the fused OOF score (``scorer``: best-threshold
     Dice for binary tasks, argmax mIoU for multi-class ones).
 
-    ``images()`` yields (member uint8 maps (C, h, w), mask (h, w) class ids) for every OOF image;
-    each round is one pass that scores every single-weight change on the grid at once.
+    ``images()`` yields (member entries as stored, mask (H, W) class ids) for every OOF image; a
+    candidate is scored on ``fuse_entries`` resized to the original size: the very maps the fused
+    OOF store will hold. Each round is one pass that scores every single-weight change on the grid.
     """
     weights = np.ones(members) / members
     best = None
@@ -115,9 +123,9 @@ def fit_weights(images: Callable[[], Iterable[tuple[list[np.ndarray], np.ndarray
                 if trial.sum() > 0 and not any(np.allclose(normalized(trial), normalized(c)) for c in candidates):
                     candidates.append(trial)
         scorers = [scorer() for _ in candidates]
-        for member_maps, mask in images():
+        for entries, mask in images():
             for sc, cand in zip(scorers, candidates, strict=True):
-                sc.add(fuse(member_maps, cand, mode), mask)
+                sc.add(store_codec.resize(*fuse_entries(entries, cand, mode)), mask)
         scores = [sc.score() for sc in scorers]
         top = int(np.argmax(scores))
         if best is not None and scores[top] <= best + 1e-12:

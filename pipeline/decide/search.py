@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.data.splits import load_folds
-from pipeline.decide.decision import AnyDecision, write_decision
+from pipeline.decide.decision import AnyDecision, Decision, Fixed, write_decision
 from pipeline.decide.fingerprint import store_fingerprint
-from pipeline.decide.postprocess import clean
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.ops.metrics import dice_score
-from pipeline.ops.threshold import LEVELS, areas_from_histograms, dice_table, histograms, search
+from pipeline.ops.threshold import LEVELS, areas_from_histograms, dice_table, histograms, level_of, search
 from pipeline.paths import Layout, ResultDir
 from pipeline.review.plots import threshold_curve
 
@@ -72,15 +71,18 @@ class ChannelResult:
     dice_tuned: float
     curve: list  # mean Dice per level at the chosen min_area
     per_fold: list  # dicts: fold, images, best_threshold, dice_half, dice_tuned
+    given: float | None = None  # the threshold, when given in advance (``level`` is its level)
 
     @property
     def threshold(self) -> float:
-        return self.level / 255.0
+        return self.level / 255.0 if self.given is None else self.given
 
 
-def tune_channel(name: str, pred, tp, gt, folds, min_areas) -> ChannelResult:
-    """Exact search for one channel: pred/tp (N, 256), gt (N,), folds (N,)."""
-    level, area, score, curve = search(pred, tp, gt, min_areas)
+def tune_channel(name: str, pred, tp, gt, folds, min_areas, threshold: float | None = None) -> ChannelResult:
+    """Exact search for one channel: pred/tp (N, 256), gt (N,), folds (N,); ``threshold``: given in
+    advance (only min area is searched, over ``min_areas``: one value when that is given too)."""
+    levels = None if threshold is None else [level_of(threshold)]
+    level, area, score, curve = search(pred, tp, gt, min_areas, levels)
     half = float(dice_table(pred, tp, gt, 0)[:, HALF].mean())
     per_fold = []
     for k in sorted(set(folds.tolist())):
@@ -90,7 +92,7 @@ def tune_channel(name: str, pred, tp, gt, folds, min_areas) -> ChannelResult:
         per_fold.append({"fold": int(k), "images": int(sel.sum()), "best_threshold": fold_level / 255.0,
                          "dice_half": float(dice_table(pred[sel], tp[sel], gt[sel], 0)[:, HALF].mean()),
                          "dice_tuned": float(table[:, level].mean())})
-    return ChannelResult(name, level, area, half, score, curve.tolist(), per_fold)
+    return ChannelResult(name, level, area, half, score, curve.tolist(), per_fold, threshold)
 
 
 def stability(result: ChannelResult) -> dict:
@@ -115,37 +117,47 @@ CLEANUP_LEVELS = (76, 102, 127, 153, 178)  # thresholds 0.3, 0.4, 0.5, 0.6, 0.7
 
 
 def cleanup_table(store, dataset, by_id, levels: list[int], min_area: float) -> dict[int, tuple[float, float]]:
-    """Per level: mean OOF Dice at (level, min_area) without and with largest-component + hole filling.
+    """Per level: mean OOF Dice of the decision (level, ``min_area``) without and with clean-up
+    (largest component + hole filling), each mask made by ``Decision.mask``, the submission's own
+    rule (clean-up first, then min area on what is left). Ignored pixels are left out of the Dice.
 
     One pass over the store: each image and mask is read once for every level.
     """
     raw, cleaned = {lv: [] for lv in levels}, {lv: [] for lv in levels}
     for image_id in store.ids():
-        mask = dataset.read_mask(by_id[image_id]) == 1
+        labels = dataset.read_mask(by_id[image_id])
+        target, valid = channel_targets(labels, 1, dataset.ignore_index)
         probs = store.read(image_id)[0]
         for lv in levels:
-            pred = (probs > lv).astype(np.uint8)
-            if pred.sum() < min_area:
-                pred[:] = 0
-            raw[lv].append(dice_score(pred, mask))
-            cleaned[lv].append(dice_score(clean(pred), mask))
+            for cleanup, scores in ((False, raw), (True, cleaned)):
+                mask = Decision(lv / 255.0, min_area, cleanup).mask(probs)
+                scores[lv].append(dice_score(mask[valid], target[0][valid]))
     return {lv: (float(np.mean(raw[lv])), float(np.mean(cleaned[lv]))) for lv in levels}
 
 
-def choose_cleanup(table: dict[int, tuple[float, float]], tuned_level: int) -> tuple[int, bool, float]:
-    """The (level, clean-up, OOF Dice) with the best OOF Dice; ties keep the tuned level, then no clean-up."""
+def choose_cleanup(table: dict[int, tuple[float, float]], tuned_level: int,
+                   cleanup: bool | None = None) -> tuple[int, bool, float]:
+    """The (level, clean-up, OOF Dice) with the best OOF Dice; ties keep the tuned level, then no
+    clean-up. ``cleanup``: True/False when given in advance (only those options), None: either."""
+    allowed = (False, True) if cleanup is None else (cleanup,)
     options = [(score, lv == tuned_level, not cleaned, lv, cleaned)
-               for lv, pair in table.items() for cleaned, score in ((False, pair[0]), (True, pair[1]))]
+               for lv, pair in table.items() for cleaned, score in ((False, pair[0]), (True, pair[1]))
+               if cleaned in allowed]
     score, _, _, level, cleaned = max(options)
     return level, cleaned, score
 
 
-def search_oof(store, dataset, fold_of: dict[str, int], cleanup: bool, progress=None) -> tuple[dict, list]:
-    """The exact threshold (+ min area, + clean-up for binary stores) search over an OOF store.
+def search_oof(store, dataset, fold_of: dict[str, int], fixed: Fixed | None = None,
+               progress=None) -> tuple[dict, list]:
+    """The exact threshold (+ min area, + clean-up for binary stores) search over an OOF store, with
+    what ``fixed`` gives held fixed (None: everything searched).
 
     Returns what ``thresholds.json`` records (per class, per fold, the clean-up table) and the curves
-    for ``threshold_curve.png``. ``fold_of`` maps every scored image to its fold.
+    for ``threshold_curve.png``. ``fold_of`` maps every scored image to its fold. Binary:
+    ``oof_dice_final`` is the OOF Dice of the decision the result names (threshold, min area,
+    clean-up), the one ``applied_decision`` makes of it.
     """
+    fixed = fixed or Fixed()
     by_id = {s.image_id: s for s in dataset.train}
     collector = Collector(store.channels)
     for image_id in store.ids():
@@ -155,24 +167,35 @@ def search_oof(store, dataset, fold_of: dict[str, int], cleanup: bool, progress=
             progress(1)
     pred, tp, gt, folds = collector.arrays()
     grid = min_area_grid(int(np.median(collector.pixels)))
+    areas = grid if fixed.min_area is None else [fixed.min_area]
     names = dataset.classes[1:] if store.channels == 1 else dataset.classes
-    results = [tune_channel(names[c], pred[:, c], tp[:, c], gt[:, c], folds, grid) for c in range(store.channels)]
+    results = [tune_channel(names[c], pred[:, c], tp[:, c], gt[:, c], folds, areas, fixed.threshold)
+               for c in range(store.channels)]
     out = {"images": len(folds), "min_area_grid": grid,
+           "fixed": {k: getattr(fixed, k) for k in ("threshold", "min_area", "cleanup")},
            "channels": [{"class": r.name, "threshold": r.threshold, "level": r.level, "min_area": r.min_area,
                          "oof_dice_at_0.5": r.dice_half, "oof_dice_tuned": r.dice_tuned, "per_fold": r.per_fold,
                          **stability(r)} for r in results]}
     if store.channels == 1:
-        best = out["channels"][0]
-        out.update({k: best[k] for k in ("threshold", "level", "min_area", "oof_dice_at_0.5", "oof_dice_tuned")})
-        out["cleanup"], out["oof_dice_final"] = False, best["oof_dice_tuned"]
-        if cleanup:
-            levels = sorted({best["level"], *CLEANUP_LEVELS})
-            table = cleanup_table(store, dataset, by_id, levels, best["min_area"])
-            level, cleaned, score = choose_cleanup(table, best["level"])
-            out["cleanup_table"] = {str(lv): {"raw": r, "cleanup": c} for lv, (r, c) in table.items()}
-            out["oof_dice_cleanup"] = table[level][1]
-            out.update({"cleanup": cleaned, "oof_dice_final": score, "level": level, "threshold": level / 255.0})
+        out.update(_binary_decision(out["channels"][0], store, dataset, by_id, fixed))
     return out, [(r.name, r.curve, r.level, r.min_area) for r in results]
+
+
+def _binary_decision(best: dict, store, dataset, by_id, fixed: Fixed) -> dict:
+    """Threshold, min area and clean-up of a binary store, clean-up judged jointly with the threshold
+    (unless either is given), and the OOF Dice of exactly that decision."""
+    out = {k: best[k] for k in ("threshold", "level", "min_area", "oof_dice_at_0.5", "oof_dice_tuned")}
+    out["cleanup"], out["oof_dice_final"] = False, best["oof_dice_tuned"]
+    if fixed.cleanup is False:
+        return out
+    levels = [best["level"]] if fixed.threshold is not None else sorted({best["level"], *CLEANUP_LEVELS})
+    table = cleanup_table(store, dataset, by_id, levels, best["min_area"])
+    level, cleaned, score = choose_cleanup(table, best["level"], fixed.cleanup)
+    out["cleanup_table"] = {str(lv): {"raw": r, "cleanup": c} for lv, (r, c) in table.items()}
+    out["oof_dice_cleanup"] = table[level][1]
+    threshold = level / 255.0 if fixed.threshold is None else fixed.threshold
+    out.update({"cleanup": cleaned, "oof_dice_final": score, "level": level, "threshold": threshold})
+    return out
 
 
 def oof_folds(cfg, layout: Layout, store: ProbStore, dataset) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The probability store: one folder of per-image uint8 probabilities plus a manifest.
 
-Layout (format ``segfuse-store-2``)::
+Layout (format ``segfuse-store-3``)::
 
     <store>/manifest.json      header: format, run, split, folds, tta, classes, checkpoints,
                                resolution; after ``finalize``: complete=true and an index of
@@ -10,22 +10,28 @@ Layout (format ``segfuse-store-2``)::
                                network's output, padding cropped) with the image's original size;
                                zstd. ``read`` returns them at the original size (one bilinear
                                resize); ``read_stored`` as stored. Entry bytes: ``store_codec``.
+                               Each entry records the key of its ``Source`` (what made it)
     <store>/shard-<i>-of-<N>.json   test stores predicted in N shards (``store_shards``): the
                                store is complete when all N are there
 
 Each image file is written atomically, so a killed writer leaves only whole images; reopening
-the store with the same header skips them (resume). Entries are not fsynced one by one (a disk
+the store with the same header skips them (resume). An entry is reused only while what made it
+is unchanged: a writer names its ``Source`` (the model checkpoint, TTA, resolved precision and the
+input image file, by size and mtime) and ``has(image_id, source)`` is False for an entry another
+source made, so it is computed again. Entries are not fsynced one by one (a disk
 flush per image); ``finalize`` syncs them all before it marks the store complete. Readers load
-one image at a time. Stores of format ``segfuse-store-1`` (full-size zlib ``.u8z`` entries) are
-still read; writing into one (``create``) starts it afresh in format 2, so a rerun of
-``pipeline predict`` converts it.
+one image at a time. Stores of formats ``segfuse-store-1`` (full-size zlib ``.u8z`` entries) and
+``segfuse-store-2`` (no source keys) are still read; writing into one (``create``) starts it
+afresh in format 3, so a rerun of ``pipeline predict`` converts it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +42,8 @@ from pipeline.decide.store_shards import Shard, shard_state, write_shard_file
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text, read_json
 
-FORMAT = "segfuse-store-2"
-VERSIONS = {"segfuse-store-1": 1, FORMAT: 2}
+FORMAT = "segfuse-store-3"
+VERSIONS = {"segfuse-store-1": 1, "segfuse-store-2": 2, FORMAT: 3}
 HEADER_KEYS = ("run", "split", "folds", "tta", "classes", "checkpoints", "resolution")
 
 
@@ -48,6 +54,25 @@ def quantize(probs: np.ndarray) -> np.ndarray:
 
 def dequantize(probs_u8: np.ndarray) -> np.ndarray:
     return probs_u8.astype(np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """What makes one entry: ``maker`` (JSON-able: model checkpoint digest(s), TTA, resolved
+    precision, ...) applied to the input file ``image``, known by its size and mtime."""
+
+    maker: Mapping[str, Any]
+    image: Path | None = None
+
+    def key(self) -> bytes:
+        """16 hex digits of the maker and the image file's (size, mtime_ns) as they are now."""
+        try:
+            stat = os.stat(self.image) if self.image is not None else None
+            seen = None if stat is None else [stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            seen = "missing"
+        text = json.dumps({"maker": self.maker, "image": seen}, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[: store_codec.KEY_BYTES].encode()
 
 
 def _check_id(image_id: str) -> None:
@@ -130,12 +155,24 @@ class ProbStore:
         _check_id(image_id)
         return self.path / f"{image_id}{self.suffix}"
 
-    def has(self, image_id: str) -> bool:
-        return self._file(image_id).is_file()
+    def has(self, image_id: str, source: Source | None = None) -> bool:
+        """An entry for ``image_id`` is there and, given ``source``, was made by it (same model,
+        TTA, precision, input file): only then may it be reused."""
+        path = self._file(image_id)
+        if source is None:
+            return path.is_file()
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(store_codec.HEAD_BYTES)
+        except OSError:
+            return False
+        return store_codec.entry_key(head, self.version) == source.key()
 
-    def write(self, image_id: str, probs_u8: np.ndarray, original: tuple[int, int] | None = None) -> None:
+    def write(self, image_id: str, probs_u8: np.ndarray, original: tuple[int, int] | None = None,
+              source: Source | None = None) -> None:
         """Store ``(C, h, w)`` uint8 probabilities atomically; ``original``: the image's (H, W) when
-        the probabilities are smaller (the model's resolution), read back resized to it."""
+        the probabilities are smaller (the model's resolution), read back resized to it;
+        ``source``: what made them (recorded; ``has`` compares it)."""
         if probs_u8.dtype != np.uint8 or probs_u8.ndim != 3:
             raise ValueError(f"expected (C, h, w) uint8, got {probs_u8.dtype} {probs_u8.shape}")
         if probs_u8.shape[0] != self.channels:
@@ -145,7 +182,8 @@ class ProbStore:
                                 "'pipeline predict' to rewrite it as " + FORMAT)
         original = tuple(original or probs_u8.shape[1:])
         # atomic, not fsynced one by one: finalize() flushes them all before the store is marked complete
-        atomic_write_bytes(self._file(image_id), store_codec.encode(probs_u8, original), durable=False)
+        key = source.key() if source is not None else b""
+        atomic_write_bytes(self._file(image_id), store_codec.encode(probs_u8, original, key), durable=False)
 
     def read_stored(self, image_id: str) -> tuple[np.ndarray, tuple[int, int]]:
         """``(C, h, w)`` uint8 probabilities as stored (maybe the model's resolution) and the original (H, W)."""

@@ -100,18 +100,32 @@ def threshold_to_level(threshold: float) -> float:
     return threshold * 255.0
 
 
-def search(pred: np.ndarray, tp: np.ndarray, gt: np.ndarray, min_areas=(0,)) -> tuple[int, float, float, np.ndarray]:
+def level_of(threshold: float) -> int:
+    """The integer level k with ``probs_u8 > k`` <=> ``probs_u8 > threshold * 255`` for every uint8
+    value (the decision's own test, same float arithmetic): floor(threshold * 255), in 0..255."""
+    return int(np.clip(np.floor(threshold * 255), 0, LEVELS - 1))
+
+
+def search(pred: np.ndarray, tp: np.ndarray, gt: np.ndarray, min_areas=(0,),
+           levels=None) -> tuple[int, float, float, np.ndarray]:
     """Best (level, min_area, mean Dice, curve) over images for one channel.
 
-    ``pred``/``tp``: (N, 256); ``gt``: (N,). Ties go to the smallest min_area, then the level
-    closest to 127.5 (p = 0.5), so a flat optimum does not drift to an extreme.
+    ``pred``/``tp``: (N, 256); ``gt``: (N,). ``levels``: the candidate levels (None: all 256; a
+    threshold given in advance is its one level). Ties go to the smallest min_area, then the level
+    closest to 127.5 (p = 0.5), so a flat optimum does not drift to an extreme. ``curve`` is the
+    mean Dice at every level (candidates or not) at the chosen min_area.
     """
+    allowed = np.ones(LEVELS, bool)
+    if levels is not None:
+        allowed[:] = False
+        allowed[np.asarray(list(levels), np.int64)] = True
     best = (-1.0, 0, 0.0, None)
     center = np.abs(np.arange(LEVELS) - 127.5)
     for area in sorted(min_areas):
         curve = dice_table(pred, tp, gt, area).mean(axis=0)
-        top = curve.max()
-        level = int(np.flatnonzero(curve >= top - 1e-12)[np.argmin(center[curve >= top - 1e-12])])
+        top = curve[allowed].max()
+        near = allowed & (curve >= top - 1e-12)
+        level = int(np.flatnonzero(near)[np.argmin(center[near])])
         if top > best[0] + 1e-12:
             best = (float(top), level, float(area), curve)
     score, level, area, curve = best

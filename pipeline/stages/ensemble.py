@@ -26,9 +26,10 @@ from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
 from pipeline.decide import store_codec
 from pipeline.decide.blend import ArgmaxScorer, BinaryScorer, CleanupScorer, fit_weights, fuse_stored, normalized
-from pipeline.decide.decision import AnyDecision, Decision, MulticlassDecision, applied_decision, write_decision
+from pipeline.decide.decision import AnyDecision, Decision, Fixed
+from pipeline.decide.ensemble_decision import decide_ensemble
 from pipeline.decide.fingerprint import store_fingerprint
-from pipeline.decide.search import oof_folds, search_oof, write_search
+from pipeline.decide.search import oof_folds
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
@@ -78,9 +79,9 @@ def _oof_images(members: list[Member], dataset):
             raise PipelineError(f"OOF stores of '{members[0].run}' and '{m.run}' hold different images; "
                                 "were they trained on the same folds?")
 
-    def images():
+    def images():  # as stored: weights are judged on the maps fuse_entries makes (the fused store's)
         for image_id in ids:
-            yield [m.oof.read(image_id) for m in members], dataset.read_mask(by_id[image_id])
+            yield [m.oof.read_stored(image_id) for m in members], dataset.read_mask(by_id[image_id])
 
     return ids, images
 
@@ -117,45 +118,14 @@ def write_fused_oof(ecfg: EnsembleConfig, members: list[Member], weights: np.nda
     store.finalize([(i, *members[0].oof.shapes()[i]) for i in ids])
 
 
-def _argmax_oof(store: ProbStore, dataset) -> dict:
-    """Metrics of the argmax of the fused OOF store (multi-class exclusive decision)."""
-    task = make_task(dataset.classes, dataset.ignore_index)
-    by_id, acc = {s.image_id: s for s in dataset.train}, task.accumulator()
-    for image_id in store.ids():
-        acc.add(store.read(image_id).astype(np.float32) / 255.0, dataset.read_mask(by_id[image_id]))
-    result = acc.result(acc.state, dataset.classes)
-    return {"oof_score": result["miou"], "metric": "miou", **result}
-
-
-def decide(ecfg: EnsembleConfig, cfg: Config, layout: Layout, folder: EnsembleDir, dataset,
-           members: list[Member]) -> tuple[AnyDecision, dict]:
-    """The decision on the fused OOF store: what ``ecfg`` fixes, searched where it says 'tune' (binary:
-    threshold / min_area / cleanup; multi-class ``decision: threshold``: per-class thresholds), else the
-    argmax (multi-class). Writes ``decision.json`` (and the search's ``thresholds.json`` when one ran)."""
+def decide(ecfg: EnsembleConfig, cfg: Config, layout: Layout, folder: EnsembleDir,
+           dataset) -> tuple[AnyDecision, dict]:
+    """The decision on the fused OOF store: what ``ecfg`` fixes held fixed, the rest searched
+    (``decide_ensemble``, as ``pipeline tune --ensemble`` does); writes ``decision.json``."""
     store = ProbStore.open(folder.store("oof"))
-    multiclass = dataset.num_classes > 2
-    inputs = {"members": {m.run: {"oof": store_fingerprint(m.oof), "test": store_fingerprint(m.test)}
-                          for m in members}}
-    if multiclass and ecfg.decision in ("auto", "argmax"):
-        tuned = _argmax_oof(store, dataset)
-        decision = MulticlassDecision("argmax")
-    elif multiclass or "tune" in (ecfg.threshold, ecfg.min_area, ecfg.cleanup):
-        fold_of = oof_folds(cfg, layout, store, dataset)
-        tuned, curves = search_oof(store, dataset, fold_of, cleanup=not multiclass and ecfg.cleanup == "tune")
-        decision = applied_decision(tuned, multiclass, ecfg)
-        if multiclass:
-            tuned.update(oof_score=float(np.mean([c["oof_dice_tuned"] for c in tuned["channels"][1:]])),
-                         metric="mean class Dice")
-        else:
-            tuned.update(oof_score=tuned.get("oof_dice_final", tuned.get("oof_dice_tuned")), metric="dice")
-        write_search(folder, tuned, curves, decision, store, "ensemble", inputs, oof_score=tuned["oof_score"],
-                     metric=tuned["metric"])
-        return decision, tuned
-    else:
-        tuned, decision = {"metric": "dice"}, applied_decision({}, False, ecfg)
-    write_decision(folder, decision, "ensemble", {"oof": store_fingerprint(store), **inputs},
-                   oof_score=tuned.get("oof_score"), metric=tuned.get("metric"))
-    return decision, tuned
+    fold_of = oof_folds(cfg, layout, store, dataset)
+    task = make_task(dataset.classes, dataset.ignore_index)
+    return decide_ensemble(folder, store, dataset, fold_of, Fixed.of(ecfg), task, "ensemble")
 
 
 # ---- the streamed test pass (module-level state so worker processes can use it) -----------------
@@ -271,7 +241,7 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
     started = time.time()
     weights = choose_weights(ecfg, members, dataset)
     write_fused_oof(ecfg, members, weights, folder)
-    decision, tuned = decide(ecfg, cfg, layout, folder, dataset, members)
+    decision, tuned = decide(ecfg, cfg, layout, folder, dataset)
     ids = expected_image_ids(dataset)
     _check_test_ids(members, ids)
     state = _test_state(ecfg, members, weights, decision, fmt, folder, dataset)

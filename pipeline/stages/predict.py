@@ -2,8 +2,9 @@
 
 ``artifacts/runs/<run>/oof/``: each labelled image predicted by the model of the fold that held
 it out. ``artifacts/runs/<run>/test/``: the mean of the fold models (and/or the full-data refit,
-``predict.test_from``), image by image. A rerun skips images already stored; predictions of a
-fold whose checkpoint changed are replaced.
+``predict.test_from``), image by image. A rerun skips images already stored by the same source
+(``decide.store.Source``: checkpoint, TTA, resolved ``predict.precision``, the image file's size
+and mtime); an entry any of these changed for is predicted again.
 ``artifacts/runs/<run>/predict_report.json``: OOF Dice per fold and overall, with and without TTA.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 from pipeline.config import Config
 from pipeline.data import Dataset, Sample, open_dataset
 from pipeline.data.splits import FoldRow, fold_ids, load_folds, select_folds
-from pipeline.decide.store import ProbStore, dequantize, quantize
+from pipeline.decide.store import ProbStore, Source, dequantize, quantize
 from pipeline.decide.store_shards import Shard
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
@@ -30,6 +31,7 @@ from pipeline.predict.runmodel import test_models
 from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, array_cache
 from pipeline.train.dist import resolve_device
+from pipeline.train.provenance import check_fold_model, load_pseudo
 
 OOF_IDENTITY = ("run", "split", "tta", "classes", "resolution")
 
@@ -65,13 +67,21 @@ def _loader(samples: list[Sample], cache: ArrayCache, cfg: Config) -> DataLoader
                       num_workers=cfg.predict.workers)
 
 
+def _maker(predictor: Predictor, tta: str, checkpoints) -> dict:
+    """What makes a store entry besides the image: the checkpoint digest(s), TTA and the precision
+    the forward pass runs in here (``auto`` resolved: bf16 on one machine is fp32 on another)."""
+    return {"checkpoints": checkpoints, "tta": tta, "precision": predictor.precision.name}
+
+
 def _write_all(predictor: Predictor, samples: list[Sample], store: ProbStore, cache: ArrayCache, cfg: Config,
-               on_image=None, progress=None) -> None:
-    """Predict and store every sample (in batches); ``on_image(sample, plain)`` sees each."""
+               maker: dict, on_image=None, progress=None) -> None:
+    """Predict and store every sample (in batches) as made by ``maker``; ``on_image(sample, plain)``
+    sees each."""
     for batch in _loader(samples, cache, cfg):
         for j, (merged, plain) in enumerate(predictor(batch, with_plain=on_image is not None, restore=False)):
             sample = samples[int(batch["index"][j])]
-            store.write(sample.image_id, quantize(merged), tuple(batch["original"][j].tolist()))
+            store.write(sample.image_id, quantize(merged), tuple(batch["original"][j].tolist()),
+                        Source(maker, sample.image_path))
             if on_image:
                 on_image(sample, plain)
             if progress:
@@ -88,19 +98,21 @@ def _add_plain(model, task, samples, cache, cfg, device, acc) -> None:
 
 
 def _predict_fold(cfg: Config, model, task, val: list[Sample], store: ProbStore, cache: ArrayCache, tta: str,
-                  progress=None) -> tuple[list[float], list[float]]:
-    """Store the fold's held-out images; return metric sums (``state``) with and without TTA."""
+                  digest: str, progress=None) -> tuple[list[float], list[float]]:
+    """Store the fold's held-out images (those not stored by this checkpoint ``digest``, TTA and
+    precision yet); return metric sums (``state``) with and without TTA."""
     device = resolve_device(cfg.predict.device)
     predictor = Predictor([model], task, tta, device, cfg.predict.max_forward, cfg.predict.batch_size,
                           cfg.predict.precision)
-    todo = [s for s in val if not store.has(s.image_id)]
+    maker = _maker(predictor, tta, digest)
+    todo = [s for s in val if not store.has(s.image_id, Source(maker, s.image_path))]
     merged, plain, seen = task.accumulator(), task.accumulator(), set()
 
     def score(sample, plain_probs):
         plain.add(plain_probs, cache.original_mask(sample))
         seen.add(sample.image_id)
 
-    _write_all(predictor, todo, store, cache, cfg, score, progress)
+    _write_all(predictor, todo, store, cache, cfg, maker, score, progress)
     resumed = [s for s in val if s.image_id not in seen]
     if resumed:
         _add_plain(model, task, resumed, cache, cfg, device, plain)
@@ -138,13 +150,12 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
         model, meta = load_trained(model_path)
         digest, geometry = file_hash(model_path), make_geometry(meta)
         val = [by_id[r.image_id] for r in rows if r.fold == k]
-        if recorded.get(str(k)) not in (None, digest):
-            store.remove([s.image_id for s in val])
+        if recorded.get(str(k)) not in (None, digest):  # its entries' source no longer matches: redone
             report.notes.append(f"fold {k}: model changed, its OOF predictions were redone")
         recorded[str(k)] = digest
         store.update_manifest(checkpoints=recorded)
         cache = array_cache(cfg, layout, dataset, geometry)
-        merged, plain = _predict_fold(cfg, model, task, val, store, cache, tta, progress)
+        merged, plain = _predict_fold(cfg, model, task, val, store, cache, tta, digest, progress)
         report.folds[k] = _scores(task, merged, plain, dataset.classes, len(val))
         total_merged = merged if total_merged is None else [a + b for a, b in zip(total_merged, merged, strict=True)]
         total_plain = plain if total_plain is None else [a + b for a, b in zip(total_plain, plain, strict=True)]
@@ -177,10 +188,11 @@ def predict_test(cfg: Config, layout: Layout, run: str, folds: list[int], tta: s
     cache = ArrayCache(dataset, geometry, None)  # test images are read once: no disk cache
     predictor = Predictor([m for m, _ in loaded], task, tta, resolve_device(cfg.predict.device),
                           cfg.predict.max_forward, cfg.predict.batch_size, cfg.predict.precision)
-    todo = [s for s in samples if not store.has(s.image_id)]
+    maker = _maker(predictor, tta, {str(k): v for k, v in hashes.items()})
+    todo = [s for s in samples if not store.has(s.image_id, Source(maker, s.image_path))]
     if progress:
         progress(len(samples) - len(todo))
-    _write_all(predictor, todo, store, cache, cfg, None, progress)
+    _write_all(predictor, todo, store, cache, cfg, maker, None, progress)
     index = [(s.image_id, *dataset.image_size(s)) for s in samples]
     if shard is None:
         store.finalize(index)
@@ -200,6 +212,27 @@ def _carry_oof(path: Path, report: RunReport) -> None:
         return
     report.folds = {int(k): v for k, v in previous.get("folds", {}).items()}
     report.oof = dict(previous.get("oof", {}))
+
+
+def _check_fold_models(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], folds: list[int],
+                       dataset: Dataset, payloads: dict) -> None:
+    """Each fold model predicts only images it did not train on: its fingerprint (config + fold
+    images, what ``pipeline train`` checks) must match the folds table now (``payloads``: the loaded
+    checkpoints by path). A folds table remade with another seed is one line, before any store is
+    touched."""
+    by_id = {s.image_id: s for s in dataset.train}
+    table = layout.folds_csv(cfg.dataset.name)
+    missing = [r.image_id for r in rows if r.image_id not in by_id]
+    if missing:
+        raise PipelineError(f"{table}: image '{missing[0]}' is not in the dataset; rerun 'pipeline folds'")
+    pseudo = load_pseudo(cfg, dataset)
+    for k in folds:
+        files = layout.run(run).fold(k)
+        recorded = read_json(files.summary(), optional=True).get("fingerprint")
+        train = [by_id[r.image_id] for r in rows if r.fold != k]
+        val = [by_id[r.image_id] for r in rows if r.fold == k]
+        check_fold_model(cfg, payloads[files.model()]["config"], recorded, train, val, pseudo, files.summary(),
+                         table, dataset)
 
 
 def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "both", tta: str | None = None,
@@ -227,8 +260,9 @@ def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "bo
             needed += [layout.run(run).model(k) for k in folds]
         if split in ("test", "both") and dataset.test:
             needed += list(test_models(cfg, layout, run, folds).values())
-        for path in dict.fromkeys(needed):
-            checkpoint.load(path)
+        payloads = {path: checkpoint.load(path) for path in dict.fromkeys(needed)}
+        if split in ("oof", "both"):
+            _check_fold_models(cfg, layout, run, rows, folds, dataset, payloads)
         report = RunReport(run, tta, threshold=cfg.train.threshold)
         if split == "test":  # the OOF scores of the last OOF prediction still hold: keep them
             _carry_oof(layout.run(run).predict_report(), report)

@@ -19,13 +19,12 @@ import torch
 from pipeline.config import Config, dump_config
 from pipeline.data import Sample, open_dataset
 from pipeline.data.splits import fold_ids, load_folds, select_folds
-from pipeline.decide.pseudo_labels import PseudoRow, check_no_leak, table_from_csv
+from pipeline.decide.pseudo_labels import PseudoRow
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.model.augment import Geometry
 from pipeline.model.losses import make_loss
 from pipeline.model.networks import build_model
-from pipeline.model.precision import resolve_precision
 from pipeline.model.task import make_task
 from pipeline.paths import (
     FULL,  # --fold full: the refit on every labelled image
@@ -35,7 +34,8 @@ from pipeline.review.plots import training_curve
 from pipeline.train import checkpoint
 from pipeline.train.data import SegmentationSet, array_cache
 from pipeline.train.dist import DistContext, resolve_device
-from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer, config_hash
+from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer
+from pipeline.train.provenance import fingerprint, load_pseudo, trained_precision  # noqa: F401 (re-exported)
 from pipeline.train.sampler import MixedBatchSampler
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "img_per_s")
@@ -78,25 +78,6 @@ def _summary(run: str, fold: int | str, history: list[EpochRecord], select: str)
                       metrics={k: v for k, v in best.extra.items()})
 
 
-def load_pseudo(cfg: Config, dataset) -> list[PseudoRow]:
-    """The pseudo table of ``cfg.pseudo`` (checked: unlabelled images only, files present)."""
-    if not cfg.pseudo.table:
-        return []
-    path = Path(cfg.pseudo.table)
-    if not path.is_file():
-        raise PipelineError(f"pseudo.table {path}: not found; make it with 'pipeline pseudo ENSEMBLE --round R'")
-    rows = table_from_csv(path.read_text(encoding="utf-8"), str(path))
-    check_no_leak(rows, {s.image_id for s in dataset.train}, str(path))
-    test_ids = {s.image_id for s in dataset.test}
-    for r in rows:
-        if r.image_id not in test_ids:
-            raise PipelineError(f"{path}: image '{r.image_id}' is not an unlabelled image of dataset "
-                                f"'{dataset.name}'")
-        if not Path(r.mask).is_file():
-            raise PipelineError(f"{path}: pseudo mask {r.mask} is missing; rerun 'pipeline pseudo'")
-    return rows
-
-
 def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, cache, fold: int, ctx):
     """Labelled + pseudo samples, and the batch sampler that mixes them (None: plain shuffling)."""
     seed = cfg.train.seed + 1000 * fold
@@ -111,36 +92,6 @@ def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, ca
         sampler = MixedBatchSampler(len(train), len(pseudo), cfg.train.batch_size, cfg.pseudo.ratio, seed,
                                     ctx.rank, ctx.world)
     return train_set, sampler
-
-
-# Keys added after runs were trained, whose unset value (None) keeps the old behaviour: left out of
-# the fingerprint while unset, so folds finished before them stay finished.
-ADDED_KEYS = (("augment", "crop"),)
-
-
-def trained_precision(cfg: Config) -> str:
-    """fp32, bf16 or fp16: what ``train.precision`` means on the device ``train.device`` resolves to."""
-    requested = cfg.train.precision if cfg.train.amp else "fp32"
-    return resolve_precision(requested, resolve_device(cfg.train.device), "train.precision").name
-
-
-def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
-    """What a finished or interrupted fold must match to be reused: the config and the fold's images.
-
-    The ``predict`` section is left out: it cannot change a trained model (TTA, test_from, batch size).
-    """
-    training = cfg.model_dump(mode="json", exclude={"predict"})
-    for section, key in ADDED_KEYS:  # unset, they mean what the config meant before they existed
-        if training[section].get(key) is None:
-            training[section].pop(key, None)
-    # What the model was computed in, not what was asked for: "auto" is fp32 on one machine and
-    # bf16 on another. fp32 is what every run meant before train.precision existed.
-    training["train"].pop("precision", None)
-    resolved = trained_precision(cfg)
-    if resolved != "fp32":
-        training["train"]["precision"] = resolved
-    return config_hash({"config": training, "train": sorted(s.image_id for s in train),
-                        "val": sorted(s.image_id for s in val), "pseudo": sorted(r.mask for r in pseudo)})
 
 
 def full_epochs(cfg: Config, layout: Layout, run: str, rows) -> int:
