@@ -150,7 +150,7 @@ def main() -> None:
         fuse([np.frombuffer(zlib.decompress(v1[k]), np.uint8).reshape(1, height, width) for k in group], weights)
 
     def format2(group):
-        maps = [store_codec.decode(v2[k], 3)[0] for k in group]  # format 3: format 2 + a 16-byte key
+        maps = [store_codec.decode(v2[k], 3)[0] for k in group]  # 3: 2 + a source key
         store_codec.resize(fuse(maps, weights), (height, width))
 
     t = fastest({"v1": format1, "v2": format2}, groups, args.repeat)

@@ -31,6 +31,7 @@ from pipeline.paths import Layout
 from tests.conftest import copy_project, write_config
 
 RUN = "tiny_64x96"
+ONE_MEMBER = f"name: tiny-ens\nmembers: [{{run: {RUN}}}]\nworkers: 0\nqa: false\n"
 HEADER = {"run": "r", "split": "oof", "folds": [0], "tta": "none", "classes": ["bg", "car"],
           "checkpoints": {}, "resolution": "model"}
 
@@ -39,7 +40,7 @@ def invoke(*args):
     return CliRunner().invoke(cli, list(args))
 
 
-# ---- 1: one decision rule ------------------------------------------------------------------------
+# ---- 1: one decision rule ---------------------------------------------------------------------
 def _two_blobs_store(tmp_path):
     """One image: a 20-px and a 15-px blob, both true. Clean-up keeps the 20-px one; min area 25
     then empties it (the submission's rule), while min area before clean-up (35 px) keeps it."""
@@ -63,10 +64,11 @@ def test_the_clean_up_search_scores_the_submissions_own_rule(tmp_path):
     assert applied.sum() == 0  # clean-up first (20 px left), then min area: empty
     assert table[127] == (1.0, dice_score(applied, truth)) == (1.0, 0.0)
     out, _ = search_oof(store, dataset, {"a": 0}, Fixed(0.5, 25, True))
-    assert (out["threshold"], out["min_area"], out["cleanup"], out["oof_dice_final"]) == (0.5, 25, True, 0.0)
+    decided = (out["threshold"], out["min_area"], out["cleanup"], out["oof_dice_final"])
+    assert decided == (0.5, 25, True, 0.0)
 
 
-# ---- 2 and 3: ensembles -----------------------------------------------------------------------------
+# ---- 2 and 3: ensembles ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def predicted(tiny_project, tmp_path_factory):
     work = copy_project(tiny_project, tmp_path_factory.mktemp("integrity") / "work")
@@ -88,8 +90,8 @@ def _applied_oof_dice(project, name: str, decision: Decision) -> float:
     dataset = open_dataset(load_config("tiny.yaml").dataset)
     store = ProbStore.open(Layout(project).ensemble(name).store("oof"))
     by_id = {s.image_id: s for s in dataset.train}
-    return float(np.mean([dice_score(decision.mask(store.read(i)[0]), dataset.read_mask(by_id[i]) == 1)
-                          for i in store.ids()]))
+    return float(np.mean([dice_score(decision.mask(store.read(i)[0]),
+                                     dataset.read_mask(by_id[i]) == 1) for i in store.ids()]))
 
 
 @pytest.mark.parametrize("fixed", [
@@ -97,7 +99,7 @@ def _applied_oof_dice(project, name: str, decision: Decision) -> float:
     "threshold: 0.05\nmin_area: 40\ncleanup: true\n",  # all fixed: still scored
 ])
 def test_the_ensemble_reports_the_oof_dice_of_the_decision_it_applied(project, fixed):
-    write_config(project / "ens.yaml", f"name: tiny-ens\nmembers: [{{run: {RUN}}}]\nworkers: 0\nqa: false\n{fixed}")
+    write_config(project / "ens.yaml", f"{ONE_MEMBER}{fixed}")
     result = invoke("ensemble", "ens.yaml")
     assert result.exit_code == 0, result.output
     side = json.loads((project / "submissions" / "tiny-ens.json").read_text())
@@ -106,8 +108,10 @@ def test_the_ensemble_reports_the_oof_dice_of_the_decision_it_applied(project, f
     want = _applied_oof_dice(project, "tiny-ens", applied)
     assert side["oof_dice"] == pytest.approx(want, abs=1e-12)
     if "min_area: tune" in fixed:  # searched at 0.05: no other min area does better there
-        grid = json.loads((Layout(project).ensemble("tiny-ens").thresholds()).read_text())["min_area_grid"]
-        others = [_applied_oof_dice(project, "tiny-ens", Decision(0.05, a, applied.cleanup)) for a in grid]
+        searched = Layout(project).ensemble("tiny-ens").thresholds()
+        grid = json.loads(searched.read_text())["min_area_grid"]
+        others = [_applied_oof_dice(project, "tiny-ens", Decision(0.05, a, applied.cleanup))
+                  for a in grid]
         assert want >= max(others) - 1e-12
     with open(project / "submissions" / "ledger.csv", newline="") as fh:
         row = list(csv.DictReader(fh))[-1]
@@ -118,7 +122,7 @@ def test_the_ensemble_reports_the_oof_dice_of_the_decision_it_applied(project, f
 
 
 def test_weights_are_fitted_on_the_maps_the_fused_store_holds(project, monkeypatch):
-    """Members stored below the image size: fit, fused store and test pass all fuse, then resize."""
+    """Members stored below the image size: fit, fused store and test pass fuse, then resize."""
     import pipeline.stages.ensemble as stage
     from pipeline.decide.blend import BinaryScorer
 
@@ -137,8 +141,9 @@ def test_weights_are_fitted_on_the_maps_the_fused_store_holds(project, monkeypat
             super().add(fused, mask)
 
     monkeypatch.setattr(stage, "BinaryScorer", Recording)
-    write_config(project / "ens.yaml", f"name: tiny-ens\nmembers: [{{run: {RUN}}}, {{run: tiny2_64x96}}]\n"
-                 "weights: fit\nfit_grid: [0.5]\nfit_rounds: 1\ncleanup: false\nworkers: 0\nqa: false\n")
+    write_config(project / "ens.yaml", f"name: tiny-ens\nmembers: [{{run: {RUN}}}, "
+                 "{run: tiny2_64x96}]\nweights: fit\nfit_grid: [0.5]\nfit_rounds: 1\n"
+                 "cleanup: false\nworkers: 0\nqa: false\n")
     result = invoke("ensemble", "ens.yaml")  # one candidate (equal weights): one scorer, one pass
     assert result.exit_code == 0, result.output
     fused = ProbStore.open(Layout(project).ensemble("tiny-ens").store("oof"))
@@ -148,8 +153,7 @@ def test_weights_are_fitted_on_the_maps_the_fused_store_holds(project, monkeypat
 
 
 def test_tune_ensemble_writes_the_decision_ensemble_writes(project):
-    write_config(project / "ens.yaml", f"name: tiny-ens\nmembers: [{{run: {RUN}}}]\nworkers: 0\nqa: false\n"
-                 "threshold: 0.05\nmin_area: tune\n")
+    write_config(project / "ens.yaml", f"{ONE_MEMBER}threshold: 0.05\nmin_area: tune\n")
     assert invoke("ensemble", "ens.yaml").exit_code == 0
     folder = Layout(project).ensemble("tiny-ens")
     first = json.loads(folder.decision().read_text())
@@ -161,7 +165,8 @@ def test_tune_ensemble_writes_the_decision_ensemble_writes(project):
         {k: first[k] for k in ("decision", "inputs", "oof_score", "metric")}
     applied = Decision(**{k: again["decision"][k] for k in ("threshold", "min_area", "cleanup")})
     assert again["decision"]["threshold"] == 0.05
-    assert again["oof_score"] == pytest.approx(_applied_oof_dice(project, "tiny-ens", applied), abs=1e-12)
+    want = _applied_oof_dice(project, "tiny-ens", applied)
+    assert again["oof_score"] == pytest.approx(want, abs=1e-12)
     assert json.loads(folder.thresholds().read_text())["fixed"]["threshold"] == 0.05
 
 
@@ -195,21 +200,24 @@ def test_predict_names_the_training_setting_that_changed(project):
 def test_store_entries_are_reused_only_while_what_made_them_is_unchanged(project, monkeypatch):
     written = []
     original = ProbStore.write
-    monkeypatch.setattr(ProbStore, "write", lambda self, i, *rest: (written.append((self.path.name, i)),
-                                                                   original(self, i, *rest)))
+    def write(self, image_id, *rest):
+        written.append((self.path.name, image_id))
+        original(self, image_id, *rest)
+
+    monkeypatch.setattr(ProbStore, "write", write)
     fp32 = ("--set", "predict.precision=fp32")
     assert invoke("predict", "tiny.yaml", *fp32).exit_code == 0
     assert written == []  # nothing changed: every entry reused
     result = invoke("predict", "tiny.yaml", "--set", "predict.precision=bf16")
     assert result.exit_code == 0, result.output
-    assert sorted(written) == sorted({*written}) and len(written) == 24 + 4  # another precision: all redone
+    assert len(set(written)) == len(written) == 24 + 4  # another precision: all redone
     written.clear()
     assert invoke("predict", "tiny.yaml", "--set", "predict.precision=bf16").exit_code == 0
     assert written == []
     dataset = open_dataset(load_config("tiny.yaml").dataset)
     touched = dataset.train[0]
     stat = touched.image_path.stat()
-    os.utime(touched.image_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the image changed
+    os.utime(touched.image_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # changed
     assert invoke("predict", "tiny.yaml", "--set", "predict.precision=bf16").exit_code == 0
     assert written == [("oof", touched.image_id)]  # only that image, predicted again
     store = ProbStore.open(Layout(project).run(RUN).store("oof"))

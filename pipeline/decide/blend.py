@@ -12,7 +12,7 @@ from pipeline.ops.fusion import fuse
 from pipeline.ops.metrics import dice_score
 from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms
 
-Entry = tuple[np.ndarray, tuple[int, int]]  # (C, h, w) uint8 as stored, the image's original (H, W)
+Entry = tuple[np.ndarray, tuple[int, int]]  # (C, h, w) uint8 as stored, the original (H, W)
 
 
 def fuse_entries(entries: list[Entry], weights, mode: str = "mean",
@@ -34,7 +34,8 @@ def fuse_entries(entries: list[Entry], weights, mode: str = "mean",
     return fuse(maps, weights, mode), original
 
 
-def fuse_stored(stores: list, image_id: str, weights, mode: str = "mean") -> tuple[np.ndarray, tuple[int, int]]:
+def fuse_stored(stores: list, image_id: str, weights,
+                mode: str = "mean") -> tuple[np.ndarray, tuple[int, int]]:
     """``fuse_entries`` of one image read from member stores (as stored)."""
     return fuse_entries([store.read_stored(image_id) for store in stores], weights, mode, image_id)
 

@@ -18,7 +18,14 @@ from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.ops.metrics import dice_score
-from pipeline.ops.threshold import LEVELS, areas_from_histograms, dice_table, histograms, level_of, search
+from pipeline.ops.threshold import (
+    LEVELS,
+    areas_from_histograms,
+    dice_table,
+    histograms,
+    level_of,
+    search,
+)
 from pipeline.paths import Layout, ResultDir
 from pipeline.review.plots import threshold_curve
 
@@ -78,7 +85,8 @@ class ChannelResult:
         return self.level / 255.0 if self.given is None else self.given
 
 
-def tune_channel(name: str, pred, tp, gt, folds, min_areas, threshold: float | None = None) -> ChannelResult:
+def tune_channel(name: str, pred, tp, gt, folds, min_areas,
+                 threshold: float | None = None) -> ChannelResult:
     """Exact search for one channel: pred/tp (N, 256), gt (N,), folds (N,); ``threshold``: given in
     advance (only min area is searched, over ``min_areas``: one value when that is given too)."""
     levels = None if threshold is None else [level_of(threshold)]
@@ -141,16 +149,16 @@ def choose_cleanup(table: dict[int, tuple[float, float]], tuned_level: int,
     clean-up. ``cleanup``: True/False when given in advance (only those options), None: either."""
     allowed = (False, True) if cleanup is None else (cleanup,)
     options = [(score, lv == tuned_level, not cleaned, lv, cleaned)
-               for lv, pair in table.items() for cleaned, score in ((False, pair[0]), (True, pair[1]))
-               if cleaned in allowed]
+               for lv, (raw, clean) in table.items()
+               for cleaned, score in ((False, raw), (True, clean)) if cleaned in allowed]
     score, _, _, level, cleaned = max(options)
     return level, cleaned, score
 
 
 def search_oof(store, dataset, fold_of: dict[str, int], fixed: Fixed | None = None,
                progress=None) -> tuple[dict, list]:
-    """The exact threshold (+ min area, + clean-up for binary stores) search over an OOF store, with
-    what ``fixed`` gives held fixed (None: everything searched).
+    """The exact threshold (+ min area, + clean-up for binary stores) search over an OOF store,
+    with what ``fixed`` gives held fixed (None: everything searched).
 
     Returns what ``thresholds.json`` records (per class, per fold, the clean-up table) and the curves
     for ``threshold_curve.png``. ``fold_of`` maps every scored image to its fold. Binary:
@@ -169,8 +177,8 @@ def search_oof(store, dataset, fold_of: dict[str, int], fixed: Fixed | None = No
     grid = min_area_grid(int(np.median(collector.pixels)))
     areas = grid if fixed.min_area is None else [fixed.min_area]
     names = dataset.classes[1:] if store.channels == 1 else dataset.classes
-    results = [tune_channel(names[c], pred[:, c], tp[:, c], gt[:, c], folds, areas, fixed.threshold)
-               for c in range(store.channels)]
+    results = [tune_channel(names[c], pred[:, c], tp[:, c], gt[:, c], folds, areas,
+                            fixed.threshold) for c in range(store.channels)]
     out = {"images": len(folds), "min_area_grid": grid,
            "fixed": {k: getattr(fixed, k) for k in ("threshold", "min_area", "cleanup")},
            "channels": [{"class": r.name, "threshold": r.threshold, "level": r.level, "min_area": r.min_area,
@@ -182,19 +190,22 @@ def search_oof(store, dataset, fold_of: dict[str, int], fixed: Fixed | None = No
 
 
 def _binary_decision(best: dict, store, dataset, by_id, fixed: Fixed) -> dict:
-    """Threshold, min area and clean-up of a binary store, clean-up judged jointly with the threshold
-    (unless either is given), and the OOF Dice of exactly that decision."""
-    out = {k: best[k] for k in ("threshold", "level", "min_area", "oof_dice_at_0.5", "oof_dice_tuned")}
+    """Threshold, min area and clean-up of a binary store, clean-up judged jointly with the
+    threshold (unless either is given), and the OOF Dice of exactly that decision."""
+    keys = ("threshold", "level", "min_area", "oof_dice_at_0.5", "oof_dice_tuned")
+    out = {k: best[k] for k in keys}
     out["cleanup"], out["oof_dice_final"] = False, best["oof_dice_tuned"]
     if fixed.cleanup is False:
         return out
-    levels = [best["level"]] if fixed.threshold is not None else sorted({best["level"], *CLEANUP_LEVELS})
+    levels = sorted({best["level"], *CLEANUP_LEVELS})
+    if fixed.threshold is not None:
+        levels = [best["level"]]
     table = cleanup_table(store, dataset, by_id, levels, best["min_area"])
     level, cleaned, score = choose_cleanup(table, best["level"], fixed.cleanup)
     out["cleanup_table"] = {str(lv): {"raw": r, "cleanup": c} for lv, (r, c) in table.items()}
     out["oof_dice_cleanup"] = table[level][1]
     threshold = level / 255.0 if fixed.threshold is None else fixed.threshold
-    out.update({"cleanup": cleaned, "oof_dice_final": score, "level": level, "threshold": threshold})
+    out.update(cleanup=cleaned, oof_dice_final=score, level=level, threshold=threshold)
     return out
 
 

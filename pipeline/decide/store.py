@@ -183,7 +183,8 @@ class ProbStore:
         original = tuple(original or probs_u8.shape[1:])
         # atomic, not fsynced one by one: finalize() flushes them all before the store is marked complete
         key = source.key() if source is not None else b""
-        atomic_write_bytes(self._file(image_id), store_codec.encode(probs_u8, original, key), durable=False)
+        data = store_codec.encode(probs_u8, original, key)
+        atomic_write_bytes(self._file(image_id), data, durable=False)
 
     def read_stored(self, image_id: str) -> tuple[np.ndarray, tuple[int, int]]:
         """``(C, h, w)`` uint8 probabilities as stored (maybe the model's resolution) and the original (H, W)."""

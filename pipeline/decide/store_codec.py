@@ -44,8 +44,8 @@ HEAD_BYTES = _V3.size  # what ``entry_key`` needs of a file
 
 
 def encode(probs_u8: np.ndarray, original: tuple[int, int], key: bytes = b"") -> bytes:
-    """A version-3 entry of ``(C, h, w)`` uint8 probabilities of an image of size ``original``, made
-    by the source ``key`` (at most ``KEY_BYTES`` bytes; empty: unknown)."""
+    """A version-3 entry of ``(C, h, w)`` uint8 probabilities of an image of size ``original``,
+    made by the source ``key`` (at most ``KEY_BYTES`` bytes; empty: unknown)."""
     if len(key) > KEY_BYTES:
         raise ValueError(f"source key longer than {KEY_BYTES} bytes")
     head = _V3.pack(_MAGIC[3], *probs_u8.shape, *original, key.ljust(KEY_BYTES, b"\0"))
@@ -53,8 +53,8 @@ def encode(probs_u8: np.ndarray, original: tuple[int, int], key: bytes = b"") ->
 
 
 def entry_key(head: bytes, version: int) -> bytes | None:
-    """The source key in an entry's first ``HEAD_BYTES`` bytes (None: older format, corrupt, or none
-    recorded)."""
+    """The source key in an entry's first ``HEAD_BYTES`` bytes (None: an older format, a corrupt
+    head, or none recorded)."""
     if version < 3 or len(head) < _V3.size or head[:4] != _MAGIC[3]:
         return None
     key = _V3.unpack_from(head)[-1].rstrip(b"\0")
@@ -70,7 +70,8 @@ def decode(data: bytes, version: int) -> tuple[np.ndarray, tuple[int, int]]:
         else:
             head = _V2 if version == 2 else _V3
             magic, channels, height, width, orig_h, orig_w = head.unpack_from(data)[:6]
-            original, payload = (orig_h, orig_w), zstandard.ZstdDecompressor().decompress(data[head.size:])
+            payload = zstandard.ZstdDecompressor().decompress(data[head.size:])
+            original = (orig_h, orig_w)
         if magic != _MAGIC[version]:
             raise ValueError("bad magic")
         return np.frombuffer(payload, np.uint8).reshape(channels, height, width), original

@@ -79,9 +79,10 @@ def _oof_images(members: list[Member], dataset):
             raise PipelineError(f"OOF stores of '{members[0].run}' and '{m.run}' hold different images; "
                                 "were they trained on the same folds?")
 
-    def images():  # as stored: weights are judged on the maps fuse_entries makes (the fused store's)
+    def images():  # as stored: weights are judged on what fuse_entries makes (the fused store)
         for image_id in ids:
-            yield [m.oof.read_stored(image_id) for m in members], dataset.read_mask(by_id[image_id])
+            entries = [m.oof.read_stored(image_id) for m in members]
+            yield entries, dataset.read_mask(by_id[image_id])
 
     return ids, images
 

@@ -75,8 +75,8 @@ def _maker(predictor: Predictor, tta: str, checkpoints) -> dict:
 
 def _write_all(predictor: Predictor, samples: list[Sample], store: ProbStore, cache: ArrayCache, cfg: Config,
                maker: dict, on_image=None, progress=None) -> None:
-    """Predict and store every sample (in batches) as made by ``maker``; ``on_image(sample, plain)``
-    sees each."""
+    """Predict and store every sample (in batches) as made by ``maker``;
+    ``on_image(sample, plain)`` sees each."""
     for batch in _loader(samples, cache, cfg):
         for j, (merged, plain) in enumerate(predictor(batch, with_plain=on_image is not None, restore=False)):
             sample = samples[int(batch["index"][j])]
@@ -150,7 +150,7 @@ def predict_oof(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], fold
         model, meta = load_trained(model_path)
         digest, geometry = file_hash(model_path), make_geometry(meta)
         val = [by_id[r.image_id] for r in rows if r.fold == k]
-        if recorded.get(str(k)) not in (None, digest):  # its entries' source no longer matches: redone
+        if recorded.get(str(k)) not in (None, digest):  # its entries' source differs: redone
             report.notes.append(f"fold {k}: model changed, its OOF predictions were redone")
         recorded[str(k)] = digest
         store.update_manifest(checkpoints=recorded)
@@ -214,25 +214,27 @@ def _carry_oof(path: Path, report: RunReport) -> None:
     report.oof = dict(previous.get("oof", {}))
 
 
-def _check_fold_models(cfg: Config, layout: Layout, run: str, rows: list[FoldRow], folds: list[int],
-                       dataset: Dataset, payloads: dict) -> None:
+def _check_fold_models(cfg: Config, layout: Layout, run: str, rows: list[FoldRow],
+                       folds: list[int], dataset: Dataset, payloads: dict) -> None:
     """Each fold model predicts only images it did not train on: its fingerprint (config + fold
-    images, what ``pipeline train`` checks) must match the folds table now (``payloads``: the loaded
-    checkpoints by path). A folds table remade with another seed is one line, before any store is
-    touched."""
+    images, what ``pipeline train`` checks) must match the folds table now (``payloads``: the
+    loaded checkpoints by path). A folds table remade with another seed is one line, before any
+    store is touched."""
     by_id = {s.image_id: s for s in dataset.train}
     table = layout.folds_csv(cfg.dataset.name)
     missing = [r.image_id for r in rows if r.image_id not in by_id]
     if missing:
-        raise PipelineError(f"{table}: image '{missing[0]}' is not in the dataset; rerun 'pipeline folds'")
+        raise PipelineError(f"{table}: image '{missing[0]}' is not in the dataset; "
+                            "rerun 'pipeline folds'")
     pseudo = load_pseudo(cfg, dataset)
     for k in folds:
         files = layout.run(run).fold(k)
         recorded = read_json(files.summary(), optional=True).get("fingerprint")
         train = [by_id[r.image_id] for r in rows if r.fold != k]
         val = [by_id[r.image_id] for r in rows if r.fold == k]
-        check_fold_model(cfg, payloads[files.model()]["config"], recorded, train, val, pseudo, files.summary(),
-                         table, dataset)
+        trained = payloads[files.model()]["config"]
+        check_fold_model(cfg, trained, recorded, train, val, pseudo, files.summary(), table,
+                         dataset)
 
 
 def run_predict(cfg: Config, layout: Layout, fold: str = "all", split: str = "both", tta: str | None = None,

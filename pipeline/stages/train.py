@@ -35,7 +35,11 @@ from pipeline.train import checkpoint
 from pipeline.train.data import SegmentationSet, array_cache
 from pipeline.train.dist import DistContext, resolve_device
 from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer
-from pipeline.train.provenance import fingerprint, load_pseudo, trained_precision  # noqa: F401 (re-exported)
+from pipeline.train.provenance import (  # noqa: F401 (trained_precision: re-exported)
+    fingerprint,
+    load_pseudo,
+    trained_precision,
+)
 from pipeline.train.sampler import MixedBatchSampler
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "img_per_s")

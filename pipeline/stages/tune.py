@@ -20,9 +20,11 @@ from pipeline.paths import Layout
 
 def run_tune(layout: Layout, run: str | None = None, ensemble: str | None = None, cleanup: bool = True,
              progress=None) -> dict:
-    """Search the OOF store of a run or an ensemble; write thresholds.json, threshold_curve.png, decision.json.
+    """Search the OOF store of a run or an ensemble; write thresholds.json, threshold_curve.png
+    and decision.json.
 
-    ``cleanup=False`` (``--no-cleanup``): no clean-up, where an ensemble's config leaves it to the search.
+    ``cleanup=False`` (``--no-cleanup``): no clean-up, where an ensemble's config leaves it to
+    the search.
     """
     folder = layout.source(run, ensemble)
     cfg = load_config(folder.config())

@@ -1,5 +1,5 @@
-"""What a fold model was trained from: the fingerprint of its config and fold images, and the checks
-that reuse it (``pipeline train`` skips or resumes a fold only while it matches; ``pipeline
+"""What a fold model was trained from: the fingerprint of its config and fold images, and the
+checks that reuse it (``pipeline train`` skips or resumes a fold only while it matches; ``pipeline
 predict`` predicts a fold's held-out images only with a model whose fingerprint matches the folds
 table now, so a remade folds table never yields a leaky OOF).
 """
@@ -25,21 +25,23 @@ def load_pseudo(cfg: Config, dataset) -> list[PseudoRow]:
         return []
     path = Path(cfg.pseudo.table)
     if not path.is_file():
-        raise PipelineError(f"pseudo.table {path}: not found; make it with 'pipeline pseudo ENSEMBLE --round R'")
+        raise PipelineError(f"pseudo.table {path}: not found; make it with "
+                            "'pipeline pseudo ENSEMBLE --round R'")
     rows = table_from_csv(path.read_text(encoding="utf-8"), str(path))
     check_no_leak(rows, {s.image_id for s in dataset.train}, str(path))
     test_ids = {s.image_id for s in dataset.test}
     for r in rows:
         if r.image_id not in test_ids:
-            raise PipelineError(f"{path}: image '{r.image_id}' is not an unlabelled image of dataset "
-                                f"'{dataset.name}'")
+            raise PipelineError(f"{path}: image '{r.image_id}' is not an unlabelled image of "
+                                f"dataset '{dataset.name}'")
         if not Path(r.mask).is_file():
-            raise PipelineError(f"{path}: pseudo mask {r.mask} is missing; rerun 'pipeline pseudo'")
+            raise PipelineError(f"{path}: pseudo mask {r.mask} is missing; "
+                                "rerun 'pipeline pseudo'")
     return rows
 
 
 def trained_precision(cfg: Config) -> str:
-    """fp32, bf16 or fp16: what ``train.precision`` means on the device ``train.device`` resolves to."""
+    """fp32, bf16 or fp16: what ``train.precision`` means on the device of ``train.device``."""
     requested = cfg.train.precision if cfg.train.amp else "fp32"
     return resolve_precision(requested, resolve_device(cfg.train.device), "train.precision").name
 
@@ -61,9 +63,10 @@ def training_config(cfg: Config) -> dict:
 
 
 def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
-    """What a finished or interrupted fold must match to be reused: the config and the fold's images."""
+    """What a finished or interrupted fold must match to be reused: config and fold images."""
     return config_hash({"config": training_config(cfg), "train": sorted(s.image_id for s in train),
-                        "val": sorted(s.image_id for s in val), "pseudo": sorted(r.mask for r in pseudo)})
+                        "val": sorted(s.image_id for s in val),
+                        "pseudo": sorted(r.mask for r in pseudo)})
 
 
 def _flat(value, prefix: str = "") -> dict[str, object]:
@@ -81,12 +84,12 @@ def config_changes(trained: dict, now: Config) -> list[str]:
     other leaves unset is no change)."""
     before = _flat({k: v for k, v in trained.items() if k != "predict"})
     after = _flat(now.model_dump(mode="json", exclude={"predict"}))
-    return [f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
-            if before.get(k) != after.get(k)]
+    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    return [f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in changed]
 
 
-def check_fold_model(cfg: Config, trained: dict, recorded: str | None, train: list, val: list, pseudo,
-                     where: Path, folds_table: Path, dataset) -> None:
+def check_fold_model(cfg: Config, trained: dict, recorded: str | None, train: list, val: list,
+                     pseudo, where: Path, folds_table: Path, dataset) -> None:
     """Refuse a fold model that was not trained on the fold the folds table gives it now.
 
     ``trained``: the checkpoint's config; ``recorded``: the fingerprint its ``summary.json`` holds
@@ -99,17 +102,19 @@ def check_fold_model(cfg: Config, trained: dict, recorded: str | None, train: li
     try:
         as_trained = Config.model_validate(trained)
         same_pseudo = as_trained.pseudo.table == cfg.pseudo.table
-        moved = fingerprint(as_trained, train, val, pseudo if same_pseudo else load_pseudo(as_trained, dataset))
-        folds_moved = moved != recorded
+        then = pseudo if same_pseudo else load_pseudo(as_trained, dataset)
+        folds_moved = fingerprint(as_trained, train, val, then) != recorded
     except (ValueError, PipelineError):  # a checkpoint of an older schema: say both
         folds_moved = True
     what = []
     if folds_moved:
-        what.append(f"on other images than {folds_table} assigns to its fold now (was 'pipeline folds' rerun? "
-                    "its OOF predictions would leak)")
+        what.append(f"on other images than {folds_table} assigns to its fold now (was 'pipeline "
+                    "folds' rerun? its OOF predictions would leak)")
     if changes:
-        shown = "; ".join(changes[:3]) + (f"; +{len(changes) - 3} more" if len(changes) > 3 else "")
+        more = f"; +{len(changes) - 3} more" if len(changes) > 3 else ""
+        shown = "; ".join(changes[:3]) + more
         what.append(f"with another config ({shown})")
     said = " and ".join(what) or "with another config or other fold images"
-    raise PipelineError(f"{where}: this fold model was trained {said}; retrain it with 'pipeline train CONFIG "
-                        "--force' or restore the folds table and config it was trained with")
+    raise PipelineError(f"{where}: this fold model was trained {said}; retrain it with 'pipeline "
+                        "train CONFIG --force' or restore the folds table and config it was "
+                        "trained with")
