@@ -97,13 +97,13 @@ def test_cli_names_stay_inside_their_folder(project, tmp_path, args, what):
 def test_a_submission_failing_validation_is_never_renamed_into_place(project, monkeypatch):
     import pipeline.stages.ensemble as stage
 
-    monkeypatch.setattr(stage, "validate_file", lambda *a, **k: ["line 2: planted problem"])
-    line = one_error_line(invoke("ensemble", "ens.yaml"))
+    with monkeypatch.context() as patch:
+        patch.setattr(stage, "validate_file", lambda *a, **k: ["line 2: planted problem"])
+        line = one_error_line(invoke("ensemble", "ens.yaml"))
     subs = project / "submissions"
     assert line == ("Error: submissions/tiny-ens.csv: the written submission failed validation: line 2: "
                     "planted problem; nothing was written under that name")
     assert sorted(p.name for p in subs.iterdir()) == []  # no CSV, no sidecar, no ledger, no temp file
-    monkeypatch.undo()
     result = invoke("ensemble", "ens.yaml")  # no --overwrite needed: nothing was there
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in subs.iterdir()) == ["ledger.csv", "tiny-ens.csv", "tiny-ens.json"]
@@ -251,13 +251,13 @@ def test_a_full_disk_during_train_is_one_line_and_a_rerun_resumes(tiny_carvana, 
     cfg = tiny_train_config(tmp_path / "c.yaml", tiny_carvana, epochs=2)
     monkeypatch.chdir(tmp_path)
     assert invoke("folds", cfg).exit_code == 0
-    fail_fsync_of("model.pt", errno.ENOSPC, monkeypatch)
-    line = one_error_line(invoke("train", cfg, "--fold", "0"))
+    with monkeypatch.context() as patch:
+        fail_fsync_of("model.pt", errno.ENOSPC, patch)
+        line = one_error_line(invoke("train", cfg, "--fold", "0"))
     fold = Path("artifacts") / "runs" / RUN / "fold0"
     assert line == (f"Error: {fold / 'model.pt'}: No space left on device (ENOSPC); free disk space (or point "
                     "the project at a larger disk) and rerun; finished work is kept")
     assert not (fold / "model.pt").exists() and hidden(fold) == []
-    monkeypatch.undo()
     result = invoke("train", cfg, "--fold", "0")
     assert result.exit_code == 0, result.output
     assert (fold / "model.pt").is_file() and (fold / "summary.json").is_file()

@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.config.schema import FolderData
 from pipeline.data import imageio
-from pipeline.data.base import Dataset, Sample
+from pipeline.data.base import Dataset, Sample, check_unique_ids
 from pipeline.data.carvana import _mismatch
 from pipeline.data.labelmaps import csv_color_map, csv_id_map
 from pipeline.data.palette import Palette
@@ -68,7 +68,10 @@ class FolderDataset(Dataset):
     def _images(self, folder: Path) -> list[Path]:
         if not folder.is_dir():
             raise PipelineError(f"{folder}: folder not found; fix dataset.root/image_dir/test_dir")
-        return sorted(p for p in folder.glob(self.cfg.image_glob) if p.is_file() and not p.name.startswith("."))
+        found = folder.glob(self.cfg.image_glob)
+        images = sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+        check_unique_ids((p.stem, p) for p in images)  # before pairing: a.png + a.jpg share a mask
+        return images
 
     def _scan_train(self) -> list[Sample]:
         image_dir, mask_dir = self.root / self.cfg.image_dir, self.root / self.cfg.mask_dir

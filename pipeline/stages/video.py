@@ -126,6 +126,17 @@ def atomic_video(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def _check_written(tmp: Path, dst: Path, frames: int) -> None:
+    """OpenCV's writer drops a refused write (full disk) without a word, leaving a video without
+    its index; read the count back before the temp file takes ``dst``'s name."""
+    capture = cv2.VideoCapture(str(tmp))
+    written = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    if written != frames:
+        raise PipelineError(f"{dst}: only {written} of {frames} frames could be written (disk "
+                            "full or read-only?); free space or choose another OUTPUT and rerun")
+
+
 def _writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
@@ -189,6 +200,7 @@ def run_video(layout: Layout, run: str, src: Path, dst: Path, batch: int = 8, al
                 writer.release()
             if frames == 0:
                 raise PipelineError(f"{src}: the video holds no decodable frames; check or re-encode it")
+            _check_written(tmp, dst, frames)
     finally:
         capture.release()
     return {"run": run_model.run, "input": str(src), "output": str(dst), "frames": frames, "fps": info.fps,
