@@ -9,7 +9,7 @@ DEMO_DATA := data/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint folds train demo demo-data pseudo-experiment demo-multiclass clean
+.PHONY: help install test test-fast test-all lint folds train demo demo-data pseudo-experiment demo-multiclass clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -21,11 +21,13 @@ $(STAMP): setup.py constraints.txt
 
 install: $(STAMP) ## Create .venv and install segfuse with the pinned stack (constraints.txt)
 
-test: $(STAMP) ## Run the test suite (fast; no GPU, no network, no ../shared needed)
+test: $(STAMP) ## Run the complete test suite (what CI runs; no GPU, no network, no ../shared needed)
+	$(BIN)/python -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## The inner loop: every test except those marked slow (real CLI trainings)
 	$(BIN)/python -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
 
-test-all: $(STAMP) ## Run every test, slow ones included
-	$(BIN)/python -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+test-all: test ## Same as test (kept for old scripts)
 
 lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check pipeline tests bench

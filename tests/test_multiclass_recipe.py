@@ -38,10 +38,11 @@ def run_cli(*args):
     return result.output
 
 
-def write_recipe(work, dataset: str, fmt: str, folds: str = "{k: 3, seed: 0, area_bins: 1}"):
+def write_recipe(work, dataset: str, fmt: str, folds: str = "{k: 3, seed: 0, area_bins: 1}",
+                 extra: str = ""):
     cfg = write_config(work / "c.yaml", f"name: m\ndataset: {dataset}\nfolds: {folds}\n{MODEL}")
     ens = write_config(work / "e.yaml", f"name: m-masks\nmembers: [{{run: m_64x96}}]\n"
-                                        f"decision: argmax\nformat: {fmt}\nworkers: 0\n")
+                                        f"decision: argmax\nformat: {fmt}\nworkers: 0\n{extra}")
     return write_config(work / "r.yaml", RECIPE.format(cfg=cfg, ens=ens))
 
 
@@ -51,9 +52,9 @@ def test_driving_recipe_writes_one_index_png_per_test_image_and_resumes_after_a_
     dataset = (f"{{layout: folder, name: d, root: {tmp_path / 'data'}, mask_mode: index, test_dir: test, "
                "group_pattern: '^\\d+_([0-9a-f]+_[0-9-]+--[0-9-]+)', "
                "classes: [road, lane_markings, undrivable, movable, my_car]}")
-    recipe = write_recipe(tmp_path, dataset, "png-index")
+    recipe = write_recipe(tmp_path, dataset, "png-index", extra="class_weights: tune\n")
     # killed while the refit writes its checkpoint: the rerun finishes from there
-    kill_during_write(["run", str(recipe)], tmp_path, "model.pt", skip=3)
+    kill_during_write(["run", str(recipe)], tmp_path, "model.pt", skip=3, timeout=900)
     assert not (tmp_path / "submissions" / "m-masks").exists()
     with contextlib.chdir(tmp_path):
         out = run_cli("run", recipe)
@@ -68,7 +69,13 @@ def test_driving_recipe_writes_one_index_png_per_test_image_and_resumes_after_a_
         summary = run_cli("summary", "m_64x96", "--ensemble", "m-masks")
     for cls in ("road", "lane_markings", "undrivable", "movable", "my_car"):
         assert cls in summary
-    assert "IoU" in summary
+    assert "per-class OOF IoU" in summary and "(fused)" in summary and "cross-entropy" in summary
+    # per-class weights tuned on the fused OOF: applied, recorded, and never below the plain argmax
+    record = json.loads((tmp_path / "artifacts/ensembles/m-masks/decision.json").read_text())
+    search = json.loads((tmp_path / "artifacts/ensembles/m-masks/thresholds.json").read_text())
+    assert len(record["decision"]["weights"]) == 5
+    assert record["oof_score"] >= search["miou_plain_argmax"] - 1e-12
+    assert set(record["per_class_iou"]) == {"road", "lane_markings", "undrivable", "movable", "my_car"}
 
 
 def test_comma10k_recipe_writes_palette_pngs(tmp_path):

@@ -238,6 +238,9 @@ class EnsembleConfig(Section):
     cleanup: Union[Literal["tune"], bool] = Field("tune", description="largest component + fill holes")
     decision: Literal["auto", "argmax", "threshold"] = Field(
         "auto", description="multi-class: argmax (exclusive classes) or per-class threshold/min_area (multi-label)")
+    class_weights: Literal["none", "tune"] = Field(
+        "none", description="multi-class argmax: per-class probability weights tuned on fused OOF mIoU "
+                            "(thin/rare classes raised; kept only when OOF mIoU rises)")
     format: Literal[names.FORMATS] = Field(
         "carvana", description="carvana, severstal (CSV); png-index, png-colour, cityscapes (PNGs)")
     gzip: bool = False

@@ -178,6 +178,7 @@ class Fixed:
     min_area: float | None = None
     cleanup: bool | None = None
     decision: str = "auto"  # multi-class: auto/argmax (exclusive classes) or threshold (multi-label)
+    class_weights: str = "none"  # multi-class argmax: "tune" = per-class weights searched on OOF
 
     @classmethod
     def of(cls, config=None, cleanup: bool = True) -> Fixed:
@@ -195,7 +196,8 @@ class Fixed:
         return cls(None if given("threshold") is None else float(given("threshold")),
                    None if given("min_area") is None else float(given("min_area")),
                    (None if cleanup else False) if clean is None else bool(clean),
-                   "auto" if config is None else config.decision)
+                   "auto" if config is None else config.decision,
+                   "none" if config is None else getattr(config, "class_weights", "none"))
 
 
 def applied_decision(tuned: dict, multiclass: bool, fixed=None) -> AnyDecision:

@@ -29,4 +29,5 @@ def decision_fields(folder: RunDir | EnsembleDir) -> dict:
                   "cleanup": False, "decision": decision.get("mode")}
     else:
         fields = {k: decision.get(k) for k in ("threshold", "min_area", "cleanup")}
-    return {**fields, "oof_score": record.get("oof_score"), "metric": record.get("metric")}
+    return {**fields, "oof_score": record.get("oof_score"), "metric": record.get("metric"),
+            "per_class_iou": record.get("per_class_iou"), "oof_ce": record.get("oof_ce")}

@@ -27,4 +27,5 @@ def ensemble_summary(layout: Layout, name: str) -> dict:
     decided = decision_fields(layout.ensemble(name))
     scalar = not isinstance(decided["threshold"], list)  # per-class thresholds: see decision.json
     return {"ensemble": name, "threshold": decided["threshold"] if scalar else None, "min_area": decided["min_area"],
-            "cleanup": decided["cleanup"], "oof_score": decided["oof_score"], "metric": decided["metric"]}
+            "cleanup": decided["cleanup"], "oof_score": decided["oof_score"], "metric": decided["metric"],
+            "per_class_iou": decided["per_class_iou"], "oof_ce": decided["oof_ce"]}
