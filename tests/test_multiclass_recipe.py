@@ -5,7 +5,6 @@ import contextlib
 import json
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 
