@@ -129,7 +129,7 @@ class FoldTrainer:
         s = self.s
         h, w = s.cache.geometry.height, s.cache.geometry.width
         return {"config": self.cfg_dict, "run": s.run, "fold": s.fold, "resolution": [h, w],
-                "geometry": s.cache.geometry.mode, "classes": s.cfg.dataset.classes,
+                "geometry": s.cache.geometry.mode, "classes": s.cache.dataset.classes,
                 "normalization": self.model.normalization.to_dict(), "precision": self.precision.name}
 
     def _save_last(self, epoch: int) -> None:
@@ -244,7 +244,7 @@ class FoldTrainer:
                 mask = self.s.cache.original_mask(sample)
                 metrics.add(restore_size(probs[j], self.s.cache.fitted_size(sample), mask.shape), mask)
         state = ctx.all_sum([loss_sum, float(len(indices)), *metrics.state])
-        return state[0] / max(state[1], 1), type(metrics).result(state[2:], self.s.cfg.dataset.classes)
+        return state[0] / max(state[1], 1), type(metrics).result(state[2:], self.s.cache.dataset.classes)
 
     # ---- the fold ----------------------------------------------------------------------------
     def fit(self, on_epoch: Callable[[list[EpochRecord]], None] | None = None) -> list[EpochRecord]:
