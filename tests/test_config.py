@@ -164,8 +164,9 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_config_command_prints_every_shipped_config_and_the_output_loads_again(path, tmp_path):
+def test_config_command_prints_every_shipped_config_and_the_output_loads_again(path, tmp_path, monkeypatch):
     """Experiment configs, ensemble configs (members) and recipes (steps) each load with their schema."""
+    monkeypatch.chdir(path.parents[1])  # a recipe's step configs are relative to the repository root
     result = CliRunner().invoke(cli, ["config", str(path)])
     assert result.exit_code == 0, result.output
     dumped = write_config(tmp_path / path.name, result.output)
