@@ -1,3 +1,4 @@
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -180,8 +181,9 @@ def test_config_command_resolves_an_ensemble_config_and_a_recipe(tmp_path):
     assert "threshold: 0.4\n" in result.output and "min_area: tune\n" in result.output  # defaults resolved
     assert "weight: 2.0" in result.output and "format: carvana" in result.output
     assert isinstance(load_config(ensemble, schema=None), EnsembleConfig)
-    recipe = write_config(tmp_path / "r.yaml", f"name: r\nsteps:\n  - train: {ensemble}\n    full: true\n")
-    result = CliRunner().invoke(cli, ["config", str(recipe)])
+    recipe = write_config(tmp_path / "r.yaml", "name: r\nsteps:\n  - train: configs/demo.yaml\n    full: true\n")
+    with contextlib.chdir(Path(__file__).parents[1]):  # step configs are checked too, cwd-relative
+        result = CliRunner().invoke(cli, ["config", str(recipe)])
     assert result.exit_code == 0, result.output
     assert "full: true" in result.output and "predict: true" in result.output
     assert isinstance(load_config(recipe, schema=None), Recipe)
