@@ -93,28 +93,27 @@ def check_fold_model(cfg: Config, trained: dict, recorded: str | None, train: li
     """Refuse a fold model that was not trained on the fold the folds table gives it now.
 
     ``trained``: the checkpoint's config; ``recorded``: the fingerprint its ``summary.json`` holds
-    (None: unfinished, nothing to check). Raises one PipelineError that says what changed (the fold
-    images, the training config) and what to run.
+    (None: unfinished, nothing to check). The fingerprint is recomputed with the checkpoint's own
+    config and today's fold images, so a config edited since (another ``train.epochs`` for one
+    fold) is no leak and passes; other fold images raise one PipelineError that says so, lists
+    the config changes too, and what to run. A checkpoint config this version cannot read is
+    checked with ``cfg``, as ``pipeline train`` checks it.
     """
     if recorded is None or fingerprint(cfg, train, val, pseudo) == recorded:
         return
-    changes = config_changes(trained, cfg)
     try:
         as_trained = Config.model_validate(trained)
-        same_pseudo = as_trained.pseudo.table == cfg.pseudo.table
-        then = pseudo if same_pseudo else load_pseudo(as_trained, dataset)
-        folds_moved = fingerprint(as_trained, train, val, then) != recorded
-    except (ValueError, PipelineError):  # a checkpoint of an older schema: say both
-        folds_moved = True
-    what = []
-    if folds_moved:
-        what.append(f"on other images than {folds_table} assigns to its fold now (was 'pipeline "
-                    "folds' rerun? its OOF predictions would leak)")
+    except ValueError:
+        as_trained = cfg
+    same_table = as_trained.pseudo.table == cfg.pseudo.table
+    then = pseudo if same_table else load_pseudo(as_trained, dataset)
+    if fingerprint(as_trained, train, val, then) == recorded:
+        return  # the same fold images: the model never saw the images it is asked to predict
+    said = (f"on other images than {folds_table} assigns to its fold now (was 'pipeline folds' "
+            "rerun? its OOF predictions would leak)")
+    changes = config_changes(trained, cfg)
     if changes:
         more = f"; +{len(changes) - 3} more" if len(changes) > 3 else ""
-        shown = "; ".join(changes[:3]) + more
-        what.append(f"with another config ({shown})")
-    said = " and ".join(what) or "with another config or other fold images"
+        said += f" and with another config ({'; '.join(changes[:3])}{more})"
     raise PipelineError(f"{where}: this fold model was trained {said}; retrain it with 'pipeline "
-                        "train CONFIG --force' or restore the folds table and config it was "
-                        "trained with")
+                        "train CONFIG --force' or restore the folds table it was trained with")
