@@ -113,6 +113,7 @@ def test_gzip_workers_and_rows_follow_sample_order(project, tiny_carvana):
     assert invoke("validate", "submissions/tiny-ens.csv.gz").exit_code == 0
 
 
+@pytest.mark.slow
 def test_killed_ensemble_leaves_no_partial_submission(project):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-c", (

@@ -5,6 +5,7 @@ import contextlib
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -45,6 +46,7 @@ def write_recipe(work, dataset: str, fmt: str, folds: str = "{k: 3, seed: 0, are
     return write_config(work / "r.yaml", RECIPE.format(cfg=cfg, ens=ens))
 
 
+@pytest.mark.slow
 def test_driving_recipe_writes_one_index_png_per_test_image_and_resumes_after_a_kill(tmp_path):
     write_driving(tmp_path / "data", DrivingSpec(frames=12, test_frames=3, size=(96, 64), seed=4,
                                                  layout="folder"))

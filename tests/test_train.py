@@ -72,6 +72,7 @@ def test_same_seed_same_history_and_weights(reference, tiny_carvana, tmp_path, m
         assert torch.equal(value, weights(ours / "last.pt")[key]), key
 
 
+@pytest.mark.slow
 def test_sigkill_while_writing_a_checkpoint_keeps_the_old_one(reference, tiny_carvana, tmp_path):
     shutil.copytree(reference / "folds", tmp_path / "folds")
     cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
@@ -253,6 +254,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(reference, tiny_carvana, tmp_path):
     logger = tmp_path / "log_writes.py"
     logger.write_text(_WRITE_LOGGER)
