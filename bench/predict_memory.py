@@ -8,6 +8,7 @@ one epoch first so the real predict command runs end to end.
 Last line: ``ratio = <RSS(large) / RSS(small)>`` (target <= 1.15: memory does not grow with
 the number of test images).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,20 @@ predict: {{tta: hflip, batch_size: 8}}
 
 
 def pipeline(*args: str, cwd: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=cwd, check=True, capture_output=True
+    )
 
 
 def peak_rss_mb(cwd: Path) -> float:
-    code = ("import resource, sys; from pipeline.cli import cli\n"
-            "try:\n    cli(['predict', 'mem.yaml', '--split', 'test', '--force'], standalone_mode=False)\n"
-            "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True, capture_output=True, text=True)
+    code = (
+        "import resource, sys; from pipeline.cli import cli\n"
+        "try:\n    cli(['predict', 'mem.yaml', '--split', 'test', '--force'], standalone_mode=False)\n"
+        "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, check=True, capture_output=True, text=True
+    )
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
@@ -48,8 +55,19 @@ def main() -> None:
         work = Path(tmp)
         data = work / "data"
         views = 20
-        pipeline("demo-data", str(data), "--cars", "2", "--views", str(views), "--test-cars",
-                 str(-(-args.large // views)), "--size", args.size, cwd=work)
+        pipeline(
+            "demo-data",
+            str(data),
+            "--cars",
+            "2",
+            "--views",
+            str(views),
+            "--test-cars",
+            str(-(-args.large // views)),
+            "--size",
+            args.size,
+            cwd=work,
+        )
         (work / "mem.yaml").write_text(CONFIG.format(root=data))
         pipeline("folds", "mem.yaml", cwd=work)
         pipeline("train", "mem.yaml", cwd=work)

@@ -13,6 +13,7 @@ Last line: ``ratio = Spearman(estimate) / Spearman(-band share)``.
 
     .venv/bin/python bench/qa_calibration.py --ensemble carvana-lite0-256 --ensemble carvana-lite0-256-192
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,9 @@ from pipeline.review.suspicion import QAConfig, flag
 from pipeline.stages.qa import fused_store, load_members, measure_all, view_keys
 
 
-def worst_group_ranks(truth: np.ndarray, estimate: np.ndarray, groups: list[str]) -> tuple[str, list[int]]:
+def worst_group_ranks(
+    truth: np.ndarray, estimate: np.ndarray, groups: list[str]
+) -> tuple[str, list[int]]:
     """The group with the lowest mean true score and the 1-based ranks of its images by the estimate."""
     names = np.array(groups)
     worst = min(set(groups), key=lambda g: truth[names == g].mean())
@@ -58,7 +61,9 @@ def one_model_ranking(quality: list[dict], truth: np.ndarray, groups: list[str])
     return float(spearmanr(score, truth)[0])
 
 
-def feature_signals(quality: list[dict], truth: np.ndarray, groups: list[str]) -> list[tuple[str, float, float]]:
+def feature_signals(
+    quality: list[dict], truth: np.ndarray, groups: list[str]
+) -> list[tuple[str, float, float]]:
     """Each usable feature on its own: Spearman of its negative with the truth over all images, and
     the mean of that Spearman inside each group (how much each signal knows, before any fitting)."""
     names, out = np.array(groups), []
@@ -92,42 +97,66 @@ def report(name: str, layout: Layout, workers: int) -> float:
     worst, ranks = worst_group_ranks(truth, by_group, groups)
     band_share = np.array([q.get("band", 0.0) + q.get("band_far", 0.0) for q in quality])
     baseline = float(spearmanr(-band_share, truth)[0])
-    print(f"\n{name}: {len(rows)} OOF images, {fig['groups']} groups, {len(members)} member(s); {metric} under the "
-          f"ensemble's decision ({source.decision}); measured in {time.perf_counter() - started:.0f}s")
-    print(f"  true mean {fig['true_mean']:.5f}, worst group {worst} (mean {fig['worst_group_true']:.5f}), per-image "
-          f"spread (sd) {truth.std():.5f}")
-    print(f"  estimate, leave one group out : Spearman {fig['spearman']:.3f} (target >= 0.6); worst group's views in "
-          f"the lowest 10% ({top} images): {sum(r <= top for r in ranks)}/{len(ranks)} (ranks {ranks[:4]}...); "
-          f"estimated mean {fig['estimated_mean']:.5f} ({fig['estimated_mean'] - fig['true_mean']:+.5f}, "
-          f"target within 0.003)")
+    print(
+        f"\n{name}: {len(rows)} OOF images, {fig['groups']} groups, {len(members)} member(s); {metric} under the "
+        f"ensemble's decision ({source.decision}); measured in {time.perf_counter() - started:.0f}s"
+    )
+    print(
+        f"  true mean {fig['true_mean']:.5f}, worst group {worst} (mean {fig['worst_group_true']:.5f}), per-image "
+        f"spread (sd) {truth.std():.5f}"
+    )
+    print(
+        f"  estimate, leave one group out : Spearman {fig['spearman']:.3f} (target >= 0.6); worst group's views in "
+        f"the lowest 10% ({top} images): {sum(r <= top for r in ranks)}/{len(ranks)} (ranks {ranks[:4]}...); "
+        f"estimated mean {fig['estimated_mean']:.5f} ({fig['estimated_mean'] - fig['true_mean']:+.5f}, "
+        f"target within 0.003)"
+    )
     folds = folds_of(layout, source, [r.image_id for r in rows])
     if folds:
         by_fold = est.cross_validate(quality, truth, folds)
         fold_fig = est.calibration(truth, by_fold, groups)
-        print(f"  estimate, by the models' folds: Spearman {fold_fig['spearman']:.3f}; estimated mean "
-              f"{fold_fig['estimated_mean']:.5f} ({fold_fig['estimated_mean'] - fold_fig['true_mean']:+.5f})")
-    print(f"  one model's ranking (held-out weights, intercepts left out): Spearman "
-          f"{one_model_ranking(quality, truth, groups):.3f}")
+        print(
+            f"  estimate, by the models' folds: Spearman {fold_fig['spearman']:.3f}; estimated mean "
+            f"{fold_fig['estimated_mean']:.5f} ({fold_fig['estimated_mean'] - fold_fig['true_mean']:+.5f})"
+        )
+    print(
+        f"  one model's ranking (held-out weights, intercepts left out): Spearman "
+        f"{one_model_ranking(quality, truth, groups):.3f}"
+    )
     names = np.array(groups)
-    within = np.nanmean([spearmanr(by_group[names == g], truth[names == g])[0] for g in set(groups)])
+    within = np.nanmean(
+        [spearmanr(by_group[names == g], truth[names == g])[0] for g in set(groups)]
+    )
     print(f"  estimate within a group (mean Spearman over groups): {within:.3f}")
-    print(f"  baseline, -(uncertain share 0.1<p<0.9 per predicted pixel), no learning: Spearman {baseline:.3f}")
-    print("  each feature alone, Spearman(-feature, true score) over all images / mean within groups: " +
-          ", ".join(f"{c} {a:+.2f}/{w:+.2f}" for c, a, w in feature_signals(quality, truth, groups)))
+    print(
+        f"  baseline, -(uncertain share 0.1<p<0.9 per predicted pixel), no learning: Spearman {baseline:.3f}"
+    )
+    print(
+        "  each feature alone, Spearman(-feature, true score) over all images / mean within groups: "
+        + ", ".join(f"{c} {a:+.2f}/{w:+.2f}" for c, a, w in feature_signals(quality, truth, groups))
+    )
     model = est.fit(quality, truth, groups)
-    print("  weights (log error per unit of transformed feature): " +
-          ", ".join(f"{c} {w:+.3f}" for c, w in zip(model.columns, model.weights, strict=True)) +
-          f"; ridge alpha {model.alpha:g}")
+    print(
+        "  weights (log error per unit of transformed feature): "
+        + ", ".join(f"{c} {w:+.3f}" for c, w in zip(model.columns, model.weights, strict=True))
+        + f"; ridge alpha {model.alpha:g}"
+    )
     return fig["spearman"] / baseline if baseline else float("nan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ensemble", action="append", default=None,
-                        help="artifacts/ensembles/<name> (repeatable; default carvana-lite0-256)")
+    parser.add_argument(
+        "--ensemble",
+        action="append",
+        default=None,
+        help="artifacts/ensembles/<name> (repeatable; default carvana-lite0-256)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    ratios = [report(name, Layout(), args.workers) for name in args.ensemble or ["carvana-lite0-256"]]
+    ratios = [
+        report(name, Layout(), args.workers) for name in args.ensemble or ["carvana-lite0-256"]
+    ]
     print(f"ratio = {ratios[-1]:.4f}")
 
 

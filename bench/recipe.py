@@ -9,6 +9,7 @@ Last line: ``ratio = recipe OOF Dice / bare OOF Dice``. A recipe that loses to t
 
     .venv/bin/python bench/recipe.py --config configs/carvana_unet-lite0_bce-dice_256x384.yaml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,7 +72,9 @@ def bare_fold(cfg, dataset, train, val, epochs: int, seed: int) -> tuple[float, 
             image = dataset.read_image(s)
             h, w = geometry.fitted(*image.shape[:2])
             x = torch.zeros(1, 3, geometry.height, geometry.width)
-            x[0, :, :h, :w] = torch.from_numpy(resize_image(image, (h, w)).transpose(2, 0, 1)).float()
+            x[0, :, :h, :w] = torch.from_numpy(
+                resize_image(image, (h, w)).transpose(2, 0, 1)
+            ).float()
             probs = torch.sigmoid(model(x))[0].numpy()
             full = restore_size(probs, (h, w), image.shape[:2])[0]
             scores.append(dice_score(full > 0.5, dataset.read_mask(s) > 0))
@@ -88,7 +91,9 @@ def recipe_folds(layout: Layout, run: str, dataset, rows) -> dict[int, float]:
     for r in rows:
         if r.fold >= 0:
             mask = decision.mask(store.read(r.image_id)[0])
-            scores.setdefault(r.fold, []).append(dice_score(mask > 0, dataset.read_mask(by_id[r.image_id]) > 0))
+            scores.setdefault(r.fold, []).append(
+                dice_score(mask > 0, dataset.read_mask(by_id[r.image_id]) > 0)
+            )
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
@@ -96,7 +101,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--epochs", type=int, default=None, help="default: the config's train.epochs")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: the config's train.epochs"
+    )
     parser.add_argument("--folds", default="all", help="comma-separated fold numbers, or all")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -106,13 +113,18 @@ def main() -> None:
     table = layout.folds_csv(cfg.dataset.name)
     rows = rows_from_csv(table.read_text(encoding="utf-8"), str(table))
     by_id = {s.image_id: s for s in dataset.train}
-    folds = sorted({r.fold for r in rows if r.fold >= 0}) if args.folds == "all" else \
-        [int(k) for k in args.folds.split(",")]
+    folds = (
+        sorted({r.fold for r in rows if r.fold >= 0})
+        if args.folds == "all"
+        else [int(k) for k in args.folds.split(",")]
+    )
     run = cfg.run_names()[0]
     recipe = recipe_folds(layout, run, dataset, rows)
     epochs = args.epochs or cfg.train.epochs
-    print(f"bench/recipe: {run} vs a bare smp loop ({cfg.model.arch}/{cfg.model.encoder}, "
-          f"{cfg.model.encoder_weights}, {cfg.train.resolutions[0]}, {epochs} epochs, hflip, Adam 1e-3, threshold 0.5)")
+    print(
+        f"bench/recipe: {run} vs a bare smp loop ({cfg.model.arch}/{cfg.model.encoder}, "
+        f"{cfg.model.encoder_weights}, {cfg.train.resolutions[0]}, {epochs} epochs, hflip, Adam 1e-3, threshold 0.5)"
+    )
     bare_all, recipe_all = [], []
     for k in folds:
         train = [by_id[r.image_id] for r in rows if r.fold != k]
@@ -120,8 +132,11 @@ def main() -> None:
         bare, seconds = bare_fold(cfg, dataset, train, val, epochs, seed=k)
         bare_all.append(bare)
         recipe_all.append(recipe[k])
-        print(f"fold {k}: recipe {recipe[k]:.5f}  bare {bare:.5f}  ({recipe[k] - bare:+.5f}; bare trained in "
-              f"{seconds:.0f}s)", flush=True)
+        print(
+            f"fold {k}: recipe {recipe[k]:.5f}  bare {bare:.5f}  ({recipe[k] - bare:+.5f}; bare trained in "
+            f"{seconds:.0f}s)",
+            flush=True,
+        )
     print(f"mean: recipe {np.mean(recipe_all):.5f}  bare {np.mean(bare_all):.5f}")
     print(f"ratio = {np.mean(recipe_all) / np.mean(bare_all):.4f}")
 

@@ -16,6 +16,7 @@ machine a pre-empted call does not count, and the functions see the same cache a
 Prints the CPU model. Last line: ``ratio = <threshold+RLE time / bare threshold pass time>``
 (target <= 1.3 on every machine; the line above gives numpy encoder time / project time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,12 +54,19 @@ def kaggle_numpy(mask: np.ndarray) -> str:
 def load_masks(n: int) -> tuple[list[np.ndarray], str]:
     files = sorted(SHARED.glob("*_mask.gif"))[:n] if SHARED.is_dir() else []
     if files:
-        return [np.asarray(Image.open(f), dtype=np.uint8) for f in files], f"real Carvana masks ({SHARED.resolve()})"
+        return [
+            np.asarray(Image.open(f), dtype=np.uint8) for f in files
+        ], f"real Carvana masks ({SHARED.resolve()})"
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:1280, :1918]
     masks = []
     for _ in range(n):
-        cy, cx, ry, rx = rng.uniform(500, 800), rng.uniform(800, 1100), rng.uniform(250, 400), rng.uniform(500, 800)
+        cy, cx, ry, rx = (
+            rng.uniform(500, 800),
+            rng.uniform(800, 1100),
+            rng.uniform(250, 400),
+            rng.uniform(500, 800),
+        )
         masks.append((((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1).astype(np.uint8))
     return masks, "synthetic ellipses"
 
@@ -75,7 +83,9 @@ def interleaved(fns: dict, items: list, repeat: int) -> dict[str, float]:
     best = {name: np.full(len(items), np.inf) for name in fns}
     names = list(fns)
     for r in range(repeat):
-        order = names[r % len(names):] + names[: r % len(names)]  # each function also runs second, cache-warm
+        order = (
+            names[r % len(names) :] + names[: r % len(names)]
+        )  # each function also runs second, cache-warm
         for k, item in enumerate(items):
             for name in order:
                 fn = fns[name]
@@ -94,10 +104,18 @@ def main() -> None:
     probs = [as_probs(m) for m in masks]
     for m, p in zip(masks[:8], probs[:8], strict=True):
         assert rle_encode(m) == kaggle_numpy(m), "encoders disagree"
-        assert rle_encode_probs(p, 0.5) == kaggle_numpy((p > 127).astype(np.uint8)), "encoders disagree"
+        assert rle_encode_probs(p, 0.5) == kaggle_numpy((p > 127).astype(np.uint8)), (
+            "encoders disagree"
+        )
     t_mask = interleaved({"project": rle_encode, "numpy": kaggle_numpy}, masks, args.repeat)
-    t_probs = interleaved({"project": lambda p: rle_encode_probs(p, 0.5),
-                           "floor": lambda p: np.count_nonzero(p > 127)}, probs, args.repeat)
+    t_probs = interleaved(
+        {
+            "project": lambda p: rle_encode_probs(p, 0.5),
+            "floor": lambda p: np.count_nonzero(p > 127),
+        },
+        probs,
+        args.repeat,
+    )
     print(f"CPU: {cpu_model()} ({platform.machine()}, numpy {np.__version__})")
     print(f"{len(masks)} masks 1918x1280 ({source}), fastest of {args.repeat} per mask")
     print(f"rle_encode (Numba), mask:            {t_mask['project']:7.3f} ms/mask")

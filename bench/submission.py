@@ -21,6 +21,7 @@ free cores as workers (on a shared machine the rate reflects the other load too)
 
 Last line: ``ratio = <project img/s / winners' flow img/s>`` (target >= 5).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,15 @@ from rle import cpu_model  # noqa: E402
 SIZE, MODEL = (1280, 1918), (256, 384)
 CARVANA_TEST = 100_064
 MEMBERS = 4
-HEADER = {"run": "m", "split": "test", "folds": [0], "tta": "hflip", "classes": ["bg", "car"],
-          "checkpoints": {}, "resolution": "model"}
+HEADER = {
+    "run": "m",
+    "split": "test",
+    "folds": [0],
+    "tta": "hflip",
+    "classes": ["bg", "car"],
+    "checkpoints": {},
+    "resolution": "model",
+}
 
 
 def member_maps(rng: np.random.Generator) -> list[np.ndarray]:
@@ -64,14 +72,20 @@ def member_maps(rng: np.random.Generator) -> list[np.ndarray]:
     maps = []
     for m in range(MEMBERS):
         dist = ((yy - cy) / (ry * (1 + 0.02 * m))) ** 2 + ((xx - cx) / rx) ** 2
-        maps.append(np.rint(cv2.GaussianBlur((dist < 1).astype(np.float32), (5, 5), 1.2) * 255).astype(np.uint8))
+        maps.append(
+            np.rint(cv2.GaussianBlur((dist < 1).astype(np.float32), (5, 5), 1.2) * 255).astype(
+                np.uint8
+            )
+        )
     return maps
 
 
 def make_data(root: Path, images: int, pngs: bool) -> list[str]:
     """Member stores (format 2, model resolution) and, with ``pngs``, the winners' full-size PNGs."""
     rng = np.random.default_rng(0)
-    stores = [ProbStore.create(root / f"member{m}", {**HEADER, "run": f"m{m}"}) for m in range(MEMBERS)]
+    stores = [
+        ProbStore.create(root / f"member{m}", {**HEADER, "run": f"m{m}"}) for m in range(MEMBERS)
+    ]
     ids = [f"img{i:06d}" for i in range(images)]
     for image_id in ids:
         for m, (store, probs) in enumerate(zip(stores, member_maps(rng), strict=True)):
@@ -98,8 +112,13 @@ _PNG_ROOT: list[Path] = []
 
 
 def winners_row(image_id: str) -> tuple[str, str]:
-    probs = [cv2.imread(str(_PNG_ROOT[0] / f"png{m}" / f"{image_id}.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)
-             / 255.0 for m in range(MEMBERS)]
+    probs = [
+        cv2.imread(str(_PNG_ROOT[0] / f"png{m}" / f"{image_id}.png"), cv2.IMREAD_GRAYSCALE).astype(
+            np.float32
+        )
+        / 255.0
+        for m in range(MEMBERS)
+    ]
     mean = sum(probs) / len(probs)
     return f"{image_id}.jpg", kaggle_numpy((mean > 0.5).astype(np.uint8))
 
@@ -117,19 +136,28 @@ def winners(root: Path, ids: list[str], workers: int) -> float:
             _PNG_ROOT[:] = [root]
             writer.writerows(map(winners_row, ids))
         else:
-            with get_context("fork").Pool(workers, initializer=_winners_init, initargs=(root,)) as pool:
+            with get_context("fork").Pool(
+                workers, initializer=_winners_init, initargs=(root,)
+            ) as pool:
                 writer.writerows(pool.imap(winners_row, ids, chunksize=4))
     return len(ids) / (time.perf_counter() - start)
 
 
 # ---- the project --------------------------------------------------------------------------------------
-def project(root: Path, ids: list[str], workers: int, fused_store: bool = False, name: str = "project") -> float:
+def project(
+    root: Path, ids: list[str], workers: int, fused_store: bool = False, name: str = "project"
+) -> float:
     fused = None
     if fused_store:
         fused = str(ProbStore.create(root / "fused", {**HEADER, "run": "fused"}, force=True).path)
-    state = {"member_paths": [str(root / f"member{m}") for m in range(MEMBERS)], "fused_path": fused,
-             "weights": np.full(MEMBERS, 1 / MEMBERS), "fusion": "mean", "decision": Decision(0.5),
-             "format": get_format("carvana")}
+    state = {
+        "member_paths": [str(root / f"member{m}") for m in range(MEMBERS)],
+        "fused_path": fused,
+        "weights": np.full(MEMBERS, 1 / MEMBERS),
+        "fusion": "mean",
+        "decision": Decision(0.5),
+        "format": get_format("carvana"),
+    }
     start = time.perf_counter()
     with SubmissionWriter(root, name, get_format("carvana"), False, True) as writer:
         stream_test(ids, state, workers, writer)
@@ -146,19 +174,47 @@ def scale_child(images: int, workers: int, root: str) -> None:
     cpu_ms = (cpu_seconds() - before) / images * 1000
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"images": images, "rate": rate, "cpu_ms": cpu_ms, "rss_main": own, "rss_worker": children}))
+    print(
+        json.dumps(
+            {
+                "images": images,
+                "rate": rate,
+                "cpu_ms": cpu_ms,
+                "rss_main": own,
+                "rss_worker": children,
+            }
+        )
+    )
 
 
 def cpu_seconds() -> float:
     """CPU time (user + system) of this process and its finished children (the pool's workers)."""
-    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return sum(
+        r.ru_utime + r.ru_stime
+        for r in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
 
 
 def scale(images: int, workers: int) -> dict:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as sub:
-        out = subprocess.run([sys.executable, __file__, "--scale-child", str(images), "--workers", str(workers),
-                              "--root", sub], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--scale-child",
+                str(images),
+                "--workers",
+                str(workers),
+                "--root",
+                sub,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -176,28 +232,42 @@ def agreement(root: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=64, help="images for the comparison with the winners' flow")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes, both flows (0 = in-process)")
-    parser.add_argument("--scale", type=int, default=2000, help="images for the scale run (0: skip it)")
+    parser.add_argument(
+        "--images", type=int, default=64, help="images for the comparison with the winners' flow"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes, both flows (0 = in-process)"
+    )
+    parser.add_argument(
+        "--scale", type=int, default=2000, help="images for the scale run (0: skip it)"
+    )
     parser.add_argument("--scale-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--root", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale_child:
         return scale_child(args.scale_child, args.workers, args.root)
-    print(f"CPU: {cpu_model()}; {os.cpu_count()} cores; {args.workers} worker processes in both flows")
+    print(
+        f"CPU: {cpu_model()}; {os.cpu_count()} cores; {args.workers} worker processes in both flows"
+    )
     if args.scale:
         runs = [scale(n, args.workers) for n in (max(args.scale // 10, 8), args.scale)]
         for r in runs:
-            print(f"scale run, {r['images']} images x {MEMBERS} members: {r['rate']:.1f} img/s, {r['cpu_ms']:.2f} "
-                  f"CPU-ms/img; peak RSS main {r['rss_main']:.0f} MB, largest worker {r['rss_worker']:.0f} MB")
+            print(
+                f"scale run, {r['images']} images x {MEMBERS} members: {r['rate']:.1f} img/s, {r['cpu_ms']:.2f} "
+                f"CPU-ms/img; peak RSS main {r['rss_main']:.0f} MB, largest worker {r['rss_worker']:.0f} MB"
+            )
         small, large = runs
-        print(f"peak RSS {large['images']} / {small['images']} images: main {large['rss_main'] / small['rss_main']:.3f}"
-              f", worker {large['rss_worker'] / small['rss_worker']:.3f}")
+        print(
+            f"peak RSS {large['images']} / {small['images']} images: main {large['rss_main'] / small['rss_main']:.3f}"
+            f", worker {large['rss_worker'] / small['rss_worker']:.3f}"
+        )
         cores = min(max(args.workers, 1), os.cpu_count() or 1)
-        print(f"projected for Carvana's {CARVANA_TEST:,} test images: {CARVANA_TEST / large['rate'] / 60:.1f} min "
-              f"at the measured rate on this machine (load {os.getloadavg()[0]:.1f}), "
-              f"{CARVANA_TEST * large['cpu_ms'] / 1000 / cores / 60:.1f} min from the CPU time on {cores} free cores "
-              "(target < 10)")
+        print(
+            f"projected for Carvana's {CARVANA_TEST:,} test images: {CARVANA_TEST / large['rate'] / 60:.1f} min "
+            f"at the measured rate on this machine (load {os.getloadavg()[0]:.1f}), "
+            f"{CARVANA_TEST * large['cpu_ms'] / 1000 / cores / 60:.1f} min from the CPU time on {cores} free cores "
+            "(target < 10)"
+        )
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         root = Path(tmp)
         ids = make_data(root, args.images, pngs=True)
@@ -206,10 +276,14 @@ def main() -> None:
         for _ in range(2):
             base.append(winners(root, ids, args.workers))
             ours.append(project(root, ids, args.workers))
-        print(f"{len(ids)} test images 1918x1280, {MEMBERS} members; the two submissions agree to Dice "
-              f">= {agreement(root):.5f} per image (the project fuses before its one resize, the PNGs after)")
+        print(
+            f"{len(ids)} test images 1918x1280, {MEMBERS} members; the two submissions agree to Dice "
+            f">= {agreement(root):.5f} per image (the project fuses before its one resize, the PNGs after)"
+        )
         print(f"winners' flow (PNG + float mean + numpy RLE + csv): {max(base):.1f} img/s")
-        print(f"project (store + fixed-point fusion + one resize + fused threshold/RLE): {max(ours):.1f} img/s")
+        print(
+            f"project (store + fixed-point fusion + one resize + fused threshold/RLE): {max(ours):.1f} img/s"
+        )
         print(f"ratio = {max(ours) / max(base):.2f}")
 
 

@@ -9,6 +9,7 @@ binarises every image at 100 thresholds. Both optima must agree to the coarser g
 
 Last line: ``ratio = <loop time / exact time>`` (target >= 50).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,12 @@ def synthetic(n: int, seed: int = 0):
     yy, xx = np.mgrid[:1280, :1918]
     data = []
     for _ in range(n):
-        cy, cx, ry, rx = rng.uniform(500, 800), rng.uniform(800, 1100), rng.uniform(250, 400), rng.uniform(500, 800)
+        cy, cx, ry, rx = (
+            rng.uniform(500, 800),
+            rng.uniform(800, 1100),
+            rng.uniform(250, 400),
+            rng.uniform(500, 800),
+        )
         dist = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
         truth = dist < 1
         probs = 1 / (1 + np.exp(12 * (dist - 1 + rng.normal(0, 0.05))))
@@ -46,7 +52,9 @@ def synthetic(n: int, seed: int = 0):
 
 def exact(data) -> tuple[float, float]:
     hists = [histograms(p, t[None]) for p, t in data]
-    pred, tp, gt = areas_from_histograms(np.stack([a for a, _ in hists]), np.stack([b for _, b in hists]))
+    pred, tp, gt = areas_from_histograms(
+        np.stack([a for a, _ in hists]), np.stack([b for _, b in hists])
+    )
     curve = dice_table(pred[:, 0], tp[:, 0], gt[:, 0]).mean(0)
     level = int(np.argmax(curve))
     return level / 255, float(curve[level])
@@ -78,9 +86,13 @@ def main() -> None:
     t_loop = time.perf_counter() - start
     print(f"{len(data)} images, {pixels / 1e6:.1f} Mpixels")
     print(f"exact (256 levels): threshold {t_exact_thr:.4f} Dice {s_exact:.6f} in {t_exact:.3f}s")
-    print(f"numpy loop (100 thresholds): threshold {t_loop_thr:.4f} Dice {s_loop:.6f} in {t_loop:.3f}s")
+    print(
+        f"numpy loop (100 thresholds): threshold {t_loop_thr:.4f} Dice {s_loop:.6f} in {t_loop:.3f}s"
+    )
     assert s_exact >= s_loop - 1e-9, "the exact search must be at least as good as the coarse grid"
-    assert abs(t_exact_thr - t_loop_thr) <= 0.01 + 1e-9 or s_exact - s_loop < 1e-4, "optima disagree"
+    assert abs(t_exact_thr - t_loop_thr) <= 0.01 + 1e-9 or s_exact - s_loop < 1e-4, (
+        "optima disagree"
+    )
     print(f"ratio = {t_loop / t_exact:.1f}")
 
 

@@ -11,6 +11,7 @@ bf16 pays only on CPUs that compute it natively (AVX512-BF16/AMX): elsewhere it 
         [--compare tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1]   (img/s of those vs --encoder)
         [--precision bf16] [--encoder tu-tf_efficientnet_lite0 --compare ""]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,20 @@ from pipeline.train.loop import FoldSetup, FoldTrainer
 def project_loop(cfg: Config, dataset, cache: ArrayCache, epochs: int) -> float:
     torch.manual_seed(0)
     task = make_task(["background", "car"], None, 0.5)
-    setup = FoldSetup(cfg=cfg, run="bench", fold=0, fold_dir=Path(tempfile.mkdtemp()),
-                      model=build_model(cfg.model, 1), loss_fn=make_loss("bce_dice"), task=task,
-                      train_set=SegmentationSet(dataset.train, cache, "none", 0),
-                      val_set=SegmentationSet([], cache, "none", 0), cache=cache,
-                      device=torch.device("cpu"), ctx=DistContext())
+    setup = FoldSetup(
+        cfg=cfg,
+        run="bench",
+        fold=0,
+        fold_dir=Path(tempfile.mkdtemp()),
+        model=build_model(cfg.model, 1),
+        loss_fn=make_loss("bce_dice"),
+        task=task,
+        train_set=SegmentationSet(dataset.train, cache, "none", 0),
+        val_set=SegmentationSet([], cache, "none", 0),
+        cache=cache,
+        device=torch.device("cpu"),
+        ctx=DistContext(),
+    )
     trainer = FoldTrainer(setup)
     trainer.train_epoch(1)  # warm-up
     start = time.perf_counter()
@@ -50,7 +60,9 @@ def project_loop(cfg: Config, dataset, cache: ArrayCache, epochs: int) -> float:
     return epochs * len(dataset.train) / (time.perf_counter() - start)
 
 
-def bare_loop(cfg: Config, dataset, cache: ArrayCache, epochs: int, batch: int, precision: str = "fp32") -> float:
+def bare_loop(
+    cfg: Config, dataset, cache: ArrayCache, epochs: int, batch: int, precision: str = "fp32"
+) -> float:
     torch.manual_seed(0)
     model = build_model(cfg.model, 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -85,37 +97,64 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--encoder", default="resnet18")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="bf16: also time both loops under bf16 autocast")
-    parser.add_argument("--compare", default="tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1",
-                        help="encoders whose project img/s is compared with --encoder's (empty: skip)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: also time both loops under bf16 autocast",
+    )
+    parser.add_argument(
+        "--compare",
+        default="tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1",
+        help="encoders whose project img/s is compared with --encoder's (empty: skip)",
+    )
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
-        write_demo(root, DemoSpec(cars=max(1, args.images // 8), views=8, test_cars=0, size=(width, height)))
-        cfg = Config.model_validate({
-            "dataset": CarvanaData(name="bench", root=str(root)).model_dump(),
-            "model": {"encoder": args.encoder},
-            "train": {"batch_size": args.batch, "resolutions": [[height, width]], "geometry": "pad"}})
+        write_demo(
+            root,
+            DemoSpec(cars=max(1, args.images // 8), views=8, test_cars=0, size=(width, height)),
+        )
+        cfg = Config.model_validate(
+            {
+                "dataset": CarvanaData(name="bench", root=str(root)).model_dump(),
+                "model": {"encoder": args.encoder},
+                "train": {
+                    "batch_size": args.batch,
+                    "resolutions": [[height, width]],
+                    "geometry": "pad",
+                },
+            }
+        )
         dataset = open_dataset(cfg.dataset)
         cache = ArrayCache(dataset, Geometry(height, width, "pad"), Path(tmp) / "cache")
-        print(f"{len(dataset.train)} images {height}x{width}, batch {args.batch}, {args.encoder}, "
-              f"{torch.get_num_threads()} threads")
+        print(
+            f"{len(dataset.train)} images {height}x{width}, batch {args.batch}, {args.encoder}, "
+            f"{torch.get_num_threads()} threads"
+        )
         project, bare = [], []
         for _ in range(2):  # interleave to share the machine's noise
             project.append(project_loop(cfg, dataset, cache, args.epochs))
             bare.append(bare_loop(cfg, dataset, cache, args.epochs, args.batch))
         p, b = max(project), max(bare)
-        for encoder in filter(None, args.compare.split(",")):  # same loop, resolution and batch size
-            other = cfg.model_copy(update={"model": cfg.model.model_copy(update={"encoder": encoder})})
+        for encoder in filter(
+            None, args.compare.split(",")
+        ):  # same loop, resolution and batch size
+            other = cfg.model_copy(
+                update={"model": cfg.model.model_copy(update={"encoder": encoder})}
+            )
             speed = max(project_loop(other, dataset, cache, args.epochs) for _ in range(2))
-            print(f"U-Net/{encoder}: {speed:.2f} img/s = {speed / p:.2f} x U-Net/{args.encoder} ({p:.2f} img/s)")
+            print(
+                f"U-Net/{encoder}: {speed:.2f} img/s = {speed / p:.2f} x U-Net/{args.encoder} ({p:.2f} img/s)"
+            )
         print(f"project: {p:.2f} img/s   bare smp loop: {b:.2f} img/s")
         if args.precision == "fp32":
             print(f"ratio = {p / b:.3f}")
             return
-        bf16_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"precision": "bf16"})})
+        bf16_cfg = cfg.model_copy(
+            update={"train": cfg.train.model_copy(update={"precision": "bf16"})}
+        )
         pb, bb = [], []
         for _ in range(2):
             pb.append(project_loop(bf16_cfg, dataset, cache, args.epochs))

@@ -4,6 +4,7 @@ On a terminal progress is a live rich bar; without one (a log file, CI, ``nohup`
 print nothing until the end, so progress becomes a plain line at most every ``LOG_EVERY_S``
 seconds and one when the work is done.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 if not console.is_terminal:  # logs and CI: tables 120 columns wide instead of rich's default 80
@@ -26,9 +34,21 @@ class LogProgress:
     """``advance(n)`` for a log: a line ``<what>: <done>/<total> (<pct>), <elapsed>, eta <s>`` at most
     every ``every_s`` seconds, and ``done()``'s closing line with the count and the time taken."""
 
-    def __init__(self, description: str, total: int | None, every_s: float,
-                 log: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
-        self.description, self.total, self.every_s, self.log, self.clock = description, total, every_s, log, clock
+    def __init__(
+        self,
+        description: str,
+        total: int | None,
+        every_s: float,
+        log: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.description, self.total, self.every_s, self.log, self.clock = (
+            description,
+            total,
+            every_s,
+            log,
+            clock,
+        )
         self.count, self.started = 0, clock()
         self.last = self.started
 
@@ -50,7 +70,9 @@ class LogProgress:
 
     def done(self) -> None:
         if self.count:
-            self.log(f"{self.description}: {self._counted()} done in {self.clock() - self.started:.0f}s")
+            self.log(
+                f"{self.description}: {self._counted()} done in {self.clock() - self.started:.0f}s"
+            )
 
 
 @contextlib.contextmanager
@@ -62,8 +84,14 @@ def progress_bar(description: str, total: int | None) -> Iterator:
         yield progress
         progress.done()
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
@@ -74,19 +102,36 @@ class RichReporter:
 
     def __init__(self, run: str, fold: int | str, enabled: bool = True):
         refit = fold == "full"  # pipeline.paths.FULL: the full-data refit
-        self.label, self.enabled = f"{run} full-data refit" if refit else f"{run} fold {fold}", enabled
+        self.label, self.enabled = (
+            f"{run} full-data refit" if refit else f"{run} fold {fold}",
+            enabled,
+        )
         self.bar: Progress | None = None
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         if not self.enabled:
             return
-        self.epoch, self.epochs, self.images, self.loss, self.started = epoch, epochs, 0, 0.0, time.perf_counter()
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.1f} img/s  eta"),
-                   TimeRemainingColumn())
-        self.bar = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+        self.epoch, self.epochs, self.images, self.loss, self.started = (
+            epoch,
+            epochs,
+            0,
+            0.0,
+            time.perf_counter(),
+        )
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.1f} img/s  eta"),
+            TimeRemainingColumn(),
+        )
+        self.bar = Progress(
+            *columns, console=console, transient=True, disable=not console.is_terminal
+        )
         self.bar.start()
-        self.task = self.bar.add_task(f"{self.label} epoch {epoch}/{epochs}", total=steps, loss=0.0, ips=0.0)
+        self.task = self.bar.add_task(
+            f"{self.label} epoch {epoch}/{epochs}", total=steps, loss=0.0, ips=0.0
+        )
 
     def step(self, images: int, loss: float) -> None:
         if not self.bar:
@@ -101,9 +146,11 @@ class RichReporter:
             return
         if self.bar:
             self.bar.stop()
-        console.print(f"{self.label} epoch {record.epoch}/{self.epochs}: train {record.train_loss:.4f}  "
-                      f"{validation(record, best)}  lr {record.lr:.1e}  {record.img_per_s:.1f} img/s  "
-                      f"{record.seconds:.0f}s{' [green]*best*[/green]' if validated(record) and best else ''}")
+        console.print(
+            f"{self.label} epoch {record.epoch}/{self.epochs}: train {record.train_loss:.4f}  "
+            f"{validation(record, best)}  lr {record.lr:.1e}  {record.img_per_s:.1f} img/s  "
+            f"{record.seconds:.0f}s{' [green]*best*[/green]' if validated(record) and best else ''}"
+        )
 
 
 def validated(record) -> bool:
@@ -115,7 +162,13 @@ def validation(record, best: bool) -> str:
     """The validation part of an epoch line; for a full-data refit, what is true instead: nothing was
     validated, and model.pt is the latest epoch (``best``: the epoch was kept)."""
     if not validated(record):
-        return "no validation images (full-data refit)" + ("; model.pt = this epoch" if best else "")
+        return "no validation images (full-data refit)" + (
+            "; model.pt = this epoch" if best else ""
+        )
     extra = record.extra or {}
-    multi = f"  mIoU {extra['miou']:.4f}  acc {extra['acc']:.4f}  CE {extra['ce']:.4f}" if "miou" in extra else ""
+    multi = (
+        f"  mIoU {extra['miou']:.4f}  acc {extra['acc']:.4f}  CE {extra['ce']:.4f}"
+        if "miou" in extra
+        else ""
+    )
     return f"val {record.val_loss:.4f}  dice {record.val_dice:.4f}{multi}"

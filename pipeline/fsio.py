@@ -11,6 +11,7 @@ so a teammate's account or a container with another user id reads what was writt
 permission) is one :class:`PipelineError` naming the path (:func:`write_error`), with the temp file
 removed and the old file, if any, left as it was.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -89,10 +90,14 @@ def remove_stale_temps(folder: Path, suffix: str = ".tmp") -> list[Path]:
             pid = match.group(1)
             if pid is not None and (int(pid) == os.getpid() or _alive(int(pid))):
                 continue
-            if pid is None and (suffix != ".tmp" or time.time() - entry.stat().st_mtime < _LEGACY_AGE_S):
+            if pid is None and (
+                suffix != ".tmp" or time.time() - entry.stat().st_mtime < _LEGACY_AGE_S
+            ):
                 continue
             with contextlib.suppress(FileNotFoundError):
-                shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+                shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(
+                    entry.path
+                )
                 removed.append(Path(entry.path))
     return removed
 
@@ -114,7 +119,9 @@ def make_temp(path: Path, suffix: str = ".tmp", directory: bool = False) -> Path
             if directory:
                 os.mkdir(tmp, 0o777)  # less the umask, as for any new folder
             else:
-                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # less the umask
+                os.close(
+                    os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+                )  # less the umask
         except FileExistsError:
             continue
         return tmp
@@ -122,7 +129,9 @@ def make_temp(path: Path, suffix: str = ".tmp", directory: bool = False) -> Path
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", durable: bool = True, **kwargs) -> Iterator[IO]:
+def atomic_open(
+    path: str | os.PathLike, mode: str = "w", durable: bool = True, **kwargs
+) -> Iterator[IO]:
     """Open a temp file beside ``path``; on clean exit fsync (when ``durable``) and rename it onto ``path``.
 
     The rename alone makes the write atomic for a killed process; the fsync also survives a power
@@ -144,7 +153,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", durable: bool = True, 
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if is_write_error(err):  # a full disk surfaces in write(), flush() or close(): name the target
+        if is_write_error(
+            err
+        ):  # a full disk surfaces in write(), flush() or close(): name the target
             raise write_error(err, path) from None
         raise
 
@@ -161,7 +172,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = Tru
         fh.write(data)
 
 
-def read_json(path: str | os.PathLike, fix: str = "rerun the stage that writes it", optional: bool = False) -> dict:
+def read_json(
+    path: str | os.PathLike, fix: str = "rerun the stage that writes it", optional: bool = False
+) -> dict:
     """A JSON object from ``path`` (``{}`` when ``optional`` and absent); anything unreadable is one line."""
     path = Path(path)
     if optional and not path.is_file():
@@ -171,7 +184,9 @@ def read_json(path: str | os.PathLike, fix: str = "rerun the stage that writes i
     except FileNotFoundError:
         raise PipelineError(f"{path}: file not found; {fix}") from None
     except (OSError, ValueError) as err:  # ValueError: bad JSON and bad UTF-8 alike
-        raise PipelineError(f"{path}: unreadable JSON ({type(err).__name__}: {err}); {fix}") from None
+        raise PipelineError(
+            f"{path}: unreadable JSON ({type(err).__name__}: {err}); {fix}"
+        ) from None
     if not isinstance(data, dict):
         raise PipelineError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
     return data

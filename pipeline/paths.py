@@ -12,6 +12,7 @@ All locations are relative to ``root`` (the working directory by default)::
     artifacts/cache/<dataset>/<HxW>/
     submissions/<name>.csv(.gz), submissions/<name>.json, submissions/ledger.csv
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ def check_name(name: str, what: str) -> str:
     """``name`` if it names something inside its folder, else a PipelineError naming ``what``."""
     problem = name_problem(name)
     if problem:
-        raise PipelineError(f"{what} {name!r}: {problem}; it names a folder inside artifacts/ or submissions/")
+        raise PipelineError(
+            f"{what} {name!r}: {problem}; it names a folder inside artifacts/ or submissions/"
+        )
     return name
 
 
@@ -188,7 +191,9 @@ class Layout:
         folder = self.run(run) if run else self.ensemble(ensemble)
         if not folder.exists():
             what = f"run '{run}'" if run else f"ensemble '{ensemble}'"
-            raise PipelineError(f"{folder.path}: {what} not found (no config.yaml); train/ensemble it first")
+            raise PipelineError(
+                f"{folder.path}: {what} not found (no config.yaml); train/ensemble it first"
+            )
         return folder
 
     def source_dir(self, run: str | None, ensemble: str | None) -> Path:

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny generated datasets (tests never read ../shared)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,12 +28,17 @@ def save_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path)
 
 
-def make_folder_dataset(root: Path, n: int = 6, classes: int = 2, mask_scale: int = 1, seed: int = 0) -> Path:
+def make_folder_dataset(
+    root: Path, n: int = 6, classes: int = 2, mask_scale: int = 1, seed: int = 0
+) -> Path:
     """images/<seq>_<i>.png + masks/<seq>_<i>.png with values 0..classes-1 (times mask_scale)."""
     rng = np.random.default_rng(seed)
     for i in range(n):
         stem = f"seq{i % 3}_{i:03d}"
-        save_png(root / "images" / f"{stem}.png", rng.integers(0, 255, (TINY[1], TINY[0], 3), dtype=np.uint8))
+        save_png(
+            root / "images" / f"{stem}.png",
+            rng.integers(0, 255, (TINY[1], TINY[0], 3), dtype=np.uint8),
+        )
         mask = rng.integers(0, classes, (TINY[1], TINY[0])).astype(np.uint8) * mask_scale
         save_png(root / "masks" / f"{stem}.png", mask)
     return root
@@ -45,10 +51,18 @@ def write_config(path: Path, text: str) -> Path:
 
 def tiny_train_config(path: Path, data_root: Path, **train) -> Path:
     """A config that trains a small Unet on the tiny dataset in seconds."""
-    options = {"resolutions": [[64, 96]], "geometry": "pad", "epochs": 3, "batch_size": 4, "seed": 3}
+    options = {
+        "resolutions": [[64, 96]],
+        "geometry": "pad",
+        "epochs": 3,
+        "batch_size": 4,
+        "seed": 3,
+    }
     options.update(train)
     train_yaml = "\n".join(f"  {k}: {v}" for k, v in options.items())
-    return write_config(path, f"""name: tiny
+    return write_config(
+        path,
+        f"""name: tiny
 dataset: {{layout: carvana, name: tiny, root: {data_root}}}
 folds: {{k: 2, seed: 0}}
 model:
@@ -61,7 +75,8 @@ loss: {{name: bce_dice}}
 optim: {{name: adam, lr: 0.003, scheduler: plateau}}
 train:
 {train_yaml}
-""")
+""",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ records which file it was committing and how many bytes it held, then sleeps, an
 kills it with SIGKILL. At that moment the data of the write in flight is written but the write
 has not finished, so a non-atomic writer would leave it under its final name.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,21 +39,29 @@ cli()
 """
 
 
-def kill_during_write(args: list[str], cwd: Path, match: str, skip: int, timeout: float = 240,
-                      env: dict | None = None) -> dict:
+def kill_during_write(
+    args: list[str], cwd: Path, match: str, skip: int, timeout: float = 240, env: dict | None = None
+) -> dict:
     """Run ``pipeline *args`` in ``cwd``; SIGKILL it while it commits the (skip+1)-th file matching
     ``match``. Returns ``{"path": file being written, "bytes": its size}`` at the kill."""
     marker = cwd / ".kill_marker.json"
     marker.unlink(missing_ok=True)
     cmd = [sys.executable, "-c", _HOOK, str(marker), match, str(skip), *args]
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + timeout
     try:
         while not marker.exists():
             if proc.poll() is not None:
-                raise AssertionError(f"exited ({proc.returncode}) before the write:\n"
-                                     f"{proc.stdout.read().decode(errors='replace')[-4000:]}")
+                raise AssertionError(
+                    f"exited ({proc.returncode}) before the write:\n"
+                    f"{proc.stdout.read().decode(errors='replace')[-4000:]}"
+                )
             if time.time() > deadline:
                 raise AssertionError("the watched write never started")
             time.sleep(0.05)

@@ -9,6 +9,7 @@ prediction is reused.
 4. ``predict`` refuses fold models trained on other folds than the folds table gives now;
 5. a store entry is reused only while its checkpoint, TTA, precision and image file are unchanged.
 """
+
 import contextlib
 import csv
 import json
@@ -32,8 +33,15 @@ from tests.conftest import copy_project, write_config
 
 RUN = "tiny_64x96"
 ONE_MEMBER = f"name: tiny-ens\nmembers: [{{run: {RUN}}}]\nworkers: 0\nqa: false\n"
-HEADER = {"run": "r", "split": "oof", "folds": [0], "tta": "none", "classes": ["bg", "car"],
-          "checkpoints": {}, "resolution": "model"}
+HEADER = {
+    "run": "r",
+    "split": "oof",
+    "folds": [0],
+    "tta": "none",
+    "classes": ["bg", "car"],
+    "checkpoints": {},
+    "resolution": "model",
+}
 
 
 def invoke(*args):
@@ -52,8 +60,13 @@ def _two_blobs_store(tmp_path):
     store.write("a", probs)
     store.finalize([("a", 20, 30)])
     sample = SimpleNamespace(image_id="a")
-    dataset = SimpleNamespace(train=[sample], read_mask=lambda s: truth, ignore_index=None,
-                              classes=["bg", "car"], num_classes=2)
+    dataset = SimpleNamespace(
+        train=[sample],
+        read_mask=lambda s: truth,
+        ignore_index=None,
+        classes=["bg", "car"],
+        num_classes=2,
+    )
     return store, dataset, probs[0], truth
 
 
@@ -90,14 +103,23 @@ def _applied_oof_dice(project, name: str, decision: Decision) -> float:
     dataset = open_dataset(load_config("tiny.yaml").dataset)
     store = ProbStore.open(Layout(project).ensemble(name).store("oof"))
     by_id = {s.image_id: s for s in dataset.train}
-    return float(np.mean([dice_score(decision.mask(store.read(i)[0]),
-                                     dataset.read_mask(by_id[i]) == 1) for i in store.ids()]))
+    return float(
+        np.mean(
+            [
+                dice_score(decision.mask(store.read(i)[0]), dataset.read_mask(by_id[i]) == 1)
+                for i in store.ids()
+            ]
+        )
+    )
 
 
-@pytest.mark.parametrize("fixed", [
-    "threshold: 0.05\nmin_area: tune\ncleanup: tune\n",  # part fixed: a poor threshold, on purpose
-    "threshold: 0.05\nmin_area: 40\ncleanup: true\n",  # all fixed: still scored
-])
+@pytest.mark.parametrize(
+    "fixed",
+    [
+        "threshold: 0.05\nmin_area: tune\ncleanup: tune\n",  # part fixed: a poor threshold, on purpose
+        "threshold: 0.05\nmin_area: 40\ncleanup: true\n",  # all fixed: still scored
+    ],
+)
 def test_the_ensemble_reports_the_oof_dice_of_the_decision_it_applied(project, fixed):
     write_config(project / "ens.yaml", f"{ONE_MEMBER}{fixed}")
     result = invoke("ensemble", "ens.yaml")
@@ -110,8 +132,9 @@ def test_the_ensemble_reports_the_oof_dice_of_the_decision_it_applied(project, f
     if "min_area: tune" in fixed:  # searched at 0.05: no other min area does better there
         searched = Layout(project).ensemble("tiny-ens").thresholds()
         grid = json.loads(searched.read_text())["min_area_grid"]
-        others = [_applied_oof_dice(project, "tiny-ens", Decision(0.05, a, applied.cleanup))
-                  for a in grid]
+        others = [
+            _applied_oof_dice(project, "tiny-ens", Decision(0.05, a, applied.cleanup)) for a in grid
+        ]
         assert want >= max(others) - 1e-12
     with open(project / "submissions" / "ledger.csv", newline="") as fh:
         row = list(csv.DictReader(fh))[-1]
@@ -141,9 +164,12 @@ def test_weights_are_fitted_on_the_maps_the_fused_store_holds(project, monkeypat
             super().add(fused, mask)
 
     monkeypatch.setattr(stage, "BinaryScorer", Recording)
-    write_config(project / "ens.yaml", f"name: tiny-ens\nmembers: [{{run: {RUN}}}, "
-                 "{run: tiny2_64x96}]\nweights: fit\nfit_grid: [0.5]\nfit_rounds: 1\n"
-                 "cleanup: false\nworkers: 0\nqa: false\n")
+    write_config(
+        project / "ens.yaml",
+        f"name: tiny-ens\nmembers: [{{run: {RUN}}}, "
+        "{run: tiny2_64x96}]\nweights: fit\nfit_grid: [0.5]\nfit_rounds: 1\n"
+        "cleanup: false\nworkers: 0\nqa: false\n",
+    )
     result = invoke("ensemble", "ens.yaml")  # one candidate (equal weights): one scorer, one pass
     assert result.exit_code == 0, result.output
     fused = ProbStore.open(Layout(project).ensemble("tiny-ens").store("oof"))
@@ -161,8 +187,9 @@ def test_tune_ensemble_writes_the_decision_ensemble_writes(project):
     assert result.exit_code == 0, result.output
     again = json.loads(folder.decision().read_text())
     assert again["made_by"] == "tune" and first["made_by"] == "ensemble"
-    assert {k: again[k] for k in ("decision", "inputs", "oof_score", "metric")} == \
-        {k: first[k] for k in ("decision", "inputs", "oof_score", "metric")}
+    assert {k: again[k] for k in ("decision", "inputs", "oof_score", "metric")} == {
+        k: first[k] for k in ("decision", "inputs", "oof_score", "metric")
+    }
     applied = Decision(**{k: again["decision"][k] for k in ("threshold", "min_area", "cleanup")})
     assert again["decision"]["threshold"] == 0.05
     want = _applied_oof_dice(project, "tiny-ens", applied)
@@ -218,6 +245,7 @@ def test_a_fold_retrained_with_another_setting_is_no_leak(project):
 def test_store_entries_are_reused_only_while_what_made_them_is_unchanged(project, monkeypatch):
     written = []
     original = ProbStore.write
+
     def write(self, image_id, *rest):
         written.append((self.path.name, image_id))
         original(self, image_id, *rest)

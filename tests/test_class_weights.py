@@ -1,4 +1,5 @@
 """Per-class argmax weights tuned on OOF mIoU: hand-made cases and the never-lower guarantee."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -41,8 +42,10 @@ def test_an_under_predicted_thin_class_is_raised():
 @given(st.integers(0, 10_000), st.integers(2, 5))
 def test_tuned_weights_never_lower_oof_miou(seed, classes):
     rng = np.random.default_rng(seed)
-    pairs = [(rng.integers(0, 256, (classes, 9, 7), dtype=np.uint8), rng.integers(0, classes, (9, 7)))
-             for _ in range(3)]
+    pairs = [
+        (rng.integers(0, 256, (classes, 9, 7), dtype=np.uint8), rng.integers(0, classes, (9, 7)))
+        for _ in range(3)
+    ]
     tuned = tune_class_weights(pairs, classes, None, stride=3)
     assert tuned.miou >= tuned.miou_plain
     assert tuned.miou_plain == pytest.approx(full_miou(pairs, classes, None, None))

@@ -26,7 +26,9 @@ def test_every_command_help(name):
 
 
 def test_python_dash_m():
-    out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=True
+    )
     assert "folds" in out.stdout
 
 
@@ -37,9 +39,16 @@ def test_demo_data_layout_and_determinism(tmp_path):
         result = runner.invoke(cli, ["demo-data", str(tmp_path / out), *args])
         assert result.exit_code == 0, result.output
     a, b = tmp_path / "a", tmp_path / "b"
-    assert sorted(p.name for p in a.iterdir()) == ["sample_submission.csv", "test", "train", "train_masks",
-                                                 "train_masks.csv"]
-    assert len(list((a / "train").glob("*.jpg"))) == 6 and len(list((a / "test").glob("*.jpg"))) == 3
+    assert sorted(p.name for p in a.iterdir()) == [
+        "sample_submission.csv",
+        "test",
+        "train",
+        "train_masks",
+        "train_masks.csv",
+    ]
+    assert (
+        len(list((a / "train").glob("*.jpg"))) == 6 and len(list((a / "test").glob("*.jpg"))) == 3
+    )
     for f in sorted(a.rglob("*.*")):
         assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f
     mask = np.array(Image.open(next((a / "train_masks").glob("*_mask.gif"))))

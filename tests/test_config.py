@@ -63,11 +63,16 @@ def test_base_cycle_is_an_error(tmp_path):
         ("extra=1", r"unknown key 'extra'; valid keys here: name, dataset, folds"),
         ("folds.k=abc", r"key 'folds.k': .*integer.*got 'abc'"),
         ("folds.k=1", r"key 'folds.k': .*greater than or equal to 2"),
-        ("dataset.layout=zip",
-         r"key 'dataset.layout' must be one of 'carvana', 'folder', 'comma10k', 'cityscapes', got 'zip'"),
+        (
+            "dataset.layout=zip",
+            r"key 'dataset.layout' must be one of 'carvana', 'folder', 'comma10k', 'cityscapes', got 'zip'",
+        ),
         ("name=a/b", r"key 'name'"),
         ("augment.crop=[100, 64]", r"key 'augment.crop'.*multiples of 32"),
-        ("augment.crop=[512, 64]", r"augment.crop \[512, 64\] is larger than train.resolutions entry \[256, 256\]"),
+        (
+            "augment.crop=[512, 64]",
+            r"augment.crop \[512, 64\] is larger than train.resolutions entry \[256, 256\]",
+        ),
     ],
 )
 def test_bad_keys_and_types_name_the_key(tmp_path, override, message):
@@ -85,7 +90,11 @@ def test_malformed_set_is_an_error(text):
 
 def test_set_values_are_yaml_typed():
     assert parse_overrides(["a.b=3", "c=null", "d=[1, 2]", "e=x"]) == [
-        (["a", "b"], 3), (["c"], None), (["d"], [1, 2]), (["e"], "x")]
+        (["a", "b"], 3),
+        (["c"], None),
+        (["d"], [1, 2]),
+        (["e"], "x"),
+    ]
 
 
 def test_cli_prints_config_error_as_one_line(tmp_path):
@@ -108,18 +117,23 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("override, names", [
-    ("model.arch=Unett", "'Unet', 'UnetPlusPlus'"),
-    ("loss.name=bcedice", "'bce_dice'"),
-    ("augment.preset=carvanna", "'carvana'"),
-    ("predict.tta=flips", "'hflip', 'flip' or 'd4'"),
-])
+@pytest.mark.parametrize(
+    "override, names",
+    [
+        ("model.arch=Unett", "'Unet', 'UnetPlusPlus'"),
+        ("loss.name=bcedice", "'bce_dice'"),
+        ("augment.preset=carvanna", "'carvana'"),
+        ("predict.tta=flips", "'hflip', 'flip' or 'd4'"),
+    ],
+)
 def test_config_command_rejects_a_registry_typo_listing_the_valid_names(override, names):
     """Registry names are checked when the config loads, not when the stage that uses them runs."""
     config = Path(__file__).parents[1] / "configs" / "demo.yaml"
     result = CliRunner().invoke(cli, ["config", str(config), "--set", override])
     key = override.split("=")[0]
-    assert result.exit_code == 1 and f"key '{key}'" in result.output and names in result.output, result.output
+    assert result.exit_code == 1 and f"key '{key}'" in result.output and names in result.output, (
+        result.output
+    )
 
 
 def test_ensemble_format_typo_is_rejected_when_the_config_loads(tmp_path):
@@ -131,22 +145,50 @@ def test_ensemble_format_typo_is_rejected_when_the_config_loads(tmp_path):
 def test_model_kwargs_the_architecture_does_not_accept_are_rejected_when_the_config_loads():
     """smp would hand an unknown name to the encoder, which drops it: `pipeline config` already says so."""
     config = Path(__file__).parents[1] / "configs" / "demo.yaml"
-    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.kwargs={decoder_chanels: [16, 8]}"])
+    result = CliRunner().invoke(
+        cli, ["config", str(config), "--set", "model.kwargs={decoder_chanels: [16, 8]}"]
+    )
     lines = result.output.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
-    assert "key 'model.kwargs'" in lines[0] and "Unet does not accept 'decoder_chanels'; it accepts " in lines[0]
-    assert "decoder_channels" in lines[0] and "encoder_depth" in lines[0] and "encoder_name" not in lines[0]
+    assert (
+        "key 'model.kwargs'" in lines[0]
+        and "Unet does not accept 'decoder_chanels'; it accepts " in lines[0]
+    )
+    assert (
+        "decoder_channels" in lines[0]
+        and "encoder_depth" in lines[0]
+        and "encoder_name" not in lines[0]
+    )
     # another architecture, another signature: FPN has no decoder_channels
-    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.arch=FPN",
-                                      "--set", "model.kwargs={decoder_channels: [16, 8]}"])
-    assert result.exit_code == 1 and "FPN does not accept 'decoder_channels'" in result.output, result.output
+    result = CliRunner().invoke(
+        cli,
+        [
+            "config",
+            str(config),
+            "--set",
+            "model.arch=FPN",
+            "--set",
+            "model.kwargs={decoder_channels: [16, 8]}",
+        ],
+    )
+    assert result.exit_code == 1 and "FPN does not accept 'decoder_channels'" in result.output, (
+        result.output
+    )
     assert "decoder_pyramid_channels" in result.output
-    result = CliRunner().invoke(cli, ["config", str(config), "--set", "model.kwargs={encoder_depth: 3}"])
+    result = CliRunner().invoke(
+        cli, ["config", str(config), "--set", "model.kwargs={encoder_depth: 3}"]
+    )
     assert result.exit_code == 0 and "encoder_depth: 3" in result.output, result.output
     # arguments smp accepts but the pipeline decides (they would break training or the stores)
-    for key, why in (("in_channels: 1", "3-channel RGB"), ("activation: sigmoid", "raw logits"),
-                     ("aux_params: {classes: 2}", "masks only"), ("classes: 3", "dataset's classes")):
-        result = CliRunner().invoke(cli, ["config", str(config), "--set", f"model.kwargs={{{key}}}"])
+    for key, why in (
+        ("in_channels: 1", "3-channel RGB"),
+        ("activation: sigmoid", "raw logits"),
+        ("aux_params: {classes: 2}", "masks only"),
+        ("classes: 3", "dataset's classes"),
+    ):
+        result = CliRunner().invoke(
+            cli, ["config", str(config), "--set", f"model.kwargs={{{key}}}"]
+        )
         lines = result.output.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1 and why in lines[0], result.output
         assert f"'{key.split(':')[0]}' is not settable here" in lines[0]
@@ -165,9 +207,13 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_config_command_prints_every_shipped_config_and_the_output_loads_again(path, tmp_path, monkeypatch):
+def test_config_command_prints_every_shipped_config_and_the_output_loads_again(
+    path, tmp_path, monkeypatch
+):
     """Experiment configs, ensemble configs (members) and recipes (steps) each load with their schema."""
-    monkeypatch.chdir(path.parents[1])  # a recipe's step configs are relative to the repository root
+    monkeypatch.chdir(
+        path.parents[1]
+    )  # a recipe's step configs are relative to the repository root
     result = CliRunner().invoke(cli, ["config", str(path)])
     assert result.exit_code == 0, result.output
     dumped = write_config(tmp_path / path.name, result.output)
@@ -175,13 +221,19 @@ def test_config_command_prints_every_shipped_config_and_the_output_loads_again(p
 
 
 def test_config_command_resolves_an_ensemble_config_and_a_recipe(tmp_path):
-    ensemble = write_config(tmp_path / "e.yaml", "name: e\nmembers: [{run: a}, {run: b, weight: 2}]\n")
+    ensemble = write_config(
+        tmp_path / "e.yaml", "name: e\nmembers: [{run: a}, {run: b, weight: 2}]\n"
+    )
     result = CliRunner().invoke(cli, ["config", str(ensemble), "--set", "threshold=0.4"])
     assert result.exit_code == 0, result.output
-    assert "threshold: 0.4\n" in result.output and "min_area: tune\n" in result.output  # defaults resolved
+    assert (
+        "threshold: 0.4\n" in result.output and "min_area: tune\n" in result.output
+    )  # defaults resolved
     assert "weight: 2.0" in result.output and "format: carvana" in result.output
     assert isinstance(load_config(ensemble, schema=None), EnsembleConfig)
-    recipe = write_config(tmp_path / "r.yaml", "name: r\nsteps:\n  - train: configs/demo.yaml\n    full: true\n")
+    recipe = write_config(
+        tmp_path / "r.yaml", "name: r\nsteps:\n  - train: configs/demo.yaml\n    full: true\n"
+    )
     with contextlib.chdir(Path(__file__).parents[1]):  # step configs are checked too, cwd-relative
         result = CliRunner().invoke(cli, ["config", str(recipe)])
     assert result.exit_code == 0, result.output
@@ -189,13 +241,25 @@ def test_config_command_resolves_an_ensemble_config_and_a_recipe(tmp_path):
     assert isinstance(load_config(recipe, schema=None), Recipe)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: e\nmembers: [{run: a}]\nformat: carvanna\n", "key 'format'"),
-    ("name: e\nmembers: [{run: a}]\nthreshhold: 0.4\n", "unknown key 'threshhold'; valid keys here: name, members"),
-    ("name: r\nsteps:\n  - train: x.yaml\n    ful: true\n", "unknown key 'steps[0].ful'; valid keys here: train, full"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: e\nmembers: [{run: a}]\nformat: carvanna\n", "key 'format'"),
+        (
+            "name: e\nmembers: [{run: a}]\nthreshhold: 0.4\n",
+            "unknown key 'threshhold'; valid keys here: name, members",
+        ),
+        (
+            "name: r\nsteps:\n  - train: x.yaml\n    ful: true\n",
+            "unknown key 'steps[0].ful'; valid keys here: train, full",
+        ),
+    ],
+)
 def test_config_command_checks_ensembles_and_recipes_against_their_schema(tmp_path, text, message):
     path = write_config(tmp_path / "c.yaml", text)
     result = CliRunner().invoke(cli, ["config", str(path)])
-    assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1, (
-        result.output)
+    assert (
+        result.exit_code == 1
+        and message in result.output
+        and len(result.output.strip().splitlines()) == 1
+    ), result.output

@@ -27,7 +27,9 @@ def test_car_is_distinguishable_but_not_trivially():
         image, mask = render_view(car, 2, 16, (160, 96), rng)
         gray, ring = image.mean(-1), np.ones((3, 3), np.uint8)
         inside, outside = mask - cv2.erode(mask, ring), cv2.dilate(mask, ring) - mask
-        gaps.append(abs(gray[inside == 1].mean() - gray[outside == 1].mean()))  # contrast across the outline
+        gaps.append(
+            abs(gray[inside == 1].mean() - gray[outside == 1].mean())
+        )  # contrast across the outline
     assert max(gaps) > 100  # some cars contrast strongly
     assert min(gaps) < 45  # and some are close to the studio background
 

@@ -26,14 +26,18 @@ def _frames(seed: int, n: int, size=TINY, **kwargs):
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_class_constants_follow_comma10k():
     assert CLASSES == ["road", "lane_markings", "undrivable", "movable", "my_car"]
     assert (ROAD, LANE_MARKINGS, UNDRIVABLE, MOVABLE, MY_CAR) == (0, 1, 2, 3, 4)
     assert PALETTE[0] == (0x40, 0x20, 0x20) and PALETTE[4] == (0xCC, 0x00, 0xFF)
-    assert mask_to_rgb(np.arange(5, dtype=np.uint8)[None]).tolist() == [[list(PALETTE[k]) for k in range(5)]]
+    assert mask_to_rgb(np.arange(5, dtype=np.uint8)[None]).tolist() == [
+        [list(PALETTE[k]) for k in range(5)]
+    ]
 
 
 @pytest.mark.parametrize("size", [(96, 64), (64, 96), (32, 24), (33, 25), (582, 437)])
@@ -56,11 +60,19 @@ def test_every_class_appears_and_sits_where_a_dashcam_sees_it():
     for _, mask in frames:
         assert {ROAD, UNDRIVABLE, MY_CAR} <= set(np.unique(mask))  # in every frame
         assert (mask[0] == UNDRIVABLE).all()  # sky or buildings at the top
-        assert (mask[-1] == MY_CAR).all() and not (mask[: int(0.6 * height)] == MY_CAR).any()  # hood at the bottom
-        assert not np.isin(mask[: int(0.36 * height)], [ROAD, LANE_MARKINGS]).any()  # road only below the horizon
+        assert (mask[-1] == MY_CAR).all() and not (
+            mask[: int(0.6 * height)] == MY_CAR
+        ).any()  # hood at the bottom
+        assert not np.isin(
+            mask[: int(0.36 * height)], [ROAD, LANE_MARKINGS]
+        ).any()  # road only below the horizon
         hood_top = np.flatnonzero(mask[:, width // 2] == MY_CAR)[0]
         assert hood_top > 0.6 * height and (mask[hood_top:, width // 2] == MY_CAR).all()
-        assert mask[hood_top - 2, width // 2] in (ROAD, LANE_MARKINGS, MOVABLE)  # our lane (or a car in it)
+        assert mask[hood_top - 2, width // 2] in (
+            ROAD,
+            LANE_MARKINGS,
+            MOVABLE,
+        )  # our lane (or a car in it)
         assert (mask == LANE_MARKINGS).mean() < 0.05  # lane lines are thin
 
 
@@ -73,7 +85,9 @@ def test_cars_shrink_towards_the_horizon():
     rng = np.random.default_rng(3)
     size, rows = (240, 160), []
     for _ in range(16):
-        drive = replace(random_drive(rng), town=False, curve=0.0)  # no people: one component = one car
+        drive = replace(
+            random_drive(rng), town=False, curve=0.0
+        )  # no people: one component = one car
         _, mask = render_scene(rng, size, drive, cars=1)
         ys = np.flatnonzero((mask == MOVABLE).any(1))
         if len(ys):
@@ -84,7 +98,9 @@ def test_cars_shrink_towards_the_horizon():
     # pinhole: height / (bottom - horizon) = roof height / camera height (1.15..1.56), give or take a pixel
     # of pitch shake and rounding at each end
     big = below >= 8
-    assert big.sum() >= 8 and np.all((height[big] / below[big] > 0.9) & (height[big] / below[big] < 2.0))
+    assert big.sum() >= 8 and np.all(
+        (height[big] / below[big] > 0.9) & (height[big] / below[big] < 2.0)
+    )
 
 
 def test_some_cars_are_painted_close_to_the_road():
@@ -92,16 +108,25 @@ def test_some_cars_are_painted_close_to_the_road():
     rng, gaps = np.random.default_rng(4), []
     for _ in range(50):
         cars = random_cars(rng, 4, [-3.5, 0.0, 3.5], road)
-        assert [c.z for c in cars] == sorted((c.z for c in cars), reverse=True)  # far first: painter's order
+        assert [c.z for c in cars] == sorted(
+            (c.z for c in cars), reverse=True
+        )  # far first: painter's order
         gaps += [np.abs(np.subtract(c.paint, road)).max() for c in cars]
     assert len(gaps) == 200 and 0.15 < np.mean(np.array(gaps) < 30) < 0.5
 
 
 def test_image_edges_are_antialiased_but_mask_edges_are_not():
     image, mask = _frames(5, 1, (192, 128))[0]
-    edge = cv2.morphologyEx((mask == ROAD).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    edge = (
+        cv2.morphologyEx(
+            (mask == ROAD).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)
+        )
+        > 0
+    )
     assert edge.any() and set(np.unique(mask[edge])) <= set(range(5))
-    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 1000  # textures, blends and noise, not flat fills
+    assert (
+        len(np.unique(image.reshape(-1, 3), axis=0)) > 1000
+    )  # textures, blends and noise, not flat fills
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
@@ -116,7 +141,13 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 def test_comma10k_layout(tmp_path):
     info = write_driving(tmp_path / "d", DrivingSpec(frames=9, size=TINY, seed=0, test_frames=3))
-    assert info == {"train": 9, "test": 3, "drives": 4, "layout": "comma10k", "root": str(tmp_path / "d")}
+    assert info == {
+        "train": 9,
+        "test": 3,
+        "drives": 4,
+        "layout": "comma10k",
+        "root": str(tmp_path / "d"),
+    }
     imgs = sorted((tmp_path / "d" / "imgs").iterdir())
     assert [p.name for p in imgs] == sorted(p.name for p in (tmp_path / "d" / "masks").iterdir())
     assert len(imgs) == 9 and len(list((tmp_path / "d" / "test_imgs").iterdir())) == 3
@@ -135,7 +166,9 @@ def test_comma10k_layout(tmp_path):
 
 
 def test_folder_layout_has_class_id_masks(tmp_path):
-    write_driving(tmp_path / "d", DrivingSpec(frames=8, size=(64, 48), seed=2, layout="folder", test_frames=1))
+    write_driving(
+        tmp_path / "d", DrivingSpec(frames=8, size=(64, 48), seed=2, layout="folder", test_frames=1)
+    )
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["images", "masks", "test"]
     values = set()
     for path in sorted((tmp_path / "d" / "masks").iterdir()):
@@ -161,7 +194,9 @@ def test_refuses_to_overwrite_a_non_empty_folder(tmp_path):
     with pytest.raises(PipelineError, match="not empty"):
         write_driving(tmp_path / "d", DrivingSpec(frames=1, size=TINY))
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["keep.txt"]
-    write_driving(tmp_path / "empty", DrivingSpec(frames=1, size=TINY))  # an empty or new folder is fine
+    write_driving(
+        tmp_path / "empty", DrivingSpec(frames=1, size=TINY)
+    )  # an empty or new folder is fine
 
 
 @pytest.mark.parametrize(

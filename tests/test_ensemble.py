@@ -36,12 +36,18 @@ def predicted(tiny_project, tmp_path_factory):
     work = copy_project(tiny_project, tmp_path_factory.mktemp("ens") / "work")
     with contextlib.chdir(work):
         assert invoke("predict", "tiny.yaml").exit_code == 0
-        first, second = work / "artifacts" / "runs" / RUN, work / "artifacts" / "runs" / "tiny2_64x96"
+        first, second = (
+            work / "artifacts" / "runs" / RUN,
+            work / "artifacts" / "runs" / "tiny2_64x96",
+        )
         shutil.copytree(first, second)
         dataset = open_dataset(load_config("tiny.yaml").dataset)
         store = ProbStore.open(second / "oof")
         for sample in dataset.train:
-            store.write(sample.image_id, np.where(dataset.read_mask(sample) == 1, 160, 96).astype(np.uint8)[None])
+            store.write(
+                sample.image_id,
+                np.where(dataset.read_mask(sample) == 1, 160, 96).astype(np.uint8)[None],
+            )
     return work
 
 
@@ -49,12 +55,15 @@ def predicted(tiny_project, tmp_path_factory):
 def project(predicted, tmp_path, monkeypatch):
     work = copy_project(predicted, tmp_path / "work")
     monkeypatch.chdir(work)
-    write_config(work / "ens.yaml", f"""name: tiny-ens
+    write_config(
+        work / "ens.yaml",
+        f"""name: tiny-ens
 members: [{{run: {RUN}}}, {{run: tiny2_64x96}}]
 weights: fit
 fit_grid: [0.0, 0.5, 1.0]
 workers: 0
-""")
+""",
+    )
     return work
 
 
@@ -77,13 +86,25 @@ def test_ensemble_writes_valid_submission_sidecar_and_ledger(project):
     # fit finds the planted member: all weight on it, and the ensemble scores what it scores
     # (member_oof_dice comes from each run's predict_report.json, which the planted run copied)
     assert side["weights"] == [0.0, 1.0] and side["oof_dice"] == 1.0 > side["member_oof_dice"][RUN]
-    board = side["estimated_score"]  # QA's estimate: mean of the test images' estimated Dice, 95% interval
-    assert board["metric"] == "Dice" and board["low"] <= board["mean"] <= board["high"] and board["images"] == 4
-    assert 0 <= board["oof_estimated_mean"] <= 1 and board["oof_true_mean"] == pytest.approx(side["oof_dice"])
-    assert re.search(r"OOF Dice 1\.00000, estimated test Dice [01]\.\d{4} ± 0\.\d{4} \(95%", result.output)
+    board = side[
+        "estimated_score"
+    ]  # QA's estimate: mean of the test images' estimated Dice, 95% interval
+    assert (
+        board["metric"] == "Dice"
+        and board["low"] <= board["mean"] <= board["high"]
+        and board["images"] == 4
+    )
+    assert 0 <= board["oof_estimated_mean"] <= 1 and board["oof_true_mean"] == pytest.approx(
+        side["oof_dice"]
+    )
+    assert re.search(
+        r"OOF Dice 1\.00000, estimated test Dice [01]\.\d{4} ± 0\.\d{4} \(95%", result.output
+    )
     ledger = read_rows(project / "submissions" / "ledger.csv")
     assert ledger[0][0] == "time" and ledger[1][1] == "tiny-ens"
-    assert ledger[0][-2:] == ["est_score", "est_half_width"] and float(ledger[1][-2]) == pytest.approx(board["mean"])
+    assert ledger[0][-2:] == ["est_score", "est_half_width"] and float(
+        ledger[1][-2]
+    ) == pytest.approx(board["mean"])
     assert ProbStore.open(project / "artifacts" / "ensembles" / "tiny-ens" / "test").complete
     assert invoke("validate", "submissions/tiny-ens.csv").exit_code == 0
     again = invoke("ensemble", "ens.yaml")
@@ -98,14 +119,31 @@ def test_an_older_ledger_gains_the_new_columns_before_a_row_is_added(tmp_path):
     ledger.write_text(",".join(old) + "\n" + ",".join(f"v{i}" for i in range(len(old))) + "\n")
     upgrade_ledger(ledger)
     rows = read_rows(ledger)
-    assert rows[0] == list(LEDGER_COLUMNS) and rows[1] == [f"v{i}" for i in range(len(old))] + ["", ""]
+    assert rows[0] == list(LEDGER_COLUMNS) and rows[1] == [f"v{i}" for i in range(len(old))] + [
+        "",
+        "",
+    ]
     upgrade_ledger(ledger)
     assert read_rows(ledger) == rows
 
 
 def test_gzip_workers_and_rows_follow_sample_order(project, tiny_carvana):
-    result = invoke("ensemble", "ens.yaml", "--set", "gzip=true", "--set", "workers=2", "--set", "weights=equal",
-                    "--set", "threshold=0.5", "--set", "min_area=0", "--set", "cleanup=false")
+    result = invoke(
+        "ensemble",
+        "ens.yaml",
+        "--set",
+        "gzip=true",
+        "--set",
+        "workers=2",
+        "--set",
+        "weights=equal",
+        "--set",
+        "threshold=0.5",
+        "--set",
+        "min_area=0",
+        "--set",
+        "cleanup=false",
+    )
     assert result.exit_code == 0, result.output
     rows = read_rows(project / "submissions" / "tiny-ens.csv.gz")
     sample = read_rows(tiny_carvana / "sample_submission.csv")
@@ -116,13 +154,23 @@ def test_gzip_workers_and_rows_follow_sample_order(project, tiny_carvana):
 @pytest.mark.slow
 def test_killed_ensemble_leaves_no_partial_submission(project):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", (
-        "import time, pipeline.stages.ensemble as e\n"
-        "orig = e._encode_image\n"
-        "def slow(i):\n    time.sleep(0.5)\n    return orig(i)\n"
-        "e._encode_image = slow\n"
-        "from pipeline.cli import cli\ncli(['ensemble', 'ens.yaml', '--set', 'workers=0'])\n")],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time, pipeline.stages.ensemble as e\n"
+                "orig = e._encode_image\n"
+                "def slow(i):\n    time.sleep(0.5)\n    return orig(i)\n"
+                "e._encode_image = slow\n"
+                "from pipeline.cli import cli\ncli(['ensemble', 'ens.yaml', '--set', 'workers=0'])\n"
+            ),
+        ],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 120
     subs = project / "submissions"
     while time.time() < deadline and not any(".tmp" in p.name for p in subs.glob(".*")):
@@ -138,17 +186,27 @@ def test_validate_reports_each_violation(project, tiny_carvana):
     sample = tiny_carvana / "sample_submission.csv"
     ids = [r[0] for r in read_rows(sample)[1:]]
     bad = project / "bad.csv"
-    bad.write_text("img,rle\n"
-                   f"{ids[1]},1 5\n"
-                   f"{ids[0]},5 2 1 2\n"
-                   f"{ids[0]},1 2\n"
-                   f"{ids[2]},1 0\n"
-                   f"{ids[3]},6143 3\n")
-    result = invoke("validate", str(bad), "--sample", str(sample), "--format", "carvana", "--size", "96x64")
+    bad.write_text(
+        f"img,rle\n{ids[1]},1 5\n{ids[0]},5 2 1 2\n{ids[0]},1 2\n{ids[2]},1 0\n{ids[3]},6143 3\n"
+    )
+    result = invoke(
+        "validate", str(bad), "--sample", str(sample), "--format", "carvana", "--size", "96x64"
+    )
     assert result.exit_code == 1
     out = result.output
-    for expected in ["line 1: header", "line 2: id", "out of order", "line 3:", "unsorted or overlaps",
-                     "line 4: id", "repeats line 3", "line 5:", "not positive", "line 6:", "ends past"]:
+    for expected in [
+        "line 1: header",
+        "line 2: id",
+        "out of order",
+        "line 3:",
+        "unsorted or overlaps",
+        "line 4: id",
+        "repeats line 3",
+        "line 5:",
+        "not positive",
+        "line 6:",
+        "ends past",
+    ]:
         assert expected in out, (expected, out)
 
 
@@ -168,17 +226,26 @@ def test_validate_accepts_a_real_submission_and_rejects_its_mutations(project, t
     def check(rows):
         path = project / "sub.csv"
         path.write_text("img,rle_mask\n" + "".join(f"{i},{r}\n" for i, r in rows))
-        return invoke("validate", str(path), "--sample", str(sample), "--format", "carvana", "--size", "96x64")
+        return invoke(
+            "validate", str(path), "--sample", str(sample), "--format", "carvana", "--size", "96x64"
+        )
 
     good = check(list(zip(ids, rles, strict=True)))
     assert good.exit_code == 0, good.output
     last = rles[2].split()
     mutations = {
-        "out of order": [(ids[1], rles[1]), (ids[0], rles[0]), *zip(ids[2:], rles[2:], strict=True)],
+        "out of order": [
+            (ids[1], rles[1]),
+            (ids[0], rles[0]),
+            *zip(ids[2:], rles[2:], strict=True),
+        ],
         "missing": list(zip(ids[:-1], rles[:-1], strict=True)),
         "ends past": [(ids[0], "6144 2"), *zip(ids[1:], rles[1:], strict=True)],
-        "pairs": [*zip(ids[:2], rles[:2], strict=True), (ids[2], " ".join(last[:-1])),
-                        *zip(ids[3:], rles[3:], strict=True)],
+        "pairs": [
+            *zip(ids[:2], rles[:2], strict=True),
+            (ids[2], " ".join(last[:-1])),
+            *zip(ids[3:], rles[3:], strict=True),
+        ],
     }
     for message, rows in mutations.items():
         result = check(rows)
@@ -187,7 +254,9 @@ def test_validate_accepts_a_real_submission_and_rejects_its_mutations(project, t
 
 def test_member_missing_is_a_clear_error(project):
     result = invoke("ensemble", "ens.yaml", "--set", "members=[{run: ghost}]")
-    assert result.exit_code == 1 and "ghost" in result.output and "train and predict" in result.output
+    assert (
+        result.exit_code == 1 and "ghost" in result.output and "train and predict" in result.output
+    )
 
 
 def test_weights_are_judged_under_clean_up():

@@ -5,7 +5,14 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.data.splits import area_bins, fold_ids, holdout_assign, kfold_assign, rows_from_csv, rows_to_csv
+from pipeline.data.splits import (
+    area_bins,
+    fold_ids,
+    holdout_assign,
+    kfold_assign,
+    rows_from_csv,
+    rows_to_csv,
+)
 from pipeline.errors import PipelineError
 from tests.conftest import write_config
 
@@ -57,13 +64,19 @@ def test_input_order_does_not_matter():
     ids, groups, areas = synthetic()
     perm = np.random.default_rng(5).permutation(len(ids))
     a = rows_to_csv(kfold_assign(ids, groups, areas, 3, 9))
-    b = rows_to_csv(kfold_assign([ids[i] for i in perm], [groups[i] for i in perm], [areas[i] for i in perm], 3, 9))
+    b = rows_to_csv(
+        kfold_assign(
+            [ids[i] for i in perm], [groups[i] for i in perm], [areas[i] for i in perm], 3, 9
+        )
+    )
     assert a == b
 
 
 def test_seed_changes_assignment():
     ids, groups, areas = synthetic()
-    assert rows_to_csv(kfold_assign(ids, groups, areas, 3, 1)) != rows_to_csv(kfold_assign(ids, groups, areas, 3, 2))
+    assert rows_to_csv(kfold_assign(ids, groups, areas, 3, 1)) != rows_to_csv(
+        kfold_assign(ids, groups, areas, 3, 2)
+    )
 
 
 def test_too_few_groups():
@@ -73,7 +86,11 @@ def test_too_few_groups():
 
 @pytest.mark.parametrize(
     "areas, bins, expected",
-    [([0.1, 0.2, 0.3, 0.4], 2, [0, 0, 1, 1]), ([0.1, 0.2, 0.3, 0.4], 1, [0, 0, 0, 0]), ([0.5, 0.5, 0.5], 3, [2, 2, 2])],
+    [
+        ([0.1, 0.2, 0.3, 0.4], 2, [0, 0, 1, 1]),
+        ([0.1, 0.2, 0.3, 0.4], 1, [0, 0, 0, 0]),
+        ([0.5, 0.5, 0.5], 3, [2, 2, 2]),
+    ],
 )
 def test_area_bins(areas, bins, expected):
     assert area_bins(np.array(areas), bins).tolist() == expected
@@ -82,7 +99,12 @@ def test_area_bins(areas, bins, expected):
 def test_holdout_pattern():
     ids = ["0007_a", "0008_b", "0009_c", "0019_d"]
     rows = holdout_assign(ids, [i + ".png" for i in ids], ids, [0.5] * 4, "*9_?.png")
-    assert {r.image_id: r.fold for r in rows} == {"0007_a": -1, "0008_b": -1, "0009_c": 0, "0019_d": 0}
+    assert {r.image_id: r.fold for r in rows} == {
+        "0007_a": -1,
+        "0008_b": -1,
+        "0009_c": 0,
+        "0019_d": 0,
+    }
     with pytest.raises(PipelineError, match="matches no image"):
         holdout_assign(ids, ids, ids, [0.5] * 4, "*.jpg")
     with pytest.raises(PipelineError, match="both sides"):
@@ -96,15 +118,19 @@ def test_csv_round_trip():
     back = rows_from_csv(text, "x")
     assert rows_to_csv(back) == text
     assert [(r.image_id, r.group, r.fold, r.area_bin) for r in back] == [
-        (r.image_id, r.group, r.fold, r.area_bin) for r in rows]
+        (r.image_id, r.group, r.fold, r.area_bin) for r in rows
+    ]
     with pytest.raises(PipelineError, match="header"):
         rows_from_csv("a,b\n", "x.csv")
 
 
 def test_cli_folds_deterministic_and_grouped(tiny_carvana, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = write_config(tmp_path / "c.yaml", f"dataset: {{layout: carvana, name: tiny, root: {tiny_carvana}}}\n"
-                                            "folds: {k: 3, seed: 5}\n")
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        f"dataset: {{layout: carvana, name: tiny, root: {tiny_carvana}}}\n"
+        "folds: {k: 3, seed: 5}\n",
+    )
     runner = CliRunner()
     result = runner.invoke(cli, ["folds", str(cfg)])
     assert result.exit_code == 0, result.output

@@ -72,11 +72,20 @@ def _blobs():
     return probs
 
 
-@pytest.mark.parametrize("threshold, min_area, cleanup", [
-    (0.5, 0, False), (0.3, 5, False), (0.5, 100, False),
-    (0.5, 89, False), (0.5, 90, False),  # 89 px at 0.5: the fast path's min-area boundary
-    (0.5, 0, True), (0.5, 84, True), (0.5, 85, True), (0.05, 0, True),  # clean-up keeps the 84-px object
-])
+@pytest.mark.parametrize(
+    "threshold, min_area, cleanup",
+    [
+        (0.5, 0, False),
+        (0.3, 5, False),
+        (0.5, 100, False),
+        (0.5, 89, False),
+        (0.5, 90, False),  # 89 px at 0.5: the fast path's min-area boundary
+        (0.5, 0, True),
+        (0.5, 84, True),
+        (0.5, 85, True),
+        (0.05, 0, True),  # clean-up keeps the 84-px object
+    ],
+)
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_decision_rle_matches_an_independent_reference(threshold, min_area, cleanup, order):
     from pipeline.decide.decision import Decision
@@ -92,8 +101,13 @@ def test_decision_rle_matches_an_independent_reference(threshold, min_area, clea
 def test_reference_cases_are_not_trivial():
     probs = _blobs()
     plain, cleaned = _reference_mask(probs, 0.5, 0, False), _reference_mask(probs, 0.5, 0, True)
-    assert plain.sum() == 84 - 3 + 6 + 2 and cleaned.sum() == 84  # clean-up drops blob + speckles, fills the hole
-    assert _reference_mask(probs, 0.5, 85, True).sum() == 0 and _reference_mask(probs, 0.5, 84, True).sum() == 84
+    assert (
+        plain.sum() == 84 - 3 + 6 + 2 and cleaned.sum() == 84
+    )  # clean-up drops blob + speckles, fills the hole
+    assert (
+        _reference_mask(probs, 0.5, 85, True).sum() == 0
+        and _reference_mask(probs, 0.5, 84, True).sum() == 84
+    )
 
 
 def test_fuse_stored_fuses_at_the_stored_size_then_members_of_other_sizes_after_resizing(tmp_path):
@@ -102,8 +116,15 @@ def test_fuse_stored_fuses_at_the_stored_size_then_members_of_other_sizes_after_
     from pipeline.decide.store import ProbStore
     from pipeline.errors import PipelineError
 
-    header = {"run": "r", "split": "test", "folds": [0], "tta": "none", "classes": ["bg", "car"],
-              "checkpoints": {}, "resolution": "model"}
+    header = {
+        "run": "r",
+        "split": "test",
+        "folds": [0],
+        "tta": "none",
+        "classes": ["bg", "car"],
+        "checkpoints": {},
+        "resolution": "model",
+    }
     rng = np.random.default_rng(0)
     small = [rng.integers(0, 256, (1, 6, 9), dtype=np.uint8) for _ in range(2)]
     large = rng.integers(0, 256, (1, 12, 18), dtype=np.uint8)
@@ -111,9 +132,15 @@ def test_fuse_stored_fuses_at_the_stored_size_then_members_of_other_sizes_after_
     for store, probs in zip(stores, [*small, large], strict=True):
         store.write("a", probs, (12, 18))
     fused, original = fuse_stored(stores[:2], "a", [1, 3])
-    assert original == (12, 18) and fused.shape == (1, 6, 9)  # same-size members: fused before the one resize
+    assert original == (12, 18) and fused.shape == (
+        1,
+        6,
+        9,
+    )  # same-size members: fused before the one resize
     np.testing.assert_array_equal(fused, fuse(small, [1, 3]))
-    fused, _ = fuse_stored(stores, "a", [1, 1, 2])  # mixed sizes: each resized to the original first
+    fused, _ = fuse_stored(
+        stores, "a", [1, 1, 2]
+    )  # mixed sizes: each resized to the original first
     want = fuse([store_codec.resize(p, (12, 18)) for p in small] + [large], [1, 1, 2])
     np.testing.assert_array_equal(fused, want)
     stores[2].write("b", large, (13, 18))

@@ -3,6 +3,7 @@
 Marked ``gpu`` (left out of ``make test``) and skipped without a CUDA device. Run them where one
 exists: ``pytest -m gpu``.
 """
+
 import contextlib
 
 import numpy as np
@@ -15,8 +16,10 @@ from pipeline.decide.store import ProbStore
 from pipeline.train import checkpoint
 from tests.conftest import copy_project, tiny_train_config
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 RUN = "tiny_64x96"
 
@@ -33,8 +36,9 @@ def cuda_run(tiny_carvana, tmp_path_factory):
     from pipeline.train import loop
 
     work = tmp_path_factory.mktemp("cuda")
-    cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana, epochs=2, device="cuda", amp="true",
-                            channels_last="true")
+    cfg = tiny_train_config(
+        work / "tiny.yaml", tiny_carvana, epochs=2, device="cuda", amp="true", channels_last="true"
+    )
     seen = []
     original = loop.FoldTrainer.__init__
 
@@ -44,9 +48,15 @@ def cuda_run(tiny_carvana, tmp_path_factory):
 
         def hook(module, inputs, output):
             if module.training:
-                seen.append((inputs[0].device.type, output.dtype,
-                             inputs[0].is_contiguous(memory_format=torch.channels_last),
-                             module.weight.is_contiguous(memory_format=torch.channels_last)))
+                seen.append(
+                    (
+                        inputs[0].device.type,
+                        output.dtype,
+                        inputs[0].is_contiguous(memory_format=torch.channels_last),
+                        module.weight.is_contiguous(memory_format=torch.channels_last),
+                    )
+                )
+
         conv.register_forward_hook(hook)
 
     with pytest.MonkeyPatch.context() as mp, contextlib.chdir(work):
@@ -103,7 +113,9 @@ def test_resume_on_cuda_restores_the_cuda_rng(cuda_run, monkeypatch):
     monkeypatch.setattr(loop.FoldTrainer, "resume", spy)
     with contextlib.chdir(work):
         run_cli("train", "tiny.yaml", "--fold", "0", "--set", "train.epochs=2")
-    assert after_resume and all(torch.equal(a, b) for a, b in zip(after_resume[0], saved, strict=True))
+    assert after_resume and all(
+        torch.equal(a, b) for a, b in zip(after_resume[0], saved, strict=True)
+    )
 
 
 def test_cuda_inference_matches_cpu(tiny_project, tmp_path):
@@ -111,7 +123,16 @@ def test_cuda_inference_matches_cpu(tiny_project, tmp_path):
     for device in ("cpu", "cuda"):
         work = copy_project(tiny_project, tmp_path / device)
         with contextlib.chdir(work):
-            run_cli("predict", "tiny.yaml", "--split", "test", "--tta", "flip", "--set", f"predict.device={device}")
+            run_cli(
+                "predict",
+                "tiny.yaml",
+                "--split",
+                "test",
+                "--tta",
+                "flip",
+                "--set",
+                f"predict.device={device}",
+            )
         stores[device] = ProbStore.open(work / "artifacts" / "runs" / RUN / "test")
     cpu, cuda = stores["cpu"], stores["cuda"]
     assert sorted(cpu.ids()) == sorted(cuda.ids())
@@ -133,9 +154,23 @@ def test_ddp_nccl_two_gpus(tiny_carvana, tmp_path):
     cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana, epochs=1, device="cuda")
     with contextlib.chdir(work):
         run_cli("folds", str(cfg))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
-    result = subprocess.run([*torchrun, "-m", "pipeline", "train", str(cfg), "--fold", "0"], cwd=work,
-                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+    ]
+    result = subprocess.run(
+        [*torchrun, "-m", "pipeline", "train", str(cfg), "--fold", "0"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-6000:]
     assert (work / "artifacts" / "runs" / RUN / "fold0" / "summary.json").is_file()

@@ -7,6 +7,7 @@ writes are one line naming the path, and a rerun resumes (11); out-of-range numb
 errors (12); a recipe's step configs are checked before its first step (13); the refit's epoch line,
 progress lines in a log and the pseudo rule's one default (14).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,7 +49,9 @@ def invoke(*args) -> object:
 def one_error_line(result, code: int = 1) -> str:
     """The last output line, which must be the one ``Error: ...`` line; no traceback anywhere."""
     assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output and not isinstance(result.exception, (OSError, OverflowError))
+    assert "Traceback" not in result.output and not isinstance(
+        result.exception, (OSError, OverflowError)
+    )
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: "), result.output
     return last
@@ -68,26 +71,34 @@ def project(predicted, tmp_path, monkeypatch):  # noqa: F811
 
 
 # ---- 6: names from the CLI stay inside their folder -------------------------------------------
-@pytest.mark.parametrize("args, what", [
-    (["ensemble", "ens.yaml", "--name", "../../x"], "ensemble '../../x'"),
-    (["ensemble", "ens.yaml", "--name", "{outside}/x", "--overwrite"], "ensemble '{outside}/x'"),
-    (["tune", "--run", "../../x"], "run '../../x'"),
-    (["tune", "--ensemble", "{outside}/x"], "ensemble '{outside}/x'"),
-    (["qa", "../x"], "ensemble '../x'"),
-    (["pseudo", "../x", "--round", "1"], "ensemble '../x'"),
-    (["report", "{outside}/x"], "run '{outside}/x'"),
-    (["summary", "../x"], "run '../x'"),
-    (["compare", RUN, "../x"], "run '../x'"),
-    (["show", "--run", "..", "--random", "1"], "run '..'"),
-    (["serve", "../runs/x", "--port", "0"], "run '../runs/x'"),
-])
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (["ensemble", "ens.yaml", "--name", "../../x"], "ensemble '../../x'"),
+        (
+            ["ensemble", "ens.yaml", "--name", "{outside}/x", "--overwrite"],
+            "ensemble '{outside}/x'",
+        ),
+        (["tune", "--run", "../../x"], "run '../../x'"),
+        (["tune", "--ensemble", "{outside}/x"], "ensemble '{outside}/x'"),
+        (["qa", "../x"], "ensemble '../x'"),
+        (["pseudo", "../x", "--round", "1"], "ensemble '../x'"),
+        (["report", "{outside}/x"], "run '{outside}/x'"),
+        (["summary", "../x"], "run '../x'"),
+        (["compare", RUN, "../x"], "run '../x'"),
+        (["show", "--run", "..", "--random", "1"], "run '..'"),
+        (["serve", "../runs/x", "--port", "0"], "run '../runs/x'"),
+    ],
+)
 def test_cli_names_stay_inside_their_folder(project, tmp_path, args, what):
     outside = tmp_path / "outside"
     outside.mkdir()
     args = [a.format(outside=outside) for a in args]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "work" not in p.parts)
     line = one_error_line(invoke(*args))
-    assert line.startswith(f"Error: {what.format(outside=outside)}: must be a file-name-safe word"), line
+    assert line.startswith(
+        f"Error: {what.format(outside=outside)}: must be a file-name-safe word"
+    ), line
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "work" not in p.parts)
     assert after == before and not (project / "submissions").exists()
     assert not (project / "artifacts" / "ensembles").exists()
@@ -101,9 +112,13 @@ def test_a_submission_failing_validation_is_never_renamed_into_place(project, mo
         patch.setattr(stage, "validate_file", lambda *a, **k: ["line 2: planted problem"])
         line = one_error_line(invoke("ensemble", "ens.yaml"))
     subs = project / "submissions"
-    assert line == ("Error: submissions/tiny-ens.csv: the written submission failed validation: line 2: "
-                    "planted problem; nothing was written under that name")
-    assert sorted(p.name for p in subs.iterdir()) == []  # no CSV, no sidecar, no ledger, no temp file
+    assert line == (
+        "Error: submissions/tiny-ens.csv: the written submission failed validation: line 2: "
+        "planted problem; nothing was written under that name"
+    )
+    assert (
+        sorted(p.name for p in subs.iterdir()) == []
+    )  # no CSV, no sidecar, no ledger, no temp file
     result = invoke("ensemble", "ens.yaml")  # no --overwrite needed: nothing was there
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in subs.iterdir()) == ["ledger.csv", "tiny-ens.csv", "tiny-ens.json"]
@@ -119,8 +134,10 @@ def umask(mask: int):
         os.umask(old)
 
 
-@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700),
-                                                      (0o002, 0o664, 0o775)])
+@pytest.mark.parametrize(
+    "mask, file_mode, dir_mode",
+    [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)],
+)
 def test_atomic_writes_honour_the_umask(tmp_path, mask, file_mode, dir_mode):
     with umask(mask):
         atomic_write_text(tmp_path / "a.txt", "x")
@@ -136,7 +153,9 @@ def test_every_output_of_an_ensemble_is_readable_by_others(project):
         result = invoke("ensemble", "ens.yaml")
     assert result.exit_code == 0, result.output
     outputs = [p for p in (project / "submissions").iterdir()]
-    outputs += [p for p in (project / "artifacts" / "ensembles" / "tiny-ens").rglob("*") if p.is_file()]
+    outputs += [
+        p for p in (project / "artifacts" / "ensembles" / "tiny-ens").rglob("*") if p.is_file()
+    ]
     modes = {str(p.relative_to(project)): oct(p.stat().st_mode & 0o777) for p in outputs}
     assert len(modes) > 5 and set(modes.values()) == {oct(0o644)}, modes
 
@@ -168,10 +187,20 @@ def serving(model, **limits):
 
 def post_image(port: int, name: str, data: bytes) -> tuple[int, dict]:
     boundary = "b0undary"
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict",
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, {}
@@ -193,8 +222,10 @@ def test_serve_refuses_an_image_over_the_pixel_limit_before_decoding(run_model, 
     with serving(run_model) as port:  # the default limit
         status, body = post_image(port, "bomb.png", buf.getvalue())
     assert status == 413
-    assert body["error"] == ("field 'image' (bomb.png): 9000x9000 = 81000000 pixels is over the limit of "
-                             "16777216; send a smaller image or restart with a larger --max-pixels")
+    assert body["error"] == (
+        "field 'image' (bomb.png): 9000x9000 = 81000000 pixels is over the limit of "
+        "16777216; send a smaller image or restart with a larger --max-pixels"
+    )
 
 
 def test_serve_closes_uploads_that_never_finish_and_keeps_answering(run_model):
@@ -202,8 +233,10 @@ def test_serve_closes_uploads_that_never_finish_and_keeps_answering(run_model):
         stalled = []
         for _ in range(20):  # more half-sent requests than worker threads
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                         b"Content-Length: 100000\r\n\r\n--b\r\n")
+            sock.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 100000\r\n\r\n--b\r\n"
+            )
             stalled.append(sock)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
             assert response.status == 200  # the stalled uploads hold no thread
@@ -223,14 +256,19 @@ def test_two_images_with_one_stem_are_an_error_naming_both(tmp_path, split):
         Image.open(root / "images" / f"{stem}.png").save(root / "test" / f"{stem}.png")
     first = root / split / "seq0_000.png"
     Image.open(first).convert("RGB").save(root / split / "seq0_000.jpg")
-    cfg = write_config(tmp_path / "f.yaml", f"""name: f
+    cfg = write_config(
+        tmp_path / "f.yaml",
+        f"""name: f
 dataset: {{layout: folder, name: f, root: {root}, image_glob: "*", test_dir: test}}
 folds: {{k: 2}}
-""")
+""",
+    )
     with contextlib.chdir(tmp_path):
         line = one_error_line(invoke("folds", cfg))
-    assert line == (f"Error: {root / split / 'seq0_000.jpg'}: same image id 'seq0_000' as {first} (an id is "
-                    "the file name without its extension); rename or remove one of them")
+    assert line == (
+        f"Error: {root / split / 'seq0_000.jpg'}: same image id 'seq0_000' as {first} (an id is "
+        "the file name without its extension); rename or remove one of them"
+    )
     assert not (tmp_path / "folds").exists()
 
 
@@ -247,7 +285,9 @@ def fail_fsync_of(name: str, code: int, monkeypatch) -> None:
     monkeypatch.setattr(os, "fsync", fsync)
 
 
-def test_a_full_disk_during_train_is_one_line_and_a_rerun_resumes(tiny_carvana, tmp_path, monkeypatch):
+def test_a_full_disk_during_train_is_one_line_and_a_rerun_resumes(
+    tiny_carvana, tmp_path, monkeypatch
+):
     cfg = tiny_train_config(tmp_path / "c.yaml", tiny_carvana, epochs=2)
     monkeypatch.chdir(tmp_path)
     assert invoke("folds", cfg).exit_code == 0
@@ -255,20 +295,31 @@ def test_a_full_disk_during_train_is_one_line_and_a_rerun_resumes(tiny_carvana, 
         fail_fsync_of("model.pt", errno.ENOSPC, patch)
         line = one_error_line(invoke("train", cfg, "--fold", "0"))
     fold = Path("artifacts") / "runs" / RUN / "fold0"
-    assert line == (f"Error: {fold / 'model.pt'}: No space left on device (ENOSPC); free disk space (or point "
-                    "the project at a larger disk) and rerun; finished work is kept")
+    assert line == (
+        f"Error: {fold / 'model.pt'}: No space left on device (ENOSPC); free disk space (or point "
+        "the project at a larger disk) and rerun; finished work is kept"
+    )
     assert not (fold / "model.pt").exists() and hidden(fold) == []
     result = invoke("train", cfg, "--fold", "0")
     assert result.exit_code == 0, result.output
     assert (fold / "model.pt").is_file() and (fold / "summary.json").is_file()
 
 
-@pytest.mark.parametrize("code, reason, fix", [
-    (errno.EROFS, "Read-only file system (EROFS)", "the file system is read-only"),
-    (errno.EACCES, "Permission denied (EACCES)", "permission denied; fix the file's or folder's owner"),
-    (errno.ENOSPC, "No space left on device (ENOSPC)", "free disk space"),
-])
-def test_refused_writes_of_any_command_are_one_line(tiny_carvana, tmp_path, monkeypatch, code, reason, fix):
+@pytest.mark.parametrize(
+    "code, reason, fix",
+    [
+        (errno.EROFS, "Read-only file system (EROFS)", "the file system is read-only"),
+        (
+            errno.EACCES,
+            "Permission denied (EACCES)",
+            "permission denied; fix the file's or folder's owner",
+        ),
+        (errno.ENOSPC, "No space left on device (ENOSPC)", "free disk space"),
+    ],
+)
+def test_refused_writes_of_any_command_are_one_line(
+    tiny_carvana, tmp_path, monkeypatch, code, reason, fix
+):
     cfg = tiny_train_config(tmp_path / "c.yaml", tiny_carvana)
     monkeypatch.chdir(tmp_path)
     real_open = os.open
@@ -287,7 +338,9 @@ def test_refused_writes_of_any_command_are_one_line(tiny_carvana, tmp_path, monk
 def test_a_full_disk_while_streaming_a_submission_leaves_nothing(project, monkeypatch):
     fail_fsync_of("tiny-ens.csv", errno.ENOSPC, monkeypatch)
     line = one_error_line(invoke("ensemble", "ens.yaml"))
-    assert line.startswith("Error: submissions/tiny-ens.csv: No space left on device (ENOSPC)"), line
+    assert line.startswith("Error: submissions/tiny-ens.csv: No space left on device (ENOSPC)"), (
+        line
+    )
     assert sorted(p.name for p in (project / "submissions").iterdir()) == []
 
 
@@ -307,17 +360,32 @@ def test_the_ledger_never_keeps_half_a_row(tmp_path, monkeypatch):
 def test_validate_an_rle_number_too_large_for_any_image(tmp_path):
     (tmp_path / "sample.csv").write_text("img,rle_mask\na.jpg,\n")
     (tmp_path / "s.csv").write_text("img,rle_mask\na.jpg,99999999999999999999999 1\n")
-    line = one_error_line(invoke("validate", tmp_path / "s.csv", "--sample", tmp_path / "sample.csv",
-                                 "--format", "carvana", "--size", "4x4"))
-    assert line == (f"Error: {tmp_path / 's.csv'}: 1 problem(s); first: line 2: id 'a.jpg': value "
-                    "99999999999999999999999 is larger than any image (RLE numbers are pixel positions and counts)")
+    line = one_error_line(
+        invoke(
+            "validate",
+            tmp_path / "s.csv",
+            "--sample",
+            tmp_path / "sample.csv",
+            "--format",
+            "carvana",
+            "--size",
+            "4x4",
+        )
+    )
+    assert line == (
+        f"Error: {tmp_path / 's.csv'}: 1 problem(s); first: line 2: id 'a.jpg': value "
+        "99999999999999999999999 is larger than any image (RLE numbers are pixel positions and counts)"
+    )
 
 
-@pytest.mark.parametrize("value, message", [
-    ("-5", "key 'min_area': Input should be greater than or equal to 0, got -5"),
-    (".nan", "key 'min_area': Input should be a finite number, got nan"),
-    (".inf", "key 'min_area': Input should be a finite number, got inf"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("-5", "key 'min_area': Input should be greater than or equal to 0, got -5"),
+        (".nan", "key 'min_area': Input should be a finite number, got nan"),
+        (".inf", "key 'min_area': Input should be a finite number, got inf"),
+    ],
+)
 def test_ensemble_min_area_is_range_checked(tmp_path, value, message):
     cfg = write_config(tmp_path / "e.yaml", ENSEMBLE + f"min_area: {value}\n")
     assert one_error_line(invoke("config", cfg)) == f"Error: {cfg}: {message}"
@@ -330,18 +398,27 @@ def test_no_config_number_is_nan_or_infinite(tiny_carvana, tmp_path, setting):
 
 
 # ---- 13: a recipe's step configs are checked before its first step ------------------------------
-def test_a_typo_in_the_last_step_config_fails_before_the_first_step(tiny_carvana, tmp_path, monkeypatch):
+def test_a_typo_in_the_last_step_config_fails_before_the_first_step(
+    tiny_carvana, tmp_path, monkeypatch
+):
     cfg = tiny_train_config(tmp_path / "c.yaml", tiny_carvana, epochs=1)
     ens = write_config(tmp_path / "e.yaml", "name: e\nmembers: [{run: x}]\ntreshold: 0.5\n")
-    recipe = write_config(tmp_path / "r.yaml", f"name: r\nsteps:\n  - folds: {cfg}\n  - train: {cfg}\n"
-                                               f"  - ensemble: {ens}\n    members: trained\n")
+    recipe = write_config(
+        tmp_path / "r.yaml",
+        f"name: r\nsteps:\n  - folds: {cfg}\n  - train: {cfg}\n"
+        f"  - ensemble: {ens}\n    members: trained\n",
+    )
     monkeypatch.chdir(tmp_path)
-    expected = f"Error: {recipe}: step 3 (ensemble: {ens}): unknown key 'treshold'; valid keys here: name,"
+    expected = (
+        f"Error: {recipe}: step 3 (ensemble: {ens}): unknown key 'treshold'; valid keys here: name,"
+    )
     for command in ("config", "run"):
         assert one_error_line(invoke(command, recipe)).startswith(expected)
     assert not (tmp_path / "folds").exists() and not (tmp_path / "artifacts").exists()
-    bad_train = write_config(tmp_path / "r2.yaml", f"name: r\nsteps:\n  - folds: {cfg}\n  - train: {cfg}\n"
-                                                   "    set: [train.epochs=0]\n")
+    bad_train = write_config(
+        tmp_path / "r2.yaml",
+        f"name: r\nsteps:\n  - folds: {cfg}\n  - train: {cfg}\n    set: [train.epochs=0]\n",
+    )
     assert "step 2 (train: " in one_error_line(invoke("run", bad_train))
     assert not (tmp_path / "folds").exists()
 
@@ -354,13 +431,19 @@ def test_the_refit_epoch_line_says_there_was_no_validation():
     with console.capture() as captured:
         reporter.end_epoch(EpochRecord(2, 0.25, nan, nan, 1e-3, 4.0, 12.0, nan, {}), best=True)
     line = captured.get().strip()
-    assert line == (f"{RUN} full-data refit epoch 2/3: train 0.2500  no validation images (full-data refit); "
-                    "model.pt = this epoch  lr 1.0e-03  12.0 img/s  4s")
+    assert line == (
+        f"{RUN} full-data refit epoch 2/3: train 0.2500  no validation images (full-data refit); "
+        "model.pt = this epoch  lr 1.0e-03  12.0 img/s  4s"
+    )
     reporter = RichReporter(RUN, 0)
     reporter.epochs = 3
     with console.capture() as captured:
         reporter.end_epoch(EpochRecord(2, 0.25, 0.5, 0.75, 1e-3, 4.0, 12.0, 0.75, {}), best=True)
-    assert captured.get().strip().endswith("val 0.5000  dice 0.7500  lr 1.0e-03  12.0 img/s  4s *best*")
+    assert (
+        captured.get()
+        .strip()
+        .endswith("val 0.5000  dice 0.7500  lr 1.0e-03  12.0 img/s  4s *best*")
+    )
 
 
 def test_predict_prints_progress_lines_without_a_terminal(tiny_project, tmp_path, monkeypatch):
@@ -395,5 +478,9 @@ def test_progress_lines_are_periodic():
         now[0] += 10.0
         progress(1)
     progress.done()
-    assert lines == ["predict: 3/10 (30%), 30s, eta 70s", "predict: 6/10 (60%), 60s, eta 40s",
-                     "predict: 9/10 (90%), 90s, eta 10s", "predict: 10/10 (100%) done in 100s"]
+    assert lines == [
+        "predict: 3/10 (30%), 30s, eta 70s",
+        "predict: 6/10 (60%), 60s, eta 40s",
+        "predict: 9/10 (90%), 90s, eta 10s",
+        "predict: 10/10 (100%) done in 100s",
+    ]

@@ -1,4 +1,5 @@
 """Multi-class end to end on generated driving scenes: folds -> train -> predict -> tune -> ensemble."""
+
 import contextlib
 import csv
 import json
@@ -26,15 +27,18 @@ def invoke(*args):
 def project(tmp_path_factory):
     work = tmp_path_factory.mktemp("drive")
     write_driving(work / "data", DrivingSpec(frames=12, test_frames=3, size=(96, 64), seed=2))
-    write_config(work / "drive.yaml", f"""name: drive
-dataset: {{layout: comma10k, name: drive, root: {work / 'data'}, test_dir: test_imgs}}
+    write_config(
+        work / "drive.yaml",
+        f"""name: drive
+dataset: {{layout: comma10k, name: drive, root: {work / "data"}, test_dir: test_imgs}}
 folds: {{k: 3, seed: 0, area_bins: 1}}
 model: {{arch: Unet, encoder: resnet18, kwargs: {{encoder_depth: 3, decoder_channels: [16, 8, 4]}}}}
 augment: {{preset: driving}}
 loss: {{name: ce_dice}}
 optim: {{lr: 0.003, scheduler: cosine}}
 train: {{resolutions: [[64, 96]], geometry: pad, epochs: 2, batch_size: 4}}
-""")
+""",
+    )
     with contextlib.chdir(work):
         for args in (["folds", "drive.yaml"], ["train", "drive.yaml"], ["predict", "drive.yaml"]):
             result = invoke(*args)
@@ -63,15 +67,21 @@ def test_tune_gives_per_class_thresholds(project, monkeypatch):
     result = invoke("tune", "--run", RUN)
     assert result.exit_code == 0, result.output
     tuned = json.loads((project / "artifacts" / "runs" / RUN / "thresholds.json").read_text())
-    assert [c["class"] for c in tuned["channels"]][:2] == ["road", "lane_markings"] and len(tuned["channels"]) == 6
+    assert [c["class"] for c in tuned["channels"]][:2] == ["road", "lane_markings"] and len(
+        tuned["channels"]
+    ) == 6
 
 
-@pytest.mark.parametrize("fmt, decision", [("png-colour", "argmax"), ("png-index", "argmax"),
-                                           ("severstal", "threshold")])
+@pytest.mark.parametrize(
+    "fmt, decision", [("png-colour", "argmax"), ("png-index", "argmax"), ("severstal", "threshold")]
+)
 def test_ensemble_outputs(project, monkeypatch, fmt, decision):
     monkeypatch.chdir(project)
-    write_config(project / "ens.yaml", f"name: drive-{fmt}\nmembers: [{{run: {RUN}}}]\nformat: {fmt}\n"
-                                       f"decision: {decision}\nworkers: 0\n")
+    write_config(
+        project / "ens.yaml",
+        f"name: drive-{fmt}\nmembers: [{{run: {RUN}}}]\nformat: {fmt}\n"
+        f"decision: {decision}\nworkers: 0\n",
+    )
     result = invoke("ensemble", "ens.yaml", "--overwrite")
     assert result.exit_code == 0, result.output
     out = project / "submissions" / (f"drive-{fmt}.csv" if fmt == "severstal" else f"drive-{fmt}")

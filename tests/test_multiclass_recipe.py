@@ -1,6 +1,7 @@
 """Multi-class recipes from data to test masks: generated driving frames (folder layout, class-index
 masks; comma10k layout, colour masks) and generated Cityscapes-layout data (``label_map:
 categories``), each through ``pipeline run`` with folds, refit and an ensemble writing mask PNGs."""
+
 import contextlib
 import json
 
@@ -38,21 +39,29 @@ def run_cli(*args):
     return result.output
 
 
-def write_recipe(work, dataset: str, fmt: str, folds: str = "{k: 3, seed: 0, area_bins: 1}",
-                 extra: str = ""):
+def write_recipe(
+    work, dataset: str, fmt: str, folds: str = "{k: 3, seed: 0, area_bins: 1}", extra: str = ""
+):
     cfg = write_config(work / "c.yaml", f"name: m\ndataset: {dataset}\nfolds: {folds}\n{MODEL}")
-    ens = write_config(work / "e.yaml", f"name: m-masks\nmembers: [{{run: m_64x96}}]\n"
-                                        f"decision: argmax\nformat: {fmt}\nworkers: 0\n{extra}")
+    ens = write_config(
+        work / "e.yaml",
+        f"name: m-masks\nmembers: [{{run: m_64x96}}]\n"
+        f"decision: argmax\nformat: {fmt}\nworkers: 0\n{extra}",
+    )
     return write_config(work / "r.yaml", RECIPE.format(cfg=cfg, ens=ens))
 
 
 @pytest.mark.slow
 def test_driving_recipe_writes_one_index_png_per_test_image_and_resumes_after_a_kill(tmp_path):
-    write_driving(tmp_path / "data", DrivingSpec(frames=12, test_frames=3, size=(96, 64), seed=4,
-                                                 layout="folder"))
-    dataset = (f"{{layout: folder, name: d, root: {tmp_path / 'data'}, mask_mode: index, test_dir: test, "
-               "group_pattern: '^\\d+_([0-9a-f]+_[0-9-]+--[0-9-]+)', "
-               "classes: [road, lane_markings, undrivable, movable, my_car]}")
+    write_driving(
+        tmp_path / "data",
+        DrivingSpec(frames=12, test_frames=3, size=(96, 64), seed=4, layout="folder"),
+    )
+    dataset = (
+        f"{{layout: folder, name: d, root: {tmp_path / 'data'}, mask_mode: index, test_dir: test, "
+        "group_pattern: '^\\d+_([0-9a-f]+_[0-9-]+--[0-9-]+)', "
+        "classes: [road, lane_markings, undrivable, movable, my_car]}"
+    )
     recipe = write_recipe(tmp_path, dataset, "png-index", extra="class_weights: tune\n")
     # killed while the refit writes its checkpoint: the rerun finishes from there
     kill_during_write(["run", str(recipe)], tmp_path, "model.pt", skip=3, timeout=900)
@@ -76,7 +85,13 @@ def test_driving_recipe_writes_one_index_png_per_test_image_and_resumes_after_a_
     search = json.loads((tmp_path / "artifacts/ensembles/m-masks/thresholds.json").read_text())
     assert len(record["decision"]["weights"]) == 5
     assert record["oof_score"] >= search["miou_plain_argmax"] - 1e-12
-    assert set(record["per_class_iou"]) == {"road", "lane_markings", "undrivable", "movable", "my_car"}
+    assert set(record["per_class_iou"]) == {
+        "road",
+        "lane_markings",
+        "undrivable",
+        "movable",
+        "my_car",
+    }
 
 
 def test_comma10k_recipe_writes_palette_pngs(tmp_path):
@@ -105,8 +120,10 @@ def _cityscapes(root, rng):
         save_png(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", image)
         save_png(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", label)
     for i in range(2):
-        save_png(root / "leftImg8bit" / "test" / "berlin" / f"berlin_{i:06d}_000019_leftImg8bit.png",
-                 rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+        save_png(
+            root / "leftImg8bit" / "test" / "berlin" / f"berlin_{i:06d}_000019_leftImg8bit.png",
+            rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        )
 
 
 def test_cityscapes_categories_recipe_writes_label_id_pngs(tmp_path):
@@ -118,7 +135,9 @@ def test_cityscapes_categories_recipe_writes_label_id_pngs(tmp_path):
         report = json.loads((tmp_path / "artifacts/runs/m_64x96/predict_report.json").read_text())
     assert report["oof"]["metric"] == "miou" and len(report["oof"]["iou"]) == 8
     masks = sorted((tmp_path / "submissions" / "m-masks").iterdir())
-    assert [m.name for m in masks] == [f"berlin_{i:06d}_000019_gtFine_labelIds.png" for i in range(2)]
+    assert [m.name for m in masks] == [
+        f"berlin_{i:06d}_000019_gtFine_labelIds.png" for i in range(2)
+    ]
     valid = {label_id for _, label_id, _, _ in CITYSCAPES_LABELS}
     for m in masks:
         assert set(np.unique(np.array(Image.open(m)))) <= valid

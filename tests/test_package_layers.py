@@ -1,4 +1,5 @@
 """The layers hold: ops <- components <- stages <- cli, and stages don't call each other's entry points."""
+
 import ast
 from pathlib import Path
 
@@ -32,12 +33,19 @@ def test_components_and_ops_never_import_a_stage():
 
 
 def test_only_the_orchestrator_calls_other_stages():
-    calls = {(p.stem, other) for p in (PACKAGE / "stages").glob("*.py") if p.stem != ORCHESTRATOR
-             for other in stage_imports(p) if other != p.stem}
+    calls = {
+        (p.stem, other)
+        for p in (PACKAGE / "stages").glob("*.py")
+        if p.stem != ORCHESTRATOR
+        for other in stage_imports(p)
+        if other != p.stem
+    }
     assert not calls, f"stage -> stage imports outside stages/{ORCHESTRATOR}.py: {sorted(calls)}"
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from pipeline.stages.tune import run_tune\n    import pipeline.stages.qa\n")
+    module.write_text(
+        "def f():\n    from pipeline.stages.tune import run_tune\n    import pipeline.stages.qa\n"
+    )
     assert stage_imports(module) == {"tune", "qa"}

@@ -1,4 +1,5 @@
 """Mixed precision: what ``auto`` resolves to, bf16 checkpoints predicting in fp32, stores alike."""
+
 import contextlib
 
 import numpy as np
@@ -20,8 +21,10 @@ CPU = torch.device("cpu")
 @pytest.fixture
 def native_bf16(monkeypatch):
     """Pretend the CPU does (True) or does not (False) compute bf16 natively."""
+
     def set_(value: bool):
         monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: value)
+
     return set_
 
 
@@ -91,8 +94,9 @@ def test_bf16_trained_checkpoint_predicts_in_fp32_and_stores_match(tiny_carvana,
             assert diff.mean() < 3  # bf16 keeps 8 bits of mantissa: a few uint8 levels at most
 
 
-def test_fp32_runs_keep_the_fingerprint_of_runs_trained_before_precision_existed(tiny_carvana, tmp_path,
-                                                                                native_bf16):
+def test_fp32_runs_keep_the_fingerprint_of_runs_trained_before_precision_existed(
+    tiny_carvana, tmp_path, native_bf16
+):
     from pipeline.config import load_config
     from pipeline.stages.train import fingerprint
     from pipeline.train.loop import config_hash

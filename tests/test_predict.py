@@ -48,12 +48,16 @@ def test_predict_writes_complete_stores_and_report(project):
 
 def test_sigkilled_predict_leaves_only_whole_entries_and_resumes(project, monkeypatch):
     # a real SIGKILL while the 4th store entry is being written (its bytes are on disk, not yet committed)
-    info = kill_during_write(["predict", "tiny.yaml", "--split", "oof", "--tta", "none"], project, ".u8zst", skip=3)
+    info = kill_during_write(
+        ["predict", "tiny.yaml", "--split", "oof", "--tta", "none"], project, ".u8zst", skip=3
+    )
     store_dir = project / "artifacts" / "runs" / RUN / "oof"
     in_flight = Path(info["path"])
     image_id = in_flight.name.lstrip(".").split(".u8zst")[0]
     assert in_flight.parent == store_dir and info["bytes"] > 0
-    assert not (store_dir / f"{image_id}.u8zst").exists()  # the interrupted entry is not there under its name
+    assert not (
+        store_dir / f"{image_id}.u8zst"
+    ).exists()  # the interrupted entry is not there under its name
     store = ProbStore.open(store_dir)
     done = sorted(store.ids())
     assert len(done) == 3 and image_id not in done and not store.complete
@@ -61,7 +65,11 @@ def test_sigkilled_predict_leaves_only_whole_entries_and_resumes(project, monkey
         assert store.read(i).shape == (1, 64, 96)
     resumed = []
     original = ProbStore.write
-    monkeypatch.setattr(ProbStore, "write", lambda self, i, p, *rest: (resumed.append(i), original(self, i, p, *rest)))
+    monkeypatch.setattr(
+        ProbStore,
+        "write",
+        lambda self, i, p, *rest: (resumed.append(i), original(self, i, p, *rest)),
+    )
     assert invoke("predict", "tiny.yaml", "--split", "oof", "--tta", "none").exit_code == 0
     assert set(done).isdisjoint(resumed) and len(resumed) == 24 - 3 and image_id in resumed
     store = ProbStore.open(store_dir)
@@ -73,10 +81,17 @@ def test_rerun_skips_everything_and_retrained_fold_is_redone(project, monkeypatc
     assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
     written = []
     original = ProbStore.write
-    monkeypatch.setattr(ProbStore, "write", lambda self, i, p, *rest: (written.append(i), original(self, i, p, *rest)))
+    monkeypatch.setattr(
+        ProbStore,
+        "write",
+        lambda self, i, p, *rest: (written.append(i), original(self, i, p, *rest)),
+    )
     assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
     assert written == []
-    assert invoke("train", "tiny.yaml", "--fold", "1", "--force", "--set", "train.epochs=1").exit_code == 0
+    assert (
+        invoke("train", "tiny.yaml", "--fold", "1", "--force", "--set", "train.epochs=1").exit_code
+        == 0
+    )
     result = invoke("predict", "tiny.yaml", "--split", "oof")
     assert result.exit_code == 0 and "fold 1: model changed" in result.output
     rows = rows_from_csv((project / "folds" / "tiny.csv").read_text(), "folds")
@@ -105,7 +120,9 @@ def test_tta_none_equals_plain(project):
     assert report["oof"]["dice"] == report["oof"]["dice_plain"]
     assert all(f["dice"] == f["dice_plain"] for f in report["folds"].values())
     store = ProbStore.open(project / "artifacts" / "runs" / RUN / "oof")
-    assert store.manifest["tta"] == "none" and np.issubdtype(store.read(store.ids()[0]).dtype, np.uint8)
+    assert store.manifest["tta"] == "none" and np.issubdtype(
+        store.read(store.ids()[0]).dtype, np.uint8
+    )
 
 
 def test_tune_on_oof_store(project):
@@ -133,23 +150,38 @@ def test_test_shards_predicted_on_two_machines_complete_the_store(project, tmp_p
 
     wrong = invoke("predict", "tiny.yaml", "--split", "oof", "--shard", "1/2")
     assert wrong.exit_code == 1 and "use it with --split test" in wrong.output
-    assert "expected i/N" in invoke("predict", "tiny.yaml", "--split", "test", "--shard", "3/2").output
-    machine2 = copy_project(project, tmp_path / "machine2")  # trained models and folds, as copied to a second machine
+    assert (
+        "expected i/N" in invoke("predict", "tiny.yaml", "--split", "test", "--shard", "3/2").output
+    )
+    machine2 = copy_project(
+        project, tmp_path / "machine2"
+    )  # trained models and folds, as copied to a second machine
     result = invoke("predict", "tiny.yaml", "--split", "test", "--shard", "1/2", "--tta", "none")
     assert result.exit_code == 0, result.output
     store_dir = project / "artifacts" / "runs" / RUN / "test"
     store = ProbStore.open(store_dir)
-    ids = [f"80a486915ac6_{v:02d}" for v in range(1, 5)]  # the tiny test car: shard 1 holds _04, shard 2 the rest
+    ids = [
+        f"80a486915ac6_{v:02d}" for v in range(1, 5)
+    ]  # the tiny test car: shard 1 holds _04, shard 2 the rest
     assert store.ids() == sorted(i for i in ids if shard_of(i, 2) == 1) and not store.complete
     assert "shard 2/2 missing" in store.incomplete_reason()
     monkeypatch.chdir(machine2)
-    assert invoke("predict", "tiny.yaml", "--split", "test", "--shard", "2/2", "--tta", "none").exit_code == 0
+    assert (
+        invoke(
+            "predict", "tiny.yaml", "--split", "test", "--shard", "2/2", "--tta", "none"
+        ).exit_code
+        == 0
+    )
     shutil.copytree(machine2 / "artifacts" / "runs" / RUN / "test", store_dir, dirs_exist_ok=True)
     store = ProbStore.open(store_dir)
     assert store.complete and store.ids() == ids
-    whole = copy_project(project, tmp_path / "whole")  # the same images predicted in one go agree with the shards
+    whole = copy_project(
+        project, tmp_path / "whole"
+    )  # the same images predicted in one go agree with the shards
     monkeypatch.chdir(whole)
-    assert invoke("predict", "tiny.yaml", "--split", "test", "--tta", "none", "--force").exit_code == 0
+    assert (
+        invoke("predict", "tiny.yaml", "--split", "test", "--tta", "none", "--force").exit_code == 0
+    )
     single = ProbStore.open(whole / "artifacts" / "runs" / RUN / "test")
     for i in ids:
         assert np.abs(single.read(i).astype(int) - store.read(i).astype(int)).max() <= 1
@@ -163,7 +195,11 @@ def test_test_only_prediction_keeps_the_oof_report(project):
     assert before["oof"] and before["folds"]
     assert invoke("predict", "tiny.yaml", "--split", "test").exit_code == 0
     after = json.loads(report_path.read_text())
-    assert after["oof"] == before["oof"] and after["folds"] == before["folds"] and after["test_images"] > 0
+    assert (
+        after["oof"] == before["oof"]
+        and after["folds"] == before["folds"]
+        and after["test_images"] > 0
+    )
     # another TTA: the old OOF scores are not of this TTA, so none are carried
     assert invoke("predict", "tiny.yaml", "--split", "test", "--tta", "none").exit_code == 0
     assert json.loads(report_path.read_text())["oof"] == {}

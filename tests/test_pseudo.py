@@ -9,7 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.decide.pseudo_labels import PseudoRow, PseudoRule, check_no_leak, select, table_from_csv, table_to_csv
+from pipeline.decide.pseudo_labels import (
+    PseudoRow,
+    PseudoRule,
+    check_no_leak,
+    select,
+    table_from_csv,
+    table_to_csv,
+)
 from pipeline.errors import PipelineError
 from pipeline.ops.confidence import band_fraction, mean_entropy, mean_entropy_numpy
 from pipeline.train.sampler import MixedBatchSampler
@@ -22,11 +29,14 @@ def invoke(*args):
     return CliRunner().invoke(cli, list(args))
 
 
-@pytest.mark.parametrize("values, lo, hi, expected", [
-    ([0, 255, 128, 128], 0.1, 0.9, 0.5),
-    ([25, 26, 229, 230], 0.1, 0.9, 0.5),  # 25.5 < p*255 < 229.5: 26 and 229 are inside the band
-    ([0, 0, 0, 0], 0.1, 0.9, 0.0),
-])
+@pytest.mark.parametrize(
+    "values, lo, hi, expected",
+    [
+        ([0, 255, 128, 128], 0.1, 0.9, 0.5),
+        ([25, 26, 229, 230], 0.1, 0.9, 0.5),  # 25.5 < p*255 < 229.5: 26 and 229 are inside the band
+        ([0, 0, 0, 0], 0.1, 0.9, 0.0),
+    ],
+)
 def test_band_fraction_truth_table(values, lo, hi, expected):
     assert band_fraction(np.array(values, np.uint8).reshape(1, 2, 2), lo, hi) == expected
 
@@ -40,12 +50,15 @@ def test_entropy_truth_table():
     assert mean_entropy(probs) == pytest.approx(mean_entropy_numpy(probs))
 
 
-@pytest.mark.parametrize("tau, top_n, expected", [
-    (0.5, None, ["c", "a", "b"]),
-    (0.25, None, ["c", "a"]),
-    (0.5, 2, ["c", "a"]),
-    (0.05, None, []),
-])
+@pytest.mark.parametrize(
+    "tau, top_n, expected",
+    [
+        (0.5, None, ["c", "a", "b"]),
+        (0.25, None, ["c", "a"]),
+        (0.5, 2, ["c", "a"]),
+        (0.05, None, []),
+    ],
+)
 def test_selection_rule(tau, top_n, expected):
     scores = {"a": 0.2, "b": 0.3, "c": 0.1, "d": 0.9}
     assert select(scores, PseudoRule("band", tau, top_n=top_n)) == expected
@@ -58,7 +71,9 @@ def test_bad_rules():
         PseudoRule("band", lo=0.9, hi=0.1)
 
 
-@pytest.mark.parametrize("ratio, batch, pseudo_per_batch", [(0.25, 8, 2), (0.2, 8, 2), (0.01, 8, 1), (0.9, 4, 3)])
+@pytest.mark.parametrize(
+    "ratio, batch, pseudo_per_batch", [(0.25, 8, 2), (0.2, 8, 2), (0.01, 8, 1), (0.9, 4, 3)]
+)
 def test_batch_ratio_is_honoured(ratio, batch, pseudo_per_batch):
     sampler = MixedBatchSampler(n_labelled=30, n_pseudo=5, batch_size=batch, ratio=ratio, seed=0)
     sampler.set_epoch(3)
@@ -80,7 +95,10 @@ def test_sampler_ranks_split_the_batches():
 
 
 def test_table_round_trip_and_leak_guard():
-    rows = [PseudoRow("t_01", "t", 0.25, "m/t_01.png", False), PseudoRow("t_02", "t", 0.3, "m/t_02.png", True)]
+    rows = [
+        PseudoRow("t_01", "t", 0.25, "m/t_01.png", False),
+        PseudoRow("t_02", "t", 0.3, "m/t_02.png", True),
+    ]
     assert table_from_csv(table_to_csv(rows), "x") == rows
     with pytest.raises(PipelineError, match="'t_02' .* is labelled"):
         check_no_leak(rows, {"t_02", "zz"}, "folds/pseudo_r1.csv")
@@ -107,13 +125,19 @@ def project(ensembled, tmp_path, monkeypatch):
 
 
 def test_pseudo_round_writes_masks_table_and_provenance(project):
-    result = invoke("pseudo", "tiny-ens", "--round", "1", "--rule", "entropy", "--tau", "1.0", "--top-n", "3")
+    result = invoke(
+        "pseudo", "tiny-ens", "--round", "1", "--rule", "entropy", "--tau", "1.0", "--top-n", "3"
+    )
     assert result.exit_code == 0, result.output
     rows = table_from_csv((project / "folds" / "pseudo_r1.csv").read_text(), "t")
     assert len(rows) == 3 and all(r.fold == -1 for r in rows)
     assert all((project / r.mask).is_file() or os.path.isfile(r.mask) for r in rows)
     prov = json.loads((project / "folds" / "pseudo_r1.json").read_text())
-    assert prov["ensemble"] == "tiny-ens" and prov["rule"]["kind"] == "entropy" and prov["selected"] == 3
+    assert (
+        prov["ensemble"] == "tiny-ens"
+        and prov["rule"]["kind"] == "entropy"
+        and prov["selected"] == 3
+    )
     assert 0 <= prov["decision"]["threshold"] < 1 and prov["candidates"] == 4
     again = invoke("pseudo", "tiny-ens", "--round", "1")
     assert again.exit_code == 1 and "exists" in again.output
@@ -123,19 +147,34 @@ def test_pseudo_round_writes_masks_table_and_provenance(project):
 def test_training_with_pseudo_rows_never_validates_them(project, monkeypatch, soft):
     args = ["pseudo", "tiny-ens", "--round", "2", "--tau", "1.1"] + (["--soft"] if soft else [])
     assert invoke(*args).exit_code == 0
-    pseudo_ids = {r.image_id for r in table_from_csv((project / "folds" / "pseudo_r2.csv").read_text(), "t")}
+    pseudo_ids = {
+        r.image_id for r in table_from_csv((project / "folds" / "pseudo_r2.csv").read_text(), "t")
+    }
     seen = {}
     from pipeline.train import loop
 
     original = loop.FoldTrainer.__init__
 
     def spy(self, setup, reporter=None):
-        seen[setup.fold] = ({s.image_id for s in setup.train_set.samples}, {s.image_id for s in setup.val_set.samples})
+        seen[setup.fold] = (
+            {s.image_id for s in setup.train_set.samples},
+            {s.image_id for s in setup.val_set.samples},
+        )
         original(self, setup, reporter)
 
     monkeypatch.setattr(loop.FoldTrainer, "__init__", spy)
-    result = invoke("train", "tiny.yaml", "--set", "name=withpseudo", "--set", "train.epochs=1",
-                    "--set", "pseudo.table=folds/pseudo_r2.csv", "--set", "pseudo.ratio=0.25")
+    result = invoke(
+        "train",
+        "tiny.yaml",
+        "--set",
+        "name=withpseudo",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "pseudo.table=folds/pseudo_r2.csv",
+        "--set",
+        "pseudo.ratio=0.25",
+    )
     assert result.exit_code == 0, result.output
     assert set(seen) == {0, 1}
     for train_ids, val_ids in seen.values():
@@ -143,9 +182,15 @@ def test_training_with_pseudo_rows_never_validates_them(project, monkeypatch, so
 
 
 def test_leaking_pseudo_table_is_an_error(project):
-    labelled = next(iter((project / "folds" / "tiny.csv").read_text().splitlines()[1:])).split(",")[0]
-    (project / "folds" / "pseudo_r9.csv").write_text(table_to_csv([PseudoRow(labelled, "g", 0.2, "x.png", False)]))
-    result = invoke("train", "tiny.yaml", "--set", "name=leak", "--set", "pseudo.table=folds/pseudo_r9.csv")
+    labelled = next(iter((project / "folds" / "tiny.csv").read_text().splitlines()[1:])).split(",")[
+        0
+    ]
+    (project / "folds" / "pseudo_r9.csv").write_text(
+        table_to_csv([PseudoRow(labelled, "g", 0.2, "x.png", False)])
+    )
+    result = invoke(
+        "train", "tiny.yaml", "--set", "name=leak", "--set", "pseudo.table=folds/pseudo_r9.csv"
+    )
     assert result.exit_code == 1 and labelled in result.output and "is labelled" in result.output
 
 
@@ -160,10 +205,18 @@ def test_compare_runs(project):
     result = invoke("compare", RUN, "tiny2_64x96")
     assert result.exit_code == 0, result.output
     # differences +0.1 and -0.02: mean +0.04, population std 0.06, one fold of two better
-    assert "mean difference +0.04000 ± 0.06000" in result.output and "1 of 2 folds better" in result.output
+    assert (
+        "mean difference +0.04000 ± 0.06000" in result.output
+        and "1 of 2 folds better" in result.output
+    )
     assert f"{base[0]:.5f}" in result.output and f"{base[0] + 0.1:.5f}" in result.output
     reverse = invoke("compare", "tiny2_64x96", RUN)
-    assert "mean difference -0.04000 ± 0.06000" in reverse.output and "1 of 2 folds better" in reverse.output
-    (run_dir / "tiny2_64x96" / "predict_report.json").unlink()  # falls back to training's fold scores
+    assert (
+        "mean difference -0.04000 ± 0.06000" in reverse.output
+        and "1 of 2 folds better" in reverse.output
+    )
+    (
+        run_dir / "tiny2_64x96" / "predict_report.json"
+    ).unlink()  # falls back to training's fold scores
     fallback = invoke("compare", RUN, "tiny2_64x96")
     assert fallback.exit_code == 0 and "predict reports / training summaries" in fallback.output

@@ -1,4 +1,5 @@
 """QA quality features and the calibrated score estimate: truth tables and planted relations."""
+
 import cv2
 import numpy as np
 import pytest
@@ -6,7 +7,12 @@ from scipy.stats import spearmanr
 
 from pipeline.errors import PipelineError
 from pipeline.review import estimate as est
-from pipeline.review.quality import binary_features, channel_features, multiclass_features, near_boundary
+from pipeline.review.quality import (
+    binary_features,
+    channel_features,
+    multiclass_features,
+    near_boundary,
+)
 
 
 # ---- features ------------------------------------------------------------------------------------
@@ -19,7 +25,9 @@ def half_mask(h: int = 20, w: int = 20) -> np.ndarray:
 def test_near_boundary_is_both_sides_within_the_radius_and_nothing_for_empty_or_full_masks():
     mask = half_mask()
     near, edge = near_boundary(mask, 3.0)
-    assert near[0].tolist() == [False] * 7 + [True] * 6 + [False] * 7  # columns 7..9 inside, 10..12 outside
+    assert (
+        near[0].tolist() == [False] * 7 + [True] * 6 + [False] * 7
+    )  # columns 7..9 inside, 10..12 outside
     assert edge[0].tolist() == [False] * 9 + [True] + [False] * 10
     for flat in (np.zeros((5, 6), bool), np.ones((5, 6), bool)):
         assert not any(a.any() for a in near_boundary(flat, 3.0))
@@ -35,8 +43,12 @@ def test_channel_features_of_a_hand_made_map():
     assert f["area"] == 0.5
     assert f["band"] == pytest.approx(20 / 200) and f["band_far"] == pytest.approx(20 / 200)
     assert f["band_wide"] == f["band"]  # no pixel in the band's tails
-    assert f["edge_width"] == pytest.approx(1.0)  # 20 uncertain near pixels over a 20-pixel boundary
-    assert f["soft_dice"] == pytest.approx(2 * 200 / (200 + 20 * 0.4 + 200))  # the far column is not counted
+    assert f["edge_width"] == pytest.approx(
+        1.0
+    )  # 20 uncertain near pixels over a 20-pixel boundary
+    assert f["soft_dice"] == pytest.approx(
+        2 * 200 / (200 + 20 * 0.4 + 200)
+    )  # the far column is not counted
     assert f["removed"] == pytest.approx(40 / 240) and f["components"] == 2
 
 
@@ -44,9 +56,13 @@ def test_sharper_maps_score_better_and_empty_masks_are_finite():
     mask = half_mask(40, 40)
     soft = {}
     for sigma in (0.8, 3.0):
-        blurred = np.round(255 * cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)).astype(np.uint8)
+        blurred = np.round(255 * cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)).astype(
+            np.uint8
+        )
         soft[sigma] = binary_features(blurred[None], blurred > 127, 0.5)
-    assert soft[3.0]["band"] > soft[0.8]["band"] and soft[3.0]["edge_width"] > soft[0.8]["edge_width"]
+    assert (
+        soft[3.0]["band"] > soft[0.8]["band"] and soft[3.0]["edge_width"] > soft[0.8]["edge_width"]
+    )
     assert soft[3.0]["soft_dice"] < soft[0.8]["soft_dice"] < 1
     empty = channel_features(np.full((8, 8), 100, np.uint8), np.zeros((8, 8), bool))
     assert empty["area"] == 0 and empty["band_far"] == 64 and empty["soft_dice"] == 0.0
@@ -105,13 +121,20 @@ def test_a_feature_that_never_varies_is_left_out_and_none_leaves_the_mean():
         r["disagreement"] = 0.0  # one member: nothing to disagree with
     assert "disagreement" not in est.fit(rows, scores, groups).columns
     flat = est.fit([{"band": 0.1}] * 6, np.array([0.9, 0.95, 0.9, 0.95, 0.9, 0.95]), list("aabbcc"))
-    assert flat.columns == [] and flat.predict([{"band": 0.5}])[0] == pytest.approx(0.925, abs=0.002)
+    assert flat.columns == [] and flat.predict([{"band": 0.5}])[0] == pytest.approx(
+        0.925, abs=0.002
+    )
 
 
-@pytest.mark.parametrize("name, values, expected", [("band", [0.0, 1.0], np.log([1e-3, 1.001])),
-                                                    ("soft_dice:car", [1.0], np.log([1e-4])),
-                                                    ("area_z", [-2.0], np.log1p([2.0])),
-                                                    ("empty", [1.0], [1.0])])
+@pytest.mark.parametrize(
+    "name, values, expected",
+    [
+        ("band", [0.0, 1.0], np.log([1e-3, 1.001])),
+        ("soft_dice:car", [1.0], np.log([1e-4])),
+        ("area_z", [-2.0], np.log1p([2.0])),
+        ("empty", [1.0], [1.0]),
+    ],
+)
 def test_feature_transforms(name, values, expected):
     assert est.transform(name, np.array(values)) == pytest.approx(expected)
 
@@ -124,7 +147,9 @@ def test_group_splits_leave_one_group_out_up_to_the_limit():
 
 
 def test_leaderboard_interval():
-    board = est.leaderboard(np.array([0.97, 0.98, 0.99]), test_groups=4, residual_sd=0.002, oof_groups=12)
+    board = est.leaderboard(
+        np.array([0.97, 0.98, 0.99]), test_groups=4, residual_sd=0.002, oof_groups=12
+    )
     assert board["mean"] == pytest.approx(0.98)
     assert board["half_width"] == pytest.approx(1.96 * 0.002 * np.sqrt(1 / 4 + 1 / 12))
     assert board["low"] < 0.98 < board["high"] and board["images"] == 3
@@ -132,7 +157,9 @@ def test_leaderboard_interval():
 
 def test_spearman_of_calibration_matches_scipy():
     truth, estimate = np.array([0.9, 0.8, 0.95, 0.7]), np.array([0.91, 0.85, 0.9, 0.6])
-    assert est.calibration(truth, estimate, list("abab"))["spearman"] == pytest.approx(spearmanr(truth, estimate)[0])
+    assert est.calibration(truth, estimate, list("abab"))["spearman"] == pytest.approx(
+        spearmanr(truth, estimate)[0]
+    )
 
 
 def test_slopes_come_from_inside_groups_when_groups_hold_several_images():

@@ -62,7 +62,9 @@ def test_rle_row_without_image(carvana_copy):
     shutil.rmtree(carvana_copy / "train_masks")
     victim = sorted((carvana_copy / "train").iterdir())[-1]
     victim.unlink()
-    with pytest.raises(PipelineError, match=rf"train_masks.csv row '{victim.name}': mask without image"):
+    with pytest.raises(
+        PipelineError, match=rf"train_masks.csv row '{victim.name}': mask without image"
+    ):
         carvana(carvana_copy)
 
 
@@ -70,7 +72,9 @@ def test_mask_size_differs_from_image(carvana_copy):
     ds = carvana(carvana_copy)
     sample = ds.train[0]
     Image.new("P", (TINY[0] + 2, TINY[1])).save(sample.mask_path)
-    with pytest.raises(PipelineError, match=rf"{sample.mask_path.name}: mask is 98x64 but image .* is 96x64"):
+    with pytest.raises(
+        PipelineError, match=rf"{sample.mask_path.name}: mask is 98x64 but image .* is 96x64"
+    ):
         ds.read_mask(sample)
 
 
@@ -89,7 +93,9 @@ def test_mask_values_outside_allowed_set(carvana_copy):
     sample = ds.train[0]
     bad = np.zeros((TINY[1], TINY[0]), np.uint8)
     bad[0, 0] = 7
-    Image.fromarray(bad, mode="L").save(sample.mask_path, format="PNG")  # content decides, not the name
+    Image.fromarray(bad, mode="L").save(
+        sample.mask_path, format="PNG"
+    )  # content decides, not the name
     with pytest.raises(PipelineError, match=r"mask values \[0, 7\] are outside the allowed set"):
         ds.read_mask(sample)
 
@@ -157,7 +163,10 @@ def test_folder_colour_mask_is_an_error(tmp_path):
     colour[2, 3] = (255, 0, 0)
     save_png(root / "masks" / "seq0_000.png", colour)
     ds = folder(root)
-    with pytest.raises(PipelineError, match=r"seq0_000.png: binary mask has colour pixels \(1, first rgb\(255, 0, 0\)"):
+    with pytest.raises(
+        PipelineError,
+        match=r"seq0_000.png: binary mask has colour pixels \(1, first rgb\(255, 0, 0\)",
+    ):
         ds.read_mask(ds.sample("seq0_000"))
 
 

@@ -12,8 +12,9 @@ def test_truth_table_2x3(order, rle):
     np.testing.assert_array_equal(rle_decode_numpy(rle, MASK.shape, order), MASK)
 
 
-@pytest.mark.parametrize("mask, rle", [(np.zeros((2, 3)), ""), (np.ones((2, 3)), "1 6"),
-                                       (np.eye(2, 3), "1 1 5 1")])
+@pytest.mark.parametrize(
+    "mask, rle", [(np.zeros((2, 3)), ""), (np.ones((2, 3)), "1 6"), (np.eye(2, 3), "1 1 5 1")]
+)
 def test_empty_full_and_corner_pixels(mask, rle):
     assert rle_encode_numpy(mask, "C") == rle
     np.testing.assert_array_equal(rle_decode_numpy(rle, mask.shape, "C"), mask)
@@ -25,8 +26,17 @@ def test_last_pixel_set():
     assert rle_encode_numpy(mask) == "12 1"
 
 
-@pytest.mark.parametrize("rle, problem", [("1", "odd"), ("0 2", "below 1"), ("1 0", "not positive"),
-                                          ("5 3", "ends past"), ("3 1 1 1", "unsorted"), ("a b", "integer")])
+@pytest.mark.parametrize(
+    "rle, problem",
+    [
+        ("1", "odd"),
+        ("0 2", "below 1"),
+        ("1 0", "not positive"),
+        ("5 3", "ends past"),
+        ("3 1 1 1", "unsorted"),
+        ("a b", "integer"),
+    ],
+)
 def test_malformed(rle, problem):
     with pytest.raises(ValueError, match=problem):
         rle_decode_numpy(rle, (2, 3))
@@ -46,11 +56,17 @@ def test_kernel_truth_table_2x3(order, rle):
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-@pytest.mark.parametrize("mask, rle", [
-    (np.zeros((2, 3)), ""),
-    (np.ones((2, 3)), "1 6"),
-    (np.array([[1, 0, 0], [0, 0, 1]]), "1 1 6 1"),  # first and last pixel set (same in both orders)
-])
+@pytest.mark.parametrize(
+    "mask, rle",
+    [
+        (np.zeros((2, 3)), ""),
+        (np.ones((2, 3)), "1 6"),
+        (
+            np.array([[1, 0, 0], [0, 0, 1]]),
+            "1 1 6 1",
+        ),  # first and last pixel set (same in both orders)
+    ],
+)
 def test_kernel_empty_full_corners(order, mask, rle):
     assert rle_encode(mask, order) == rle
     np.testing.assert_array_equal(rle_decode(rle, mask.shape, order), mask)
@@ -63,7 +79,9 @@ def test_words_of_eight_pixels_with_one_gap():
     assert rle_encode(mask) == "1 24 26 15"
 
 
-masks = st.tuples(st.integers(1, 37), st.integers(1, 37), st.integers(0, 2**31 - 1), st.floats(0, 1))
+masks = st.tuples(
+    st.integers(1, 37), st.integers(1, 37), st.integers(0, 2**31 - 1), st.floats(0, 1)
+)
 
 
 @given(masks, st.sampled_from(["C", "F"]))
@@ -74,7 +92,9 @@ def test_round_trip_and_reference_on_random_nonsquare_masks(params, order):
     rle = rle_encode(mask, order)
     assert rle == rle_encode_numpy(mask, order)
     np.testing.assert_array_equal(rle_decode(rle, (h, w), order), mask)
-    np.testing.assert_array_equal(rle_decode(rle, (h, w), order), rle_decode_numpy(rle, (h, w), order))
+    np.testing.assert_array_equal(
+        rle_decode(rle, (h, w), order), rle_decode_numpy(rle, (h, w), order)
+    )
 
 
 @given(masks, st.sampled_from(["C", "F"]), st.floats(0, 1))
@@ -82,7 +102,9 @@ def test_round_trip_and_reference_on_random_nonsquare_masks(params, order):
 def test_encoder_from_probabilities_equals_threshold_then_encode(params, order, threshold):
     h, w, seed, _ = params
     probs = np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
-    assert rle_encode_probs(probs, threshold, order) == rle_encode_numpy(probs > threshold * 255, order)
+    assert rle_encode_probs(probs, threshold, order) == rle_encode_numpy(
+        probs > threshold * 255, order
+    )
 
 
 def test_kernel_rejects_malformed():
@@ -99,7 +121,7 @@ def _runs_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     pos, on = int(rng.integers(0, 12)), True
     while pos < size:
         length = int(rng.integers(1, 21))
-        flat[pos:pos + length] = on
+        flat[pos : pos + length] = on
         pos, on = pos + length, not on
     return flat
 
@@ -107,7 +129,10 @@ def _runs_mask(size: int, rng: np.random.Generator) -> np.ndarray:
 @pytest.mark.parametrize("level", [0, 1, 126, 127, 128, 129, 200, 254])
 def test_kernel_levels_at_the_byte_boundaries(level):
     # values just below, at and above the level (the SWAR tests' edge cases), both halves of the byte range
-    values = np.array([0, 1, 126, 127, 128, 129, 254, 255, max(level - 1, 0), level, min(level + 1, 255)], np.uint8)
+    values = np.array(
+        [0, 1, 126, 127, 128, 129, 254, 255, max(level - 1, 0), level, min(level + 1, 255)],
+        np.uint8,
+    )
     rng = np.random.default_rng(level)
     probs = rng.choice(values, size=(7, 37)).astype(np.uint8)
     threshold = (level + 0.5) / 255
@@ -124,8 +149,9 @@ def test_kernel_single_pixel_at_every_word_position(pixel):
     assert rle_encode(mask) == rle_encode_numpy(mask)
 
 
-@pytest.mark.parametrize("height, width",
-                         [(1, 1), (1, 7), (1, 8), (1, 9), (3, 5), (5, 13), (4, 16), (17, 33), (64, 63)])
+@pytest.mark.parametrize(
+    "height, width", [(1, 1), (1, 7), (1, 8), (1, 9), (3, 5), (5, 13), (4, 16), (17, 33), (64, 63)]
+)
 def test_kernel_empty_full_and_runs_on_odd_sizes(height, width):
     for fill in (0, 1):
         mask = np.full((height, width), fill, np.uint8)
@@ -137,7 +163,9 @@ def test_kernel_empty_full_and_runs_on_odd_sizes(height, width):
             assert rle_encode(mask, order) == rle_encode_numpy(mask, order)
 
 
-@given(st.integers(1, 700), st.integers(0, 2**31 - 1), st.integers(0, 254), st.sampled_from(["C", "F"]))
+@given(
+    st.integers(1, 700), st.integers(0, 2**31 - 1), st.integers(0, 254), st.sampled_from(["C", "F"])
+)
 @settings(max_examples=150, deadline=None)
 def test_kernel_equals_reference_on_random_runs_and_levels(size, seed, level, order):
     rng = np.random.default_rng(seed)

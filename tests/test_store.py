@@ -14,8 +14,15 @@ from pipeline.decide.store import ProbStore, dequantize, quantize
 from pipeline.decide.store_shards import Shard, parse_shard, shard_of
 from pipeline.errors import PipelineError
 
-HEADER = {"run": "r", "split": "test", "folds": [0, 1], "tta": "hflip", "classes": ["bg", "car"],
-          "checkpoints": {"0": "aa", "1": "bb"}, "resolution": "original"}
+HEADER = {
+    "run": "r",
+    "split": "test",
+    "folds": [0, 1],
+    "tta": "hflip",
+    "classes": ["bg", "car"],
+    "checkpoints": {"0": "aa", "1": "bb"},
+    "resolution": "original",
+}
 
 
 @given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**31 - 1))
@@ -64,7 +71,9 @@ def test_reopen_resumes_same_header_and_replaces_stale(tmp_path):
     assert again.has("a") and again.replaced is None
     stale = ProbStore.create(tmp_path / "s", {**HEADER, "checkpoints": {"0": "cc", "1": "bb"}})
     assert not stale.has("a") and "checkpoints" in stale.replaced
-    forced = ProbStore.create(tmp_path / "s", {**HEADER, "checkpoints": {"0": "cc", "1": "bb"}}, force=True)
+    forced = ProbStore.create(
+        tmp_path / "s", {**HEADER, "checkpoints": {"0": "cc", "1": "bb"}}, force=True
+    )
     assert forced.replaced == "--force"
 
 
@@ -79,7 +88,13 @@ def test_missing_and_foreign_stores(tmp_path):
 
 
 # ---- format 2: zstd entries, model resolution, format 1 still read --------------------------------
-@given(st.integers(1, 3), st.integers(1, 17), st.integers(1, 17), st.integers(0, 2**31 - 1), st.booleans())
+@given(
+    st.integers(1, 3),
+    st.integers(1, 17),
+    st.integers(1, 17),
+    st.integers(0, 2**31 - 1),
+    st.booleans(),
+)
 @settings(max_examples=40, deadline=None)
 def test_codec_round_trips_exactly_at_the_stored_size(channels, h, w, seed, smaller):
     probs = np.random.default_rng(seed).integers(0, 256, (channels, h, w), dtype=np.uint8)
@@ -110,7 +125,12 @@ def test_model_resolution_entries_read_at_the_original_size(tmp_path):
 def _write_v1(folder, entries: dict, complete: bool = True):
     folder.mkdir(parents=True)
     index = [[i, *p.shape[1:]] for i, p in entries.items()]
-    manifest = {"format": "segfuse-store-1", **HEADER, "complete": complete, **({"index": index} if complete else {})}
+    manifest = {
+        "format": "segfuse-store-1",
+        **HEADER,
+        "complete": complete,
+        **({"index": index} if complete else {}),
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     for image_id, probs in entries.items():
         head = struct.pack("<4sIII", b"U8Z1", *probs.shape)
@@ -119,8 +139,10 @@ def _write_v1(folder, entries: dict, complete: bool = True):
 
 def test_version1_store_still_reads_and_a_rewrite_converts_it(tmp_path):
     rng = np.random.default_rng(1)
-    entries = {"a": rng.integers(0, 256, (1, 5, 7), dtype=np.uint8),
-               "b": rng.integers(0, 256, (1, 6, 4), dtype=np.uint8)}
+    entries = {
+        "a": rng.integers(0, 256, (1, 5, 7), dtype=np.uint8),
+        "b": rng.integers(0, 256, (1, 6, 4), dtype=np.uint8),
+    }
     _write_v1(tmp_path / "old", entries)
     old = ProbStore.open(tmp_path / "old")
     assert old.complete and old.ids() == ["a", "b"] and old.version == 1
@@ -128,7 +150,9 @@ def test_version1_store_still_reads_and_a_rewrite_converts_it(tmp_path):
         np.testing.assert_array_equal(old.read(image_id), probs)
     with pytest.raises(PipelineError, match="read-only"):
         old.write("c", entries["a"])
-    new = ProbStore.create(tmp_path / "old", HEADER)  # same header: a resume, but the format changed
+    new = ProbStore.create(
+        tmp_path / "old", HEADER
+    )  # same header: a resume, but the format changed
     assert "format segfuse-store-1 -> segfuse-store-3" in new.replaced and new.ids() == []
 
 
@@ -139,7 +163,9 @@ def test_unknown_format_and_corrupt_entries_are_one_line_errors(tmp_path):
     with pytest.raises(PipelineError, match="corrupt store entry"):
         store.read("a")
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
-    (tmp_path / "s" / "manifest.json").write_text(json.dumps({**manifest, "format": "segfuse-store-9"}))
+    (tmp_path / "s" / "manifest.json").write_text(
+        json.dumps({**manifest, "format": "segfuse-store-9"})
+    )
     with pytest.raises(PipelineError, match="unknown store format 'segfuse-store-9'") as err:
         ProbStore.open(tmp_path / "s")
     assert "\n" not in str(err.value)
@@ -151,7 +177,9 @@ def test_unknown_format_and_corrupt_entries_are_one_line_errors(tmp_path):
 def test_shards_cover_every_test_id_exactly_once(ids, count):
     owners = {i: [k for k in range(1, count + 1) if Shard(k, count).holds(i)] for i in ids}
     assert all(len(o) == 1 for o in owners.values())
-    assert all(shard_of(i, count) == owners[i][0] for i in ids)  # by the id alone, whatever the list
+    assert all(
+        shard_of(i, count) == owners[i][0] for i in ids
+    )  # by the id alone, whatever the list
 
 
 def test_shard_of_is_pinned_by_the_id_alone():
@@ -159,7 +187,9 @@ def test_shard_of_is_pinned_by_the_id_alone():
     assert [shard_of(f"0a0e3fb8f782_{i:02d}", 4) for i in range(1, 9)] == [2, 4, 2, 3, 1, 3, 1, 2]
 
 
-@pytest.mark.parametrize("text, shard", [("1/4", Shard(1, 4)), (" 4 / 4 ", Shard(4, 4)), ("1/1", Shard(1, 1))])
+@pytest.mark.parametrize(
+    "text, shard", [("1/4", Shard(1, 4)), (" 4 / 4 ", Shard(4, 4)), ("1/1", Shard(1, 1))]
+)
 def test_parse_shard(text, shard):
     assert parse_shard(text) == shard
 
@@ -204,6 +234,7 @@ def test_a_shard_predicted_with_other_models_does_not_complete_the_store(tmp_pat
     _, merged = _sharded(tmp_path, 2, [1, 2])
     other = {**HEADER, "checkpoints": {"0": "zz", "1": "bb"}}
     (merged / "shard-2-of-2.json").write_text(
-        json.dumps({**json.loads((merged / "shard-2-of-2.json").read_text()), "header": other}))
+        json.dumps({**json.loads((merged / "shard-2-of-2.json").read_text()), "header": other})
+    )
     store = ProbStore.open(merged)
     assert not store.complete and "2/2 predicted with other models" in store.incomplete_reason()

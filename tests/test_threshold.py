@@ -4,17 +4,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.decide.search import Collector, channel_targets, tune_channel
-from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms, histograms_numpy, search
+from pipeline.ops.threshold import (
+    areas_from_histograms,
+    dice_table,
+    histograms,
+    histograms_numpy,
+    search,
+)
 
 
-@given(st.integers(1, 3), st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**31 - 1), st.booleans())
+@given(
+    st.integers(1, 3),
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.integers(0, 2**31 - 1),
+    st.booleans(),
+)
 @settings(max_examples=40, deadline=None)
 def test_numba_histograms_match_numpy(channels, h, w, seed, with_valid):
     rng = np.random.default_rng(seed)
     probs = rng.integers(0, 256, (channels, h, w), dtype=np.uint8)
     target = rng.random((channels, h, w)) < 0.4
     valid = rng.random((h, w)) < 0.8 if with_valid else None
-    for got, want in zip(histograms(probs, target, valid), histograms_numpy(probs, target, valid), strict=True):
+    for got, want in zip(
+        histograms(probs, target, valid), histograms_numpy(probs, target, valid), strict=True
+    ):
         np.testing.assert_array_equal(got, want)
 
 
@@ -23,7 +37,9 @@ def test_planted_optimum_is_recovered():
     collector = Collector(1)
     for _ in range(10):
         truth = rng.random((1, 16, 24)) < 0.3
-        probs = np.where(truth, rng.integers(150, 256, truth.shape), rng.integers(0, 150, truth.shape))
+        probs = np.where(
+            truth, rng.integers(150, 256, truth.shape), rng.integers(0, 150, truth.shape)
+        )
         collector.add(probs.astype(np.uint8), truth, np.ones((16, 24), bool), fold=0)
     pred, tp, gt, folds = collector.arrays()
     result = tune_channel("car", pred[:, 0], tp[:, 0], gt[:, 0], folds, [0])
@@ -31,14 +47,17 @@ def test_planted_optimum_is_recovered():
     assert result.dice_half < 1.0  # 0.5 (level 127) lets some negatives in
 
 
-@pytest.mark.parametrize("pred_area, gt_area, min_area, expected", [
-    (3, 0, 0, 0.0),   # a few false positives on an empty image
-    (3, 0, 3, 0.0),   # not below min_area: kept
-    (3, 0, 4, 1.0),   # below min_area: emptied, empty vs empty = 1
-    (3, 3, 4, 0.0),   # emptied although correct
-    (0, 0, 0, 1.0),
-    (5, 5, 2, 1.0),
-])
+@pytest.mark.parametrize(
+    "pred_area, gt_area, min_area, expected",
+    [
+        (3, 0, 0, 0.0),  # a few false positives on an empty image
+        (3, 0, 3, 0.0),  # not below min_area: kept
+        (3, 0, 4, 1.0),  # below min_area: emptied, empty vs empty = 1
+        (3, 3, 4, 0.0),  # emptied although correct
+        (0, 0, 0, 1.0),
+        (5, 5, 2, 1.0),
+    ],
+)
 def test_min_area_truth_table(pred_area, gt_area, min_area, expected):
     pred = np.array([[pred_area]])
     tp = np.array([[min(pred_area, gt_area)]])
@@ -78,8 +97,16 @@ def test_multi_channel_thresholds_are_independent():
         mask = rng.integers(0, 3, (12, 12))
         target, valid = channel_targets(mask, 3, None)
         cuts = (60, 127, 200)
-        probs = np.stack([np.where(target[c], rng.integers(cuts[c] + 1, 256, mask.shape),
-                                   rng.integers(0, cuts[c] + 1, mask.shape)) for c in range(3)]).astype(np.uint8)
+        probs = np.stack(
+            [
+                np.where(
+                    target[c],
+                    rng.integers(cuts[c] + 1, 256, mask.shape),
+                    rng.integers(0, cuts[c] + 1, mask.shape),
+                )
+                for c in range(3)
+            ]
+        ).astype(np.uint8)
         collector.add(probs, target, valid, 0)
     pred, tp, gt, folds = collector.arrays()
     for c, cut in enumerate((60, 127, 200)):
@@ -134,23 +161,38 @@ def test_search_equals_brute_force_over_all_levels_and_min_areas(seed):
         h, w = rng.integers(3, 12, 2)
         truth = rng.random((h, w)) < rng.choice([0.0, 0.1, 0.5])
         noise = rng.integers(0, 256, (h, w)) if palette is None else rng.choice(palette, (h, w))
-        probs.append(np.where(truth & (rng.random((h, w)) < 0.7), np.maximum(noise, 128), noise).astype(np.uint8))
+        probs.append(
+            np.where(truth & (rng.random((h, w)) < 0.7), np.maximum(noise, 128), noise).astype(
+                np.uint8
+            )
+        )
         truths.append(truth)
     hists = [histograms(p[None], t[None]) for p, t in zip(probs, truths, strict=True)]
-    pred, tp, gt = areas_from_histograms(np.stack([a[0] for a, _ in hists]), np.stack([b[0] for _, b in hists]))
+    pred, tp, gt = areas_from_histograms(
+        np.stack([a[0] for a, _ in hists]), np.stack([b[0] for _, b in hists])
+    )
     for area in min_areas:
-        np.testing.assert_allclose(dice_table(pred, tp, gt, area).mean(0), _brute_force_curve(probs, truths, area),
-                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            dice_table(pred, tp, gt, area).mean(0),
+            _brute_force_curve(probs, truths, area),
+            rtol=0,
+            atol=1e-12,
+        )
     level, area, score, _ = search(pred, tp, gt, min_areas)
     want_level, want_area, want_score = _brute_force_best(probs, truths, min_areas)
-    assert (level, area) == (want_level, want_area) and score == pytest.approx(want_score, abs=1e-12)
+    assert (level, area) == (want_level, want_area) and score == pytest.approx(
+        want_score, abs=1e-12
+    )
 
 
-@pytest.mark.parametrize("low, high, expected", [
-    (0, 255, 127),    # perfect at every level 0..254: the level nearest 0.5, 127 before 128
-    (140, 200, 140),  # flat optimum 140..199 above 0.5: its lower end
-    (30, 90, 89),     # flat optimum 30..89 below 0.5: its upper end
-])
+@pytest.mark.parametrize(
+    "low, high, expected",
+    [
+        (0, 255, 127),  # perfect at every level 0..254: the level nearest 0.5, 127 before 128
+        (140, 200, 140),  # flat optimum 140..199 above 0.5: its lower end
+        (30, 90, 89),  # flat optimum 30..89 below 0.5: its upper end
+    ],
+)
 def test_tie_break_is_pinned(low, high, expected):
     truth = np.zeros((1, 4, 4), bool)
     truth[0, :2] = True
@@ -167,8 +209,16 @@ def test_cleanup_is_judged_jointly_with_the_threshold():
     table = {127: (0.970, 0.9850), 169: (0.972, 0.9845), 76: (0.960, 0.9840)}
     assert choose_cleanup(table, tuned_level=169) == (127, True, 0.9850)
     # clean-up that does not help is not kept; ties go to the tuned level, then to no clean-up
-    assert choose_cleanup({127: (0.98, 0.97), 169: (0.99, 0.99)}, tuned_level=169) == (169, False, 0.99)
-    assert choose_cleanup({127: (0.99, 0.99), 169: (0.99, 0.99)}, tuned_level=169) == (169, False, 0.99)
+    assert choose_cleanup({127: (0.98, 0.97), 169: (0.99, 0.99)}, tuned_level=169) == (
+        169,
+        False,
+        0.99,
+    )
+    assert choose_cleanup({127: (0.99, 0.99), 169: (0.99, 0.99)}, tuned_level=169) == (
+        169,
+        False,
+        0.99,
+    )
 
 
 def test_tune_run_picks_the_joint_decision(tiny_project, tmp_path):

@@ -66,8 +66,9 @@ def test_same_seed_same_history_and_weights(reference, tiny_carvana, tmp_path, m
     run_cli("train", str(cfg), "--fold", "0")
     ours, theirs = (d / "artifacts" / "runs" / RUN / "fold0" for d in (tmp_path, reference))
     cols = ("epoch", "train_loss", "val_loss", "val_dice", "lr")
-    assert [[r[c] for c in cols] for r in history(ours / "history.csv")] == \
-           [[r[c] for c in cols] for r in history(theirs / "history.csv")]
+    assert [[r[c] for c in cols] for r in history(ours / "history.csv")] == [
+        [r[c] for c in cols] for r in history(theirs / "history.csv")
+    ]
     for key, value in weights(theirs / "last.pt").items():
         assert torch.equal(value, weights(ours / "last.pt")[key]), key
 
@@ -80,11 +81,22 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_old_one(reference, tiny_ca
     # epoch 1's state (model, optimiser, scheduler, RNG) and must end with the uninterrupted weights
     info = kill_during_write(["train", str(cfg), "--fold", "0"], tmp_path, "last.pt", skip=1)
     fold_dir = tmp_path / "artifacts" / "runs" / RUN / "fold0"
-    assert info["bytes"] > 0 and Path(info["path"]).parent == fold_dir and Path(info["path"]).name != "last.pt"
+    assert (
+        info["bytes"] > 0
+        and Path(info["path"]).parent == fold_dir
+        and Path(info["path"]).name != "last.pt"
+    )
     assert checkpoint.load(fold_dir / "last.pt")["epoch"] == 1  # the old file, whole
-    assert checkpoint.load(fold_dir / "model.pt")["epoch"] in (1, 2) and not (fold_dir / "summary.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "pipeline", "train", str(cfg), "--fold", "0"], cwd=tmp_path,
-                             capture_output=True, text=True)
+    assert (
+        checkpoint.load(fold_dir / "model.pt")["epoch"] in (1, 2)
+        and not (fold_dir / "summary.json").exists()
+    )
+    resumed = subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", str(cfg), "--fold", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in history(fold_dir / "history.csv")] == ["1", "2", "3"]
     ref = reference / "artifacts" / "runs" / RUN / "fold0" / "last.pt"
@@ -92,7 +104,9 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_old_one(reference, tiny_ca
         assert torch.equal(value, weights(fold_dir / "last.pt")[key]), key
 
 
-def test_finished_folds_are_skipped_and_force_retrains(reference, tiny_carvana, tmp_path, monkeypatch):
+def test_finished_folds_are_skipped_and_force_retrains(
+    reference, tiny_carvana, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(reference / "folds", tmp_path / "folds")
     shutil.copytree(reference / "artifacts", tmp_path / "artifacts")
@@ -102,7 +116,11 @@ def test_finished_folds_are_skipped_and_force_retrains(reference, tiny_carvana, 
     assert "done before" in run_cli("train", str(cfg), "--fold", "0").output
     assert model.stat().st_mtime_ns == before
     changed = CliRunner().invoke(cli, ["train", str(cfg), "--fold", "0", "--set", "optim.lr=0.01"])
-    assert changed.exit_code == 1 and "another config" in changed.output and "--force" in changed.output
+    assert (
+        changed.exit_code == 1
+        and "another config" in changed.output
+        and "--force" in changed.output
+    )
     run_cli("train", str(cfg), "--fold", "0", "--force", "--set", "train.epochs=1")
     assert len(history(model.parent / "history.csv")) == 1
 
@@ -114,11 +132,21 @@ def test_changed_config_does_not_resume_silently(reference, tiny_carvana, tmp_pa
     (tmp_path / "artifacts" / "runs" / RUN / "fold0" / "summary.json").unlink()
     cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana)
     result = CliRunner().invoke(cli, ["train", str(cfg), "--fold", "0", "--set", "optim.lr=0.01"])
-    assert result.exit_code == 1 and "different config" in result.output and "--force" in result.output
+    assert (
+        result.exit_code == 1 and "different config" in result.output and "--force" in result.output
+    )
 
 
-DOWNLOADERS = ("load_state_dict_from_url", "download_url_to_file", "load_url", "hf_hub_download",
-               "snapshot_download", "cached_download", "urlopen", "urlretrieve")
+DOWNLOADERS = (
+    "load_state_dict_from_url",
+    "download_url_to_file",
+    "load_url",
+    "hf_hub_download",
+    "snapshot_download",
+    "cached_download",
+    "urlopen",
+    "urlretrieve",
+)
 
 
 @pytest.fixture()
@@ -135,8 +163,14 @@ def no_downloads(tmp_path, monkeypatch):
 
     cache = tmp_path / "empty_cache"
     cache.mkdir()
-    for var in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME",
-                "TIMM_CACHE_DIR"):
+    for var in (
+        "TORCH_HOME",
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "XDG_CACHE_HOME",
+        "TIMM_CACHE_DIR",
+    ):
         monkeypatch.setenv(var, str(cache / var.lower()))
     monkeypatch.setattr(torch.hub, "_hub_dir", str(cache / "torch_hub"))
     for name in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
@@ -155,7 +189,9 @@ def no_downloads(tmp_path, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     yield attempts, cache
-    assert not [p for p in cache.rglob("*") if p.is_file()], "something was written to a weights cache"
+    assert not [p for p in cache.rglob("*") if p.is_file()], (
+        "something was written to a weights cache"
+    )
 
 
 def test_checkpoint_loads_without_any_download(reference, no_downloads):
@@ -177,8 +213,14 @@ def test_imagenet_offline_is_a_clear_error(no_downloads):
     from pipeline.config.schema import ModelConfig
 
     with pytest.raises(PipelineError, match="encoder_weights"):
-        build_model(ModelConfig(encoder="resnet18", encoder_weights="imagenet",
-                                kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 4]}), 1)
+        build_model(
+            ModelConfig(
+                encoder="resnet18",
+                encoder_weights="imagenet",
+                kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 4]},
+            ),
+            1,
+        )
 
 
 def test_local_encoder_weights_file(tmp_path):
@@ -188,16 +230,23 @@ def test_local_encoder_weights_file(tmp_path):
     torch.manual_seed(1)
     donor = build_model(ModelConfig(encoder="resnet18", kwargs=kw), 1)
     torch.save(donor.net.encoder.state_dict(), tmp_path / "r18.pth")
-    model = build_model(ModelConfig(encoder="resnet18", encoder_weights=str(tmp_path / "r18.pth"), kwargs=kw), 1)
+    model = build_model(
+        ModelConfig(encoder="resnet18", encoder_weights=str(tmp_path / "r18.pth"), kwargs=kw), 1
+    )
     for key, value in donor.net.encoder.state_dict().items():
         assert torch.equal(value, model.net.encoder.state_dict()[key])
     with pytest.raises(PipelineError, match="not found"):
-        build_model(ModelConfig(encoder="resnet18", encoder_weights=str(tmp_path / "none.pth"), kwargs=kw), 1)
+        build_model(
+            ModelConfig(encoder="resnet18", encoder_weights=str(tmp_path / "none.pth"), kwargs=kw),
+            1,
+        )
 
 
 def test_two_resolutions_make_two_runs(tiny_carvana, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = tiny_train_config(tmp_path / "tiny.yaml", tiny_carvana, resolutions=[[32, 64], [64, 96]], epochs=1)
+    cfg = tiny_train_config(
+        tmp_path / "tiny.yaml", tiny_carvana, resolutions=[[32, 64], [64, 96]], epochs=1
+    )
     run_cli("folds", str(cfg))
     out = run_cli("train", str(cfg), "--fold", "1").output
     assert "tiny_32x64" in out and "tiny_64x96" in out
@@ -205,10 +254,14 @@ def test_two_resolutions_make_two_runs(tiny_carvana, tmp_path, monkeypatch):
         assert (tmp_path / "artifacts" / "runs" / run / "fold1" / "model.pt").is_file()
 
 
-@pytest.mark.parametrize("override, message", [("train.resolutions=[[60, 96]]", "multiples of 32"),
-                                               ("model.arch=Nope", "key 'model.arch': Input should be 'Unet'"),
-                                               ("augment.preset=wild", "key 'augment.preset': Input should be "
-                                                                       "'none', 'carvana'")])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.resolutions=[[60, 96]]", "multiples of 32"),
+        ("model.arch=Nope", "key 'model.arch': Input should be 'Unet'"),
+        ("augment.preset=wild", "key 'augment.preset': Input should be 'none', 'carvana'"),
+    ],
+)
 def test_bad_training_config(reference, tiny_carvana, tmp_path, monkeypatch, override, message):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(reference / "folds", tmp_path / "folds")
@@ -236,10 +289,22 @@ cli(sys.argv[2:])
 # BatchNorm-free network (ConvNeXt: LayerNorm; decoder without norm), BCE, no augmentation, SGD (Adam
 # turns rounding noise in near-zero gradients into lr-sized steps): then
 # DDP over 2 x 4 images must equal one process over the same 8 images, up to float rounding.
-_DDP_SETTINGS = ["--set", "model.encoder=tu-convnext_atto", "--set", "loss.name=bce", "--set", "augment.preset=none",
-                 "--set", "optim.name=sgd", "--set", "optim.lr=0.05",
-                 "--set", "model.kwargs={encoder_depth: 4, decoder_channels: [16, 8, 8, 4], decoder_use_norm: false}",
-                 "--set", "train.epochs=2"]
+_DDP_SETTINGS = [
+    "--set",
+    "model.encoder=tu-convnext_atto",
+    "--set",
+    "loss.name=bce",
+    "--set",
+    "augment.preset=none",
+    "--set",
+    "optim.name=sgd",
+    "--set",
+    "optim.lr=0.05",
+    "--set",
+    "model.kwargs={encoder_depth: 4, decoder_channels: [16, 8, 8, 4], decoder_use_norm: false}",
+    "--set",
+    "train.epochs=2",
+]
 
 
 def _final_name(path: str) -> str:
@@ -255,7 +320,9 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(reference, tiny_carvana, tmp_path):
+def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(
+    reference, tiny_carvana, tmp_path
+):
     logger = tmp_path / "log_writes.py"
     logger.write_text(_WRITE_LOGGER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -266,11 +333,28 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(referenc
         logs.mkdir()
         shutil.copytree(reference / "folds", work / "folds")
         cfg = tiny_train_config(work / "tiny.yaml", tiny_carvana, batch_size=batch)
-        launch = [sys.executable] if world == 1 else [
-            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-            "--master_port", str(_free_port())]
-        result = subprocess.run([*launch, str(logger), str(logs), "train", str(cfg), "--fold", "0", *_DDP_SETTINGS],
-                                cwd=work, capture_output=True, text=True, env=env)
+        launch = (
+            [sys.executable]
+            if world == 1
+            else [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                "2",
+                "--master_addr",
+                "127.0.0.1",
+                "--master_port",
+                str(_free_port()),
+            ]
+        )
+        result = subprocess.run(
+            [*launch, str(logger), str(logs), "train", str(cfg), "--fold", "0", *_DDP_SETTINGS],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert result.returncode == 0, result.stderr[-6000:]
         dirs[world] = (work / "artifacts" / "runs" / RUN / "fold0", logs)
     (single, _), (ddp, logs) = dirs[1], dirs[2]
@@ -278,9 +362,12 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(referenc
     # images it reads, atomically under content-keyed names), never a run file
     rank0, rank1 = ((logs / f"writes_rank{r}.txt").read_text().split() for r in (0, 1))
     assert {"last.pt", "model.pt", "history.csv", "summary.json", "config.yaml", "curve.png"} <= {
-        _final_name(p) for p in rank0 if p.startswith(f"artifacts/runs/{RUN}/fold0/")}
-    assert all(p.startswith("artifacts/cache/") and p.split("/")[-1].startswith(".") and p.endswith(".tmp")
-               for p in rank1), rank1
+        _final_name(p) for p in rank0 if p.startswith(f"artifacts/runs/{RUN}/fold0/")
+    }
+    assert all(
+        p.startswith("artifacts/cache/") and p.split("/")[-1].startswith(".") and p.endswith(".tmp")
+        for p in rank1
+    ), rank1
     assert [r["epoch"] for r in history(ddp / "history.csv")] == ["1", "2"]
     # the data is split and the gradients averaged: the same weights as one process
     ours, theirs = weights(ddp / "last.pt"), weights(single / "last.pt")
@@ -310,9 +397,13 @@ def test_crop_trains_on_random_crops_and_validates_on_whole_images(tiny_carvana,
     # a crop is a window of the whole padded input, image and mask aligned
     img, mask = items[0]["image"].numpy(), items[0]["mask"].numpy()
     full_img, full_mask = whole["image"].numpy(), whole["mask"].numpy()
-    hits = [(y, x) for y in range(64 - 32 + 1) for x in range(96 - 64 + 1)
-            if (full_img[:, y:y + 32, x:x + 64] == img).all()]
-    assert hits and any((full_mask[y:y + 32, x:x + 64] == mask).all() for y, x in hits)
+    hits = [
+        (y, x)
+        for y in range(64 - 32 + 1)
+        for x in range(96 - 64 + 1)
+        if (full_img[:, y : y + 32, x : x + 64] == img).all()
+    ]
+    assert hits and any((full_mask[y : y + 32, x : x + 64] == mask).all() for y, x in hits)
     # different epochs give different windows
     windows = set()
     for epoch in range(6):

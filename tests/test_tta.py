@@ -57,10 +57,18 @@ def test_predictor_merges_flips_and_folds_in_probability_space():
     height, width, fitted = 32, 64, (24, 50)  # non-square network input, padded bottom/right
     torch.manual_seed(0)
     images = torch.zeros(2, 3, height, width, dtype=torch.uint8)
-    images[:, :, :fitted[0], :fitted[1]] = torch.randint(0, 256, (2, 3, *fitted), dtype=torch.uint8)
+    images[:, :, : fitted[0], : fitted[1]] = torch.randint(
+        0, 256, (2, 3, *fitted), dtype=torch.uint8
+    )
     models = [_Ramp(8.0), _Ramp(2.0)]
-    batch = {"image": images, "fitted": torch.tensor([fitted] * 2), "original": torch.tensor([fitted] * 2)}
-    out = Predictor(models, BinaryTask(), "hflip", torch.device("cpu"), max_forward=3)(batch, with_plain=True)
+    batch = {
+        "image": images,
+        "fitted": torch.tensor([fitted] * 2),
+        "original": torch.tensor([fitted] * 2),
+    }
+    out = Predictor(models, BinaryTask(), "hflip", torch.device("cpu"), max_forward=3)(
+        batch, with_plain=True
+    )
 
     x = images.float()
     flip = lambda t: torch.flip(t, dims=[-1])  # noqa: E731
@@ -83,14 +91,23 @@ def test_predictor_keeps_the_network_resolution_when_asked():
     from pipeline.model.task import BinaryTask
     from pipeline.predict.engine import Predictor
 
-    fitted, original = (24, 50), (37, 71)  # the image is larger than the network input: predict resizes
+    fitted, original = (
+        (24, 50),
+        (37, 71),
+    )  # the image is larger than the network input: predict resizes
     torch.manual_seed(1)
     images = torch.zeros(1, 3, 32, 64, dtype=torch.uint8)
-    images[:, :, :fitted[0], :fitted[1]] = torch.randint(0, 256, (1, 3, *fitted), dtype=torch.uint8)
-    batch = {"image": images, "fitted": torch.tensor([fitted]), "original": torch.tensor([original])}
+    images[:, :, : fitted[0], : fitted[1]] = torch.randint(
+        0, 256, (1, 3, *fitted), dtype=torch.uint8
+    )
+    batch = {
+        "image": images,
+        "fitted": torch.tensor([fitted]),
+        "original": torch.tensor([original]),
+    }
     predictor = Predictor([_Ramp(4.0)], BinaryTask(), "hflip", torch.device("cpu"))
-    (restored, plain_restored), = predictor(batch, with_plain=True)
-    (kept, plain_kept), = predictor(batch, with_plain=True, restore=False)
+    ((restored, plain_restored),) = predictor(batch, with_plain=True)
+    ((kept, plain_kept),) = predictor(batch, with_plain=True, restore=False)
     assert restored.shape == plain_kept.shape == (1, *original) and kept.shape == (1, *fitted)
     np.testing.assert_allclose(restore_size(kept, fitted, original), restored, atol=1e-6)
     np.testing.assert_allclose(plain_kept, plain_restored, atol=1e-6)

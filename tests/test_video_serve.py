@@ -1,4 +1,5 @@
 """See the results: RunModel (one run as a single-image segmenter), the video stage and the HTTP server."""
+
 from __future__ import annotations
 
 import contextlib
@@ -47,21 +48,35 @@ def drive_project(tmp_path_factory) -> Path:
     """A multi-class (comma10k, 6 classes) run with 2 untrained fold models: shapes, not quality."""
     work = tmp_path_factory.mktemp("drive_serve")
     write_driving(work / "data", DrivingSpec(frames=4, size=(96, 64), seed=3))
-    cfg = load_config(write_config(work / "drive.yaml", f"""name: drive
-dataset: {{layout: comma10k, name: drive, root: {work / 'data'}}}
+    cfg = load_config(
+        write_config(
+            work / "drive.yaml",
+            f"""name: drive
+dataset: {{layout: comma10k, name: drive, root: {work / "data"}}}
 folds: {{k: 2}}
 model: {{arch: Unet, encoder: resnet18, kwargs: {{encoder_depth: 3, decoder_channels: [16, 8, 4]}}}}
 train: {{resolutions: [[64, 96]], geometry: resize}}
-"""))
+""",
+        )
+    )
     layout = Layout(work)
     layout.run_dir(DRIVE_RUN).mkdir(parents=True)
     (layout.run_dir(DRIVE_RUN) / "config.yaml").write_text(dump_config(cfg))
     for k in range(2):
         torch.manual_seed(k)
         model = build_model(cfg.model, output_channels(len(cfg.dataset.classes)), pretrained=False)
-        checkpoint.save(layout.fold_dir(DRIVE_RUN, k) / "model.pt", {
-            "config": cfg.model_dump(mode="json"), "run": DRIVE_RUN, "fold": k, "resolution": [64, 96],
-            "geometry": "resize", "classes": cfg.dataset.classes, "state_dict": model.state_dict()})
+        checkpoint.save(
+            layout.fold_dir(DRIVE_RUN, k) / "model.pt",
+            {
+                "config": cfg.model_dump(mode="json"),
+                "run": DRIVE_RUN,
+                "fold": k,
+                "resolution": [64, 96],
+                "geometry": "resize",
+                "classes": cfg.dataset.classes,
+                "state_dict": model.state_dict(),
+            },
+        )
     return work
 
 
@@ -109,7 +124,11 @@ def test_runmodel_reads_the_tuned_decision(tiny_project, tmp_path):
     work = copy_project(tiny_project, tmp_path / "p")
     write_decision(Layout(work).run(RUN), Decision(0.99, 10, True), "tune")
     model = RunModel.load(Layout(work), RUN, device="cpu")
-    assert (model.decision.threshold, model.decision.min_area, model.decision.cleanup) == (0.99, 10, True)
+    assert (model.decision.threshold, model.decision.min_area, model.decision.cleanup) == (
+        0.99,
+        10,
+        True,
+    )
     assert model.decision_source.endswith("decision.json")
     assert model.label(np.full((1, 4, 5), 0.98, np.float32)).sum() == 0
 
@@ -119,14 +138,18 @@ def test_runmodel_errors_name_the_path_and_the_fix(tiny_project, tmp_path):
         RunModel.load(Layout(tiny_project), "nope")
     work = copy_project(tiny_project, tmp_path / "p")
     (Layout(work).fold_dir(RUN, 1) / "model.pt").unlink()
-    with pytest.raises(PipelineError, match=r"fold1/model.pt: fold not trained yet.*pipeline train"):
+    with pytest.raises(
+        PipelineError, match=r"fold1/model.pt: fold not trained yet.*pipeline train"
+    ):
         RunModel.load(Layout(work), RUN, device="cpu")
     with pytest.raises(PipelineError, match="--tta 'sideways' is unknown"):
         RunModel.load(Layout(tiny_project), RUN, device="cpu", tta="sideways")
 
 
-@pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8),
-                                 np.zeros((8, 8, 3), np.float32)])
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32)],
+)
 def test_runmodel_rejects_non_rgb_uint8(binary_model, bad):
     with pytest.raises(PipelineError, match="image 0: expected an \\(H, W, 3\\) uint8 RGB array"):
         binary_model.predict([bad])
@@ -137,7 +160,9 @@ def test_runmodel_multiclass(drive_model):
     assert len(probs) == 4 and probs[0].shape == (6, 50, 70)
     assert np.allclose(probs[0].sum(0), 1, atol=1e-4)
     label = drive_model.label(probs[0])
-    assert label.max() < 6 and np.array_equal(label, quantize(probs[0]).argmax(0))  # the stores' rule
+    assert label.max() < 6 and np.array_equal(
+        label, quantize(probs[0]).argmax(0)
+    )  # the stores' rule
     assert drive_model.decision_source == "argmax"
     assert [tuple(c) for c in class_colours(drive_model)] == list(COMMA10K_COLORS.values())
 
@@ -174,8 +199,15 @@ def test_video_side_by_side(tiny_project, binary_model, tmp_path):
         yield advanced.append
 
     dst = tmp_path / "out" / "seg.mp4"
-    out = run_video(Layout(tiny_project), RUN, src, dst, batch=4, progress_for=progress_for,
-                    run_model=binary_model)
+    out = run_video(
+        Layout(tiny_project),
+        RUN,
+        src,
+        dst,
+        batch=4,
+        progress_for=progress_for,
+        run_model=binary_model,
+    )
     written, fps = read_video(dst)
     assert len(written) == 10 and written[0].shape == (64, 288, 3) and fps == pytest.approx(12.5)
     assert out["frames"] == 10 and (out["width"], out["height"]) == (288, 64)
@@ -196,8 +228,12 @@ class _OddCapture:
         return True
 
     def get(self, prop):
-        return {cv2.CAP_PROP_FPS: 10.0, cv2.CAP_PROP_FRAME_COUNT: 3.0, cv2.CAP_PROP_FRAME_WIDTH: 95.0,
-                cv2.CAP_PROP_FRAME_HEIGHT: 63.0}[prop]
+        return {
+            cv2.CAP_PROP_FPS: 10.0,
+            cv2.CAP_PROP_FRAME_COUNT: 3.0,
+            cv2.CAP_PROP_FRAME_WIDTH: 95.0,
+            cv2.CAP_PROP_FRAME_HEIGHT: 63.0,
+        }[prop]
 
     def read(self):
         return (True, self.frames.pop(0)) if self.frames else (False, None)
@@ -229,23 +265,42 @@ def test_video_loads_the_run_and_pads_odd_sizes(drive_project, tmp_path, monkeyp
     monkeypatch.setattr(cv2, "VideoWriter", SpyWriter)
     dst = tmp_path / "odd_out.mp4"
     out = run_video(Layout(drive_project), DRIVE_RUN, src, dst, batch=2, alpha=0.3, device="cpu")
-    assert (out["width"], out["height"], out["frames"]) == (286, 64, 3) and out["classes"][0] == "road"
+    assert (out["width"], out["height"], out["frames"]) == (286, 64, 3) and out["classes"][
+        0
+    ] == "road"
     assert len(written_frames) == 3
     for frame, source in zip(written_frames, frames(3, 63, 95), strict=True):
         assert frame.shape == (64, 286, 3)  # 3 x 95 = 285 -> 286 wide, 63 -> 64 high
-        assert not frame[63].any() and not frame[:, 285].any()  # the padding row and column are black
-        np.testing.assert_array_equal(frame[:63, :95], source)  # left panel: the input frame, unshifted
+        assert (
+            not frame[63].any() and not frame[:, 285].any()
+        )  # the padding row and column are black
+        np.testing.assert_array_equal(
+            frame[:63, :95], source
+        )  # left panel: the input frame, unshifted
     monkeypatch.undo()
     written, fps = read_video(dst)
     assert len(written) == 3 and written[0].shape == (64, 286, 3) and fps == pytest.approx(10)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d / "missing.mp4", "input video not found"),
-    (lambda d: (d / "text.mp4").write_text("not a video") and d / "text.mp4", "unreadable video"),
-    (lambda d: cv2.VideoWriter(str(d / "empty.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64)).release()
-     or d / "empty.mp4", "unreadable video|no decodable frames"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.mp4", "input video not found"),
+        (
+            lambda d: (d / "text.mp4").write_text("not a video") and d / "text.mp4",
+            "unreadable video",
+        ),
+        (
+            lambda d: (
+                cv2.VideoWriter(
+                    str(d / "empty.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64)
+                ).release()
+                or d / "empty.mp4"
+            ),
+            "unreadable video|no decodable frames",
+        ),
+    ],
+)
 def test_video_bad_input(binary_model, tmp_path, make, message):
     src = make(tmp_path)
     with pytest.raises(PipelineError, match=message):
@@ -253,9 +308,15 @@ def test_video_bad_input(binary_model, tmp_path, make, message):
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.*"))
 
 
-@pytest.mark.parametrize("kwargs, message", [({"alpha": 1.5}, "--alpha 1.5"), ({"batch": 0}, "--batch 0"),
-                                             ({"dst": "in.mp4"}, "would replace the input"),
-                                             ({"dst": "noext"}, "needs a video extension")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"alpha": 1.5}, "--alpha 1.5"),
+        ({"batch": 0}, "--batch 0"),
+        ({"dst": "in.mp4"}, "would replace the input"),
+        ({"dst": "noext"}, "needs a video extension"),
+    ],
+)
 def test_video_bad_arguments(binary_model, tmp_path, kwargs, message):
     src = write_video(tmp_path / "in.mp4", 2, 96, 64)
     dst = tmp_path / kwargs.pop("dst", "out.mp4")
@@ -295,10 +356,16 @@ def call(url: str, method: str = "GET", files: dict | None = None, fields: dict 
     if files is not None or fields is not None:
         boundary, parts = "segfuse-test-boundary", []
         for name, value in (fields or {}).items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            )
         for name, (filename, content) in (files or {}).items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                         f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n".encode()
+                + content
+                + b"\r\n"
+            )
         data = b"".join(parts) + f"--{boundary}--\r\n".encode()
         headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
@@ -318,29 +385,63 @@ def test_health(binary_url, binary_model):
 
 def test_predict_png_and_rle_agree(binary_url, binary_model):
     image = frames(1, 37, 50)[0]
-    status, kind, body = call(f"{binary_url}/predict", "POST", files={"image": ("a.png", png_bytes(image))})
+    status, kind, body = call(
+        f"{binary_url}/predict", "POST", files={"image": ("a.png", png_bytes(image))}
+    )
     assert (status, kind) == (200, "image/png")
     mask = np.asarray(Image.open(io.BytesIO(body)))
     assert mask.shape == (37, 50) and set(np.unique(mask)) <= {0, 255}
     assert np.array_equal(mask // 255, binary_model.segment([image])[0])
-    status, kind, body = call(f"{binary_url}/predict", "POST", files={"image": ("a.png", png_bytes(image))},
-                              fields={"format": "rle"})
+    status, kind, body = call(
+        f"{binary_url}/predict",
+        "POST",
+        files={"image": ("a.png", png_bytes(image))},
+        fields={"format": "rle"},
+    )
     assert (status, kind) == (200, "application/json")
     out = json.loads(body)
-    assert out["image"] == {"height": 37, "width": 50} and list(out["masks"]) == [binary_model.classes[1]]
-    assert np.array_equal(rle_decode(out["masks"][binary_model.classes[1]], (37, 50), "C"), mask // 255)
+    assert out["image"] == {"height": 37, "width": 50} and list(out["masks"]) == [
+        binary_model.classes[1]
+    ]
+    assert np.array_equal(
+        rle_decode(out["masks"][binary_model.classes[1]], (37, 50), "C"), mask // 255
+    )
 
 
-@pytest.mark.parametrize("path, method, files, fields, status, message", [
-    ("/predict", "POST", None, {"format": "png"}, 400, "field 'image' missing"),
-    ("/predict", "POST", {"image": ("a.txt", b"hello, not an image")}, None, 400, "not a decodable image"),
-    ("/predict", "POST", {"image": ("a.png", b"")}, None, 400, "empty file"),
-    ("/predict?format=bmp", "POST", {"image": ("a.png", b"x")}, None, 400, "format 'bmp' is unknown"),
-    ("/predict", "POST", {"image": ("big.png", os.urandom(1_200_000))}, None, 413, "over 1048576 bytes"),
-    ("/predict", "GET", None, None, 405, "method is not allowed"),
-    ("/health", "POST", None, None, 405, "method is not allowed"),
-    ("/nothing", "GET", None, None, 404, "not found"),
-])
+@pytest.mark.parametrize(
+    "path, method, files, fields, status, message",
+    [
+        ("/predict", "POST", None, {"format": "png"}, 400, "field 'image' missing"),
+        (
+            "/predict",
+            "POST",
+            {"image": ("a.txt", b"hello, not an image")},
+            None,
+            400,
+            "not a decodable image",
+        ),
+        ("/predict", "POST", {"image": ("a.png", b"")}, None, 400, "empty file"),
+        (
+            "/predict?format=bmp",
+            "POST",
+            {"image": ("a.png", b"x")},
+            None,
+            400,
+            "format 'bmp' is unknown",
+        ),
+        (
+            "/predict",
+            "POST",
+            {"image": ("big.png", os.urandom(1_200_000))},
+            None,
+            413,
+            "over 1048576 bytes",
+        ),
+        ("/predict", "GET", None, None, 405, "method is not allowed"),
+        ("/health", "POST", None, None, 405, "method is not allowed"),
+        ("/nothing", "GET", None, None, 404, "not found"),
+    ],
+)
 def test_predict_errors(binary_url, path, method, files, fields, status, message):
     got, kind, body = call(f"{binary_url}{path}", method, files=files, fields=fields)
     assert (got, kind) == (status, "application/json")
@@ -357,7 +458,9 @@ def test_multiclass_server(drive_model):
     assert status == status_rle == 200 and label.shape == (40, 60) and label.max() < 6
     masks = json.loads(body_rle)["masks"]
     assert list(masks) == drive_model.classes
-    rebuilt = sum(c * rle_decode(masks[name], (40, 60), "C").astype(int) for c, name in enumerate(masks))
+    rebuilt = sum(
+        c * rle_decode(masks[name], (40, 60), "C").astype(int) for c, name in enumerate(masks)
+    )
     assert np.array_equal(rebuilt, label)
 
 

@@ -4,6 +4,7 @@ The Click group is assembled here from the command modules (``steps``: the main 
 making and importing data; ``runs``: whole runs; ``results``: looking at results), which import
 nothing from this package but ``common``.
 """
+
 from __future__ import annotations
 
 import click
@@ -45,11 +46,29 @@ def cli() -> None:
     """segfuse: K-fold segmentation for competitions (folds -> train -> predict -> tune -> ensemble)."""
 
 
-for _command in (steps.config_cmd, steps.folds_cmd, steps.train_cmd, steps.predict_cmd, steps.tune_cmd,
-                 steps.ensemble_cmd, steps.validate_cmd, steps.store_group,
-                 data.import_annotations_cmd, data.driving_data_cmd, data.demo_data_cmd,
-                 runs.summary_cmd, runs.demo_cmd, runs.pseudo_cmd, runs.compare_cmd, runs.run_cmd,
-                 results.show_cmd, results.qa_cmd, results.report_cmd, results.video_cmd, results.serve_cmd):
+for _command in (
+    steps.config_cmd,
+    steps.folds_cmd,
+    steps.train_cmd,
+    steps.predict_cmd,
+    steps.tune_cmd,
+    steps.ensemble_cmd,
+    steps.validate_cmd,
+    steps.store_group,
+    data.import_annotations_cmd,
+    data.driving_data_cmd,
+    data.demo_data_cmd,
+    runs.summary_cmd,
+    runs.demo_cmd,
+    runs.pseudo_cmd,
+    runs.compare_cmd,
+    runs.run_cmd,
+    results.show_cmd,
+    results.qa_cmd,
+    results.report_cmd,
+    results.video_cmd,
+    results.serve_cmd,
+):
     cli.add_command(_command)
 
 

@@ -1,4 +1,5 @@
 """What every CLI module shares: the CONFIG argument with ``--set`` overrides, WIDTHxHEIGHT sizes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,13 @@ import click
 
 def config_argument(func):
     """CONFIG path plus repeatable ``--set a.b=value`` overrides."""
-    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                        help="Override a config value, e.g. --set folds.k=5 (repeatable).")(func)
+    func = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a config value, e.g. --set folds.k=5 (repeatable).",
+    )(func)
     return click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(func)
 
 

@@ -1,4 +1,5 @@
 """Typed, validated configuration: YAML with ``base:`` inheritance and ``--set`` overrides."""
+
 from pipeline.config.loader import dump_config, load_config, load_recipe, parse_overrides
 from pipeline.config.schema import Config
 

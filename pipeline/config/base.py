@@ -1,4 +1,5 @@
 """What every config section shares: unknown keys are errors, names are file-name safe."""
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,4 +1,5 @@
 """The ``dataset`` section: one pydantic model per layout, told apart by ``layout``."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
@@ -27,24 +28,35 @@ class FolderData(Section):
     image_dir: str = "images"
     mask_dir: str = "masks"
     image_glob: str = "*.png"
-    mask_name: str = Field("{stem}.png", description="template with {stem} (image name without extension)")
+    mask_name: str = Field(
+        "{stem}.png", description="template with {stem} (image name without extension)"
+    )
     test_dir: Optional[str] = None
     group_pattern: Optional[str] = Field(
-        None, description="regex on the image stem; group 1 (or the whole match) is the group; none = stem"
+        None,
+        description="regex on the image stem; group 1 (or the whole match) is the group; none = stem",
     )
     mask_mode: Literal["binary", "index", "colour"] = "binary"
     classes: list[str] = ["background", "foreground"]
-    ignore_index: Optional[int] = Field(None, ge=0, le=255, description="label value ignored in loss/metrics")
+    ignore_index: Optional[int] = Field(
+        None, ge=0, le=255, description="label value ignored in loss/metrics"
+    )
     label_map: Optional[str] = Field(
-        None, description="CSV source,class remapping label ids (index) or colours (colour) to classes")
-    snap_to_palette: bool = Field(False, description="colour masks: map unknown colours to the nearest one")
+        None,
+        description="CSV source,class remapping label ids (index) or colours (colour) to classes",
+    )
+    snap_to_palette: bool = Field(
+        False, description="colour masks: map unknown colours to the nearest one"
+    )
 
     @model_validator(mode="after")
     def _check_classes(self) -> FolderData:
         if self.mask_mode == "binary" and len(self.classes) != 2:
             raise ValueError("mask_mode 'binary' needs exactly 2 classes (background, foreground)")
         if self.mask_mode == "colour" and not self.label_map:
-            raise ValueError("mask_mode 'colour' needs label_map: a CSV mapping each colour to a class")
+            raise ValueError(
+                "mask_mode 'colour' needs label_map: a CSV mapping each colour to a class"
+            )
         if len(self.classes) < 2:
             raise ValueError("classes needs at least 2 names")
         if "{stem}" not in self.mask_name:
@@ -63,8 +75,17 @@ class Comma10kData(Section):
     mask_dir: str = "masks"
     test_dir: Optional[str] = None
     group_pattern: Optional[str] = r"^\d+_([0-9a-f]+_[0-9-]+--[0-9-]+)"
-    snap_to_palette: bool = Field(False, description="map anti-aliased/unknown colours to the nearest class colour")
-    classes: list[str] = ["road", "lane_markings", "undrivable", "movable", "my_car", "movable_in_my_car"]
+    snap_to_palette: bool = Field(
+        False, description="map anti-aliased/unknown colours to the nearest class colour"
+    )
+    classes: list[str] = [
+        "road",
+        "lane_markings",
+        "undrivable",
+        "movable",
+        "my_car",
+        "movable_in_my_car",
+    ]
 
 
 class CityscapesData(Section):
@@ -76,10 +97,13 @@ class CityscapesData(Section):
     root: str
     train_splits: list[str] = ["train", "val"]
     test_split: Optional[str] = "test"
-    label_map: str = Field("trainids", description="trainids (19 classes, ignore 255), categories (8) or a CSV")
+    label_map: str = Field(
+        "trainids", description="trainids (19 classes, ignore 255), categories (8) or a CSV"
+    )
     classes: Optional[list[str]] = Field(None, description="class names for a CSV label map")
     ignore_index: Optional[int] = Field(None, ge=0, le=255, description="for a CSV label map")
 
 
-DatasetConfig = Annotated[Union[CarvanaData, FolderData, Comma10kData, CityscapesData],
-                          Field(discriminator="layout")]
+DatasetConfig = Annotated[
+    Union[CarvanaData, FolderData, Comma10kData, CityscapesData], Field(discriminator="layout")
+]

@@ -1,4 +1,5 @@
 """Turn pydantic's validation errors into one line that names the key and the valid keys."""
+
 from __future__ import annotations
 
 import typing
@@ -46,9 +47,13 @@ def _walk(root: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel]
         if tagged:  # a discriminated-union tag in the location: choose that member, not a key
             candidates, owner, tags = tagged, tagged[0], {}
             continue
-        if parts and not candidates and not tags:  # past a scalar field: a union branch label ('float')
+        if (
+            parts and not candidates and not tags
+        ):  # past a scalar field: a union branch label ('float')
             continue
-        owner = next((m for m in candidates if elem in m.model_fields), candidates[0] if candidates else None)
+        owner = next(
+            (m for m in candidates if elem in m.model_fields), candidates[0] if candidates else None
+        )
         parts.append(str(elem))
         field = owner.model_fields.get(elem) if owner else None
         candidates = _model_of(field.annotation) if field else []
@@ -70,14 +75,18 @@ def _one_per_key(errors: list[dict], root: type[BaseModel]) -> list[dict]:
     chosen: dict[tuple[str, ...], dict] = {}
     for error in errors:
         key = tuple(_walk(root, tuple(error["loc"]))[0])
-        if key not in chosen or (chosen[key]["type"] == "literal_error" and error["type"] != "literal_error"
-                                 and not isinstance(error.get("input"), str)):
+        if key not in chosen or (
+            chosen[key]["type"] == "literal_error"
+            and error["type"] != "literal_error"
+            and not isinstance(error.get("input"), str)
+        ):
             chosen[key] = error
     return list(chosen.values())
 
 
-def format_validation_error(err: ValidationError, root: type[BaseModel],
-                            source: str | Callable[[list[str]], str]) -> str:
+def format_validation_error(
+    err: ValidationError, root: type[BaseModel], source: str | Callable[[list[str]], str]
+) -> str:
     """One line: ``<file>: <problem with key>`` (+ how many more problems there are).
 
     ``source`` is the file name, or a function of the offending key's parts giving where it was set.
@@ -99,6 +108,10 @@ def format_validation_error(err: ValidationError, root: type[BaseModel],
     else:
         got = first.get("input")
         msg = f"key '{key}': {first['msg']}, got {got!r}"
-    more = f" (+{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    more = (
+        f" (+{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        if len(errors) > 1
+        else ""
+    )
     where = source(parts) if callable(source) else source
     return f"{where}: {msg}{more}"

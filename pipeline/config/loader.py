@@ -2,6 +2,7 @@
 
 Errors are one line and name the file and key; unknown keys list the valid ones.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,20 +21,28 @@ from pipeline.errors import PipelineError
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise PipelineError(f"config file not found: {path} (check the path; configs live in configs/)")
+        raise PipelineError(
+            f"config file not found: {path} (check the path; configs live in configs/)"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise PipelineError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
-                            "save it as UTF-8 YAML") from None
+        raise PipelineError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "save it as UTF-8 YAML"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise PipelineError(f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})") from None
+        raise PipelineError(
+            f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise PipelineError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
+        raise PipelineError(
+            f"{path}: top level must be a mapping of keys, got {type(data).__name__}"
+        )
     return data
 
 
@@ -66,7 +75,9 @@ def origin_of(origins: Origins, parts: list[str], default: str) -> str:
     return default
 
 
-def load_raw(path: str | Path, _chain: tuple[Path, ...] = (), origins: Origins | None = None) -> dict:
+def load_raw(
+    path: str | Path, _chain: tuple[Path, ...] = (), origins: Origins | None = None
+) -> dict:
     """Read ``path`` and everything it inherits through ``base:`` (relative to the file).
 
     ``origins``, if given, is filled with the file that set each key (the last one wins, as in the merge).
@@ -74,7 +85,9 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = (), origins: Origins |
     path = Path(path).resolve()
     if path in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, path))
-        raise PipelineError(f"{path}: 'base:' inheritance forms a cycle ({cycle}); remove one 'base:' link")
+        raise PipelineError(
+            f"{path}: 'base:' inheritance forms a cycle ({cycle}); remove one 'base:' link"
+        )
     data = _read_yaml(path)
     bases = data.pop("base", None)
     if bases is None:
@@ -86,8 +99,10 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = (), origins: Origins |
     merged: dict = {}
     for base in bases:
         if not (path.parent / base).is_file():
-            raise PipelineError(f"{path}: 'base: {base}' not found (looked for {path.parent / base}); "
-                                "base paths are relative to the file that names them")
+            raise PipelineError(
+                f"{path}: 'base: {base}' not found (looked for {path.parent / base}); "
+                "base paths are relative to the file that names them"
+            )
         merged = deep_merge(merged, load_raw(path.parent / base, (*_chain, path), origins))
     if origins is not None:
         _record(origins, data, str(path))
@@ -100,7 +115,9 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
-            raise PipelineError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. --set folds.k=5")
+            raise PipelineError(
+                f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. --set folds.k=5"
+            )
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -134,7 +151,9 @@ def schema_of(data: dict) -> type[BaseModel]:
     return next((schema for key, schema in KINDS if key in data), Config)
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = (), schema: type[BaseModel] | None = Config):
+def load_config(
+    path: str | Path, overrides: Iterable[str] = (), schema: type[BaseModel] | None = Config
+):
     """Load, merge, override and validate a config file into a typed ``schema`` (default :class:`Config`;
     None: whichever ``schema_of`` the file's keys name, before the overrides).
 
@@ -155,8 +174,9 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), schema: type[Ba
     try:
         return schema.model_validate(data)
     except ValidationError as err:
-        raise PipelineError(format_validation_error(
-            err, schema, lambda parts: origin_of(origins, parts, str(path)))) from None
+        raise PipelineError(
+            format_validation_error(err, schema, lambda parts: origin_of(origins, parts, str(path)))
+        ) from None
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:

@@ -6,14 +6,26 @@ The registries themselves live with their code: ``ARCHS`` (``pipeline.model.netw
 (``pipeline.model.augment``), ``FORMATS`` (``pipeline.output.formats``), ``TTA``
 (``pipeline.predict.tta``).
 """
+
 from __future__ import annotations
 
 import functools
 import inspect
 
 # segmentation-models-pytorch architectures (those missing from the installed smp fail when built)
-ARCHS = ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3", "DeepLabV3Plus", "Linknet", "PSPNet", "PAN", "MAnet",
-         "UPerNet", "Segformer")
+ARCHS = (
+    "Unet",
+    "UnetPlusPlus",
+    "FPN",
+    "DeepLabV3",
+    "DeepLabV3Plus",
+    "Linknet",
+    "PSPNet",
+    "PAN",
+    "MAnet",
+    "UPerNet",
+    "Segformer",
+)
 # what the pipeline decides for every architecture itself, and why: not settable through model.kwargs
 ARCH_FIXED_ARGS = {
     "encoder_name": "set model.encoder instead",
@@ -44,5 +56,8 @@ def arch_kwargs(arch: str) -> tuple[str, ...] | None:
     if cls is None:
         return None
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return tuple(p.name for p in inspect.signature(cls).parameters.values()
-                 if p.kind in named and p.name not in ARCH_FIXED_ARGS)
+    return tuple(
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in named and p.name not in ARCH_FIXED_ARGS
+    )

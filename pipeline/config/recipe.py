@@ -16,6 +16,7 @@ Each step names the config of the stage it runs; ``set:`` adds overrides for tha
 ``--set`` of ``pipeline run`` applies to every experiment config (folds and train steps), so the
 same recipe runs on another copy of the data (``--set dataset.root=...``).
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
@@ -33,13 +34,18 @@ class DemoDataStep(Section):
     views: int = Field(6, ge=1)
     test_cars: int = Field(1, ge=0)
     size: Annotated[list[int], Field(min_length=2, max_length=2)] = Field(
-        default_factory=lambda: [480, 320], description="[width, height]")
+        default_factory=lambda: [480, 320], description="[width, height]"
+    )
     seed: int = 0
 
 
 class FoldsStep(Section):
-    folds: str = Field(description="experiment config whose dataset and folds sections make folds/<dataset>.csv")
-    set: list[str] = Field(default_factory=list, description="extra KEY=VALUE overrides for this step")
+    folds: str = Field(
+        description="experiment config whose dataset and folds sections make folds/<dataset>.csv"
+    )
+    set: list[str] = Field(
+        default_factory=list, description="extra KEY=VALUE overrides for this step"
+    )
 
 
 class TrainStep(Section):
@@ -54,9 +60,13 @@ class TrainStep(Section):
 
 class EnsembleStep(Section):
     ensemble: str = Field(description="ensemble config")
-    name: Optional[SafeName] = Field(None, description="submission and ensemble folder name (default: the ensemble's)")
+    name: Optional[SafeName] = Field(
+        None, description="submission and ensemble folder name (default: the ensemble's)"
+    )
     members: Literal["config", "trained"] = Field(
-        "config", description="the ensemble config's members, or every run this recipe trained so far")
+        "config",
+        description="the ensemble config's members, or every run this recipe trained so far",
+    )
     set: list[str] = Field(default_factory=list)
 
 
@@ -66,7 +76,9 @@ PSEUDO_TAU = 0.15
 
 
 class PseudoStep(Section):
-    pseudo: SafeName = Field(description="ensemble whose fused test predictions become pseudo-labels")
+    pseudo: SafeName = Field(
+        description="ensemble whose fused test predictions become pseudo-labels"
+    )
     round: int = Field(ge=1)
     rule: Literal["band", "entropy"] = "band"
     tau: float = Field(PSEUDO_TAU, gt=0)
@@ -86,11 +98,18 @@ def _step_kind(value) -> str | None:
 
 
 Step = Annotated[
-    Union[Annotated[DemoDataStep, Tag("demo_data")], Annotated[FoldsStep, Tag("folds")],
-          Annotated[TrainStep, Tag("train")], Annotated[EnsembleStep, Tag("ensemble")],
-          Annotated[PseudoStep, Tag("pseudo")]],
-    Discriminator(_step_kind, custom_error_type="step_kind",
-                  custom_error_message=f"each step needs one of the keys {', '.join(STEP_KINDS)}"),
+    Union[
+        Annotated[DemoDataStep, Tag("demo_data")],
+        Annotated[FoldsStep, Tag("folds")],
+        Annotated[TrainStep, Tag("train")],
+        Annotated[EnsembleStep, Tag("ensemble")],
+        Annotated[PseudoStep, Tag("pseudo")],
+    ],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message=f"each step needs one of the keys {', '.join(STEP_KINDS)}",
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
 """The reader interface: a dataset is a list of labelled and unlabelled samples plus decoders."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -30,8 +31,10 @@ def check_unique_ids(files: Iterable[tuple[str, Path]]) -> None:
         other = seen.setdefault(image_id, path)
         if other != path:
             first, second = sorted((str(other), str(path)))
-            raise PipelineError(f"{first}: same image id '{image_id}' as {second} (an id is the file "
-                                "name without its extension); rename or remove one of them")
+            raise PipelineError(
+                f"{first}: same image id '{image_id}' as {second} (an id is the file "
+                "name without its extension); rename or remove one of them"
+            )
 
 
 class Dataset:
@@ -52,7 +55,9 @@ class Dataset:
         self.classes = list(classes)
         self.ignore_index = ignore_index
         if not self.root.is_dir():
-            raise PipelineError(f"dataset '{name}': root folder {self.root} not found; fix dataset.root")
+            raise PipelineError(
+                f"dataset '{name}': root folder {self.root} not found; fix dataset.root"
+            )
         self.train: list[Sample] = []
         self.test: list[Sample] = []
         self.greyed: dict[str, int] = {}

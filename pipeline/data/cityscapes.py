@@ -2,6 +2,7 @@
 ``gtFine/<split>/<city>/<id>_gtFine_labelIds.png``; label ids mapped to the 19 trainIds (ignore
 255), the 8 categories, or through a CSV label map. Group = city + sequence (``aachen_000000``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,9 @@ class CityscapesDataset(Dataset):
         folder = self.root / "leftImg8bit" / split
         if not folder.is_dir():
             if labelled:
-                raise PipelineError(f"{folder}: split folder not found; fix dataset.train_splits or dataset.root")
+                raise PipelineError(
+                    f"{folder}: split folder not found; fix dataset.train_splits or dataset.root"
+                )
             return []
         samples = []
         for image in sorted(folder.glob(f"*/*{_IMAGE_SUFFIX}")):
@@ -43,13 +46,20 @@ class CityscapesDataset(Dataset):
             mask = self.root / "gtFine" / split / image.parent.name / f"{image_id}{_LABEL_SUFFIX}"
             if labelled and not mask.is_file():
                 raise PipelineError(f"{image}: image without mask (expected {mask})")
-            samples.append(Sample(image_id, image, f"{parts[0]}_{parts[1]}", mask if labelled else None))
+            samples.append(
+                Sample(image_id, image, f"{parts[0]}_{parts[1]}", mask if labelled else None)
+            )
         if labelled:
-            labels = {p.name[: -len(_LABEL_SUFFIX)] for p in (self.root / "gtFine" / split).glob(f"*/*{_LABEL_SUFFIX}")}
+            labels = {
+                p.name[: -len(_LABEL_SUFFIX)]
+                for p in (self.root / "gtFine" / split).glob(f"*/*{_LABEL_SUFFIX}")
+            }
             orphans = sorted(labels - {s.image_id for s in samples})
             if orphans:
-                raise PipelineError(f"gtFine/{split}: mask without image '{orphans[0]}{_LABEL_SUFFIX}' "
-                                    f"(+{len(orphans) - 1} more); add the image or remove the mask")
+                raise PipelineError(
+                    f"gtFine/{split}: mask without image '{orphans[0]}{_LABEL_SUFFIX}' "
+                    f"(+{len(orphans) - 1} more); add the image or remove the mask"
+                )
         return samples
 
     def decode_mask(self, sample: Sample):

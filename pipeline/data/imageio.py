@@ -4,6 +4,7 @@ Images become ``(H, W, 3)`` uint8 RGB from any mode PIL reads (16-bit and float 
 not clipped). Binary masks are read by what they look like (:func:`read_binary_mask`); label
 images of multi-class datasets by their values (:func:`read_label`).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -14,7 +15,13 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import PipelineError
 
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError)
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+)
 
 
 def _open(path: Path) -> Image.Image:
@@ -23,7 +30,9 @@ def _open(path: Path) -> Image.Image:
     try:
         return Image.open(path)
     except _DECODE_ERRORS as err:
-        raise PipelineError(f"{path}: unreadable or not an image ({err}); re-export or remove the file") from None
+        raise PipelineError(
+            f"{path}: unreadable or not an image ({err}); re-export or remove the file"
+        ) from None
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -40,12 +49,16 @@ def _wide_to_u8(arr: np.ndarray, mode: str, source: str) -> np.ndarray:
     low, high = float(arr.min()), float(arr.max())
     if mode == "F":
         if low < 0 or high > 1:
-            raise PipelineError(f"{source}: float image values span {low:g}..{high:g}, outside 0..1; "
-                                "re-export it as 8- or 16-bit")
+            raise PipelineError(
+                f"{source}: float image values span {low:g}..{high:g}, outside 0..1; "
+                "re-export it as 8- or 16-bit"
+            )
         return np.rint(arr * 255).astype(np.uint8)
     if low < 0 or high > 65535:
-        raise PipelineError(f"{source}: {mode} image values span {low:g}..{high:g}, outside 16 bits; "
-                            "re-export it as 8- or 16-bit")
+        raise PipelineError(
+            f"{source}: {mode} image values span {low:g}..{high:g}, outside 16 bits; "
+            "re-export it as 8- or 16-bit"
+        )
     return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
@@ -64,7 +77,9 @@ def read_rgb(path: Path) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return to_rgb8(img, str(path))
     except _DECODE_ERRORS as err:
-        raise PipelineError(f"{path}: corrupt image ({err}); re-export or remove the file") from None
+        raise PipelineError(
+            f"{path}: corrupt image ({err}); re-export or remove the file"
+        ) from None
 
 
 def read_label(path: Path) -> np.ndarray:
@@ -100,17 +115,24 @@ def _looks_grey(img: Image.Image, source: str) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8) * 255
     if img.mode == "F" or img.mode.startswith("I"):
         arr = np.asarray(img)
-        return arr.astype(np.uint8) if arr.min(initial=0) >= 0 and arr.max(initial=0) <= 255 else \
-            _wide_to_u8(arr, img.mode, source)
+        return (
+            arr.astype(np.uint8)
+            if arr.min(initial=0) >= 0 and arr.max(initial=0) <= 255
+            else _wide_to_u8(arr, img.mode, source)
+        )
     if img.mode in ("L", "LA"):
         return np.asarray(img.convert("L"))
-    rgb = np.asarray(img.convert("RGB")).astype(np.int16)  # P, PA, RGB, RGBA, CMYK, ...: what it shows
+    rgb = np.asarray(img.convert("RGB")).astype(
+        np.int16
+    )  # P, PA, RGB, RGBA, CMYK, ...: what it shows
     colour = (rgb[..., 0] != rgb[..., 1]) | (rgb[..., 1] != rgb[..., 2])
     if colour.any():
         y, x = np.argwhere(colour)[0]
-        raise PipelineError(f"{source}: binary mask has colour pixels ({int(colour.sum())}, first "
-                            f"rgb{tuple(int(v) for v in rgb[y, x])} at x={x}, y={y}); save it as black/white, "
-                            "or use mask_mode: colour with a label_map")
+        raise PipelineError(
+            f"{source}: binary mask has colour pixels ({int(colour.sum())}, first "
+            f"rgb{tuple(int(v) for v in rgb[y, x])} at x={x}, y={y}); save it as black/white, "
+            "or use mask_mode: colour with a label_map"
+        )
     return rgb[..., 0].astype(np.uint8)
 
 
@@ -125,13 +147,17 @@ def binarize_grey(grey: np.ndarray, source: str) -> tuple[np.ndarray, int]:
     if set(values.tolist()) <= {0, 1}:
         return grey.astype(np.uint8), 0
     if set(values.tolist()) == {0, 1, 255} or set(values.tolist()) == {1, 255}:
-        raise PipelineError(f"{source}: binary mask mixes values 1 and 255 (both foreground?); "
-                            "save it as {0,1} or {0,255}")
+        raise PipelineError(
+            f"{source}: binary mask mixes values 1 and 255 (both foreground?); "
+            "save it as {0,1} or {0,255}"
+        )
     if values[-1] > 127:
         greys = int(np.count_nonzero((grey != 0) & (grey != 255)))
         return (grey > 127).astype(np.uint8), greys
-    raise PipelineError(f"{source}: binary mask values {values.tolist()[:8]} are outside the allowed set "
-                        "{0,1}, {0,255} or grey levels with white (> 127 = foreground); fix the mask")
+    raise PipelineError(
+        f"{source}: binary mask values {values.tolist()[:8]} are outside the allowed set "
+        "{0,1}, {0,255} or grey levels with white (> 127 = foreground); fix the mask"
+    )
 
 
 def read_binary_mask(path: Path) -> tuple[np.ndarray, int]:

@@ -5,6 +5,7 @@ from the official table (cityscapesScripts ``helpers/labels.py``). Generic: a CS
 ``source,class`` where ``source`` is a label id (0..255) or a colour (``#rrggbb`` / ``r g b``) and
 ``class`` a project class name or ``ignore``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,21 +21,56 @@ UNMAPPED = 254  # LUT sentinel: a label value the map does not know
 
 # (name, labelId, trainId, category) — cityscapesScripts helpers/labels.py
 CITYSCAPES_LABELS = [
-    ("unlabeled", 0, 255, "void"), ("ego vehicle", 1, 255, "void"), ("rectification border", 2, 255, "void"),
-    ("out of roi", 3, 255, "void"), ("static", 4, 255, "void"), ("dynamic", 5, 255, "void"),
-    ("ground", 6, 255, "void"), ("road", 7, 0, "flat"), ("sidewalk", 8, 1, "flat"), ("parking", 9, 255, "flat"),
-    ("rail track", 10, 255, "flat"), ("building", 11, 2, "construction"), ("wall", 12, 3, "construction"),
-    ("fence", 13, 4, "construction"), ("guard rail", 14, 255, "construction"), ("bridge", 15, 255, "construction"),
-    ("tunnel", 16, 255, "construction"), ("pole", 17, 5, "object"), ("polegroup", 18, 255, "object"),
-    ("traffic light", 19, 6, "object"), ("traffic sign", 20, 7, "object"), ("vegetation", 21, 8, "nature"),
-    ("terrain", 22, 9, "nature"), ("sky", 23, 10, "sky"), ("person", 24, 11, "human"), ("rider", 25, 12, "human"),
-    ("car", 26, 13, "vehicle"), ("truck", 27, 14, "vehicle"), ("bus", 28, 15, "vehicle"),
-    ("caravan", 29, 255, "vehicle"), ("trailer", 30, 255, "vehicle"), ("train", 31, 16, "vehicle"),
-    ("motorcycle", 32, 17, "vehicle"), ("bicycle", 33, 18, "vehicle"),
+    ("unlabeled", 0, 255, "void"),
+    ("ego vehicle", 1, 255, "void"),
+    ("rectification border", 2, 255, "void"),
+    ("out of roi", 3, 255, "void"),
+    ("static", 4, 255, "void"),
+    ("dynamic", 5, 255, "void"),
+    ("ground", 6, 255, "void"),
+    ("road", 7, 0, "flat"),
+    ("sidewalk", 8, 1, "flat"),
+    ("parking", 9, 255, "flat"),
+    ("rail track", 10, 255, "flat"),
+    ("building", 11, 2, "construction"),
+    ("wall", 12, 3, "construction"),
+    ("fence", 13, 4, "construction"),
+    ("guard rail", 14, 255, "construction"),
+    ("bridge", 15, 255, "construction"),
+    ("tunnel", 16, 255, "construction"),
+    ("pole", 17, 5, "object"),
+    ("polegroup", 18, 255, "object"),
+    ("traffic light", 19, 6, "object"),
+    ("traffic sign", 20, 7, "object"),
+    ("vegetation", 21, 8, "nature"),
+    ("terrain", 22, 9, "nature"),
+    ("sky", 23, 10, "sky"),
+    ("person", 24, 11, "human"),
+    ("rider", 25, 12, "human"),
+    ("car", 26, 13, "vehicle"),
+    ("truck", 27, 14, "vehicle"),
+    ("bus", 28, 15, "vehicle"),
+    ("caravan", 29, 255, "vehicle"),
+    ("trailer", 30, 255, "vehicle"),
+    ("train", 31, 16, "vehicle"),
+    ("motorcycle", 32, 17, "vehicle"),
+    ("bicycle", 33, 18, "vehicle"),
 ]
-CITYSCAPES_CATEGORIES = ["void", "flat", "construction", "object", "nature", "sky", "human", "vehicle"]
-CITYSCAPES_TRAIN_CLASSES = [name for name, _, train_id, _ in sorted(CITYSCAPES_LABELS, key=lambda r: r[2])
-                            if train_id != 255]
+CITYSCAPES_CATEGORIES = [
+    "void",
+    "flat",
+    "construction",
+    "object",
+    "nature",
+    "sky",
+    "human",
+    "vehicle",
+]
+CITYSCAPES_TRAIN_CLASSES = [
+    name
+    for name, _, train_id, _ in sorted(CITYSCAPES_LABELS, key=lambda r: r[2])
+    if train_id != 255
+]
 
 
 @dataclass
@@ -49,8 +85,12 @@ class IdMap:
         out = self.lut[raw]
         if (out == UNMAPPED).any():
             bad, counts = np.unique(raw[out == UNMAPPED], return_counts=True)
-            listed = ", ".join(f"{int(v)} ({int(c)} px)" for v, c in zip(bad[:5], counts[:5], strict=True))
-            raise PipelineError(f"{source}: label values {listed} are not in the label map; add them to the map")
+            listed = ", ".join(
+                f"{int(v)} ({int(c)} px)" for v, c in zip(bad[:5], counts[:5], strict=True)
+            )
+            raise PipelineError(
+                f"{source}: label values {listed} are not in the label map; add them to the map"
+            )
         return out
 
     def inverse(self) -> np.ndarray:
@@ -73,7 +113,9 @@ def cityscapes_map(kind: str) -> IdMap:
         for _, label_id, train_id, _ in CITYSCAPES_LABELS:
             lut[label_id] = train_id
         return IdMap(lut, list(CITYSCAPES_TRAIN_CLASSES), 255)
-    raise PipelineError(f"cityscapes label map '{kind}' is unknown; use categories, trainids or a CSV path")
+    raise PipelineError(
+        f"cityscapes label map '{kind}' is unknown; use categories, trainids or a CSV path"
+    )
 
 
 def read_label_map_csv(path: Path) -> list[tuple[str, str]]:
@@ -83,10 +125,14 @@ def read_label_map_csv(path: Path) -> list[tuple[str, str]]:
         with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's byte-order mark
             reader = csv.DictReader(fh)
             if not {"source", "class"} <= set(reader.fieldnames or []):
-                raise PipelineError(f"{path}: header must have columns source,class; found {reader.fieldnames}")
+                raise PipelineError(
+                    f"{path}: header must have columns source,class; found {reader.fieldnames}"
+                )
             return [((row["source"] or "").strip(), (row["class"] or "").strip()) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise PipelineError(f"label map {path}: cannot read CSV ({err}); save it as a UTF-8 CSV") from None
+        raise PipelineError(
+            f"label map {path}: cannot read CSV ({err}); save it as a UTF-8 CSV"
+        ) from None
 
 
 def _target(name: str, classes: list[str], ignore_index: int | None, where: str) -> int:
@@ -106,14 +152,18 @@ def csv_id_map(path: Path, classes: list[str], ignore_index: int | None) -> IdMa
         try:
             value = int(source)
         except ValueError:
-            raise PipelineError(f"{path} line {n}: source {source!r} is not a label id 0..255") from None
+            raise PipelineError(
+                f"{path} line {n}: source {source!r} is not a label id 0..255"
+            ) from None
         if not 0 <= value <= 255:
             raise PipelineError(f"{path} line {n}: source {value} is not a label id 0..255")
         lut[value] = _target(name, classes, ignore_index, f"{path} line {n}")
     return IdMap(lut, list(classes), ignore_index)
 
 
-def csv_color_map(path: Path, classes: list[str], ignore_index: int | None) -> tuple[Palette, np.ndarray]:
+def csv_color_map(
+    path: Path, classes: list[str], ignore_index: int | None
+) -> tuple[Palette, np.ndarray]:
     """A colour map from a CSV: the palette of source colours and, per palette entry, its class id."""
     colors, targets = [], []
     for n, (source, name) in enumerate(read_label_map_csv(path), start=2):

@@ -5,6 +5,7 @@ naming the file, the colour and its pixel count, unless ``snap`` maps it to the 
 colour (and reports how many pixels changed). Anti-aliased edges from paint tools are the usual
 cause of such pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ def parse_color(text: str) -> tuple[int, int, int]:
     """'#rrggbb', 'rrggbb' or 'r g b' / 'r,g,b' -> (r, g, b)."""
     value = text.strip()
     try:
-        if value.startswith("#") or (len(value) == 6 and all(c in "0123456789abcdefABCDEF" for c in value)):
+        if value.startswith("#") or (
+            len(value) == 6 and all(c in "0123456789abcdefABCDEF" for c in value)
+        ):
             value = value.lstrip("#")
             return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
         parts = [int(p) for p in value.replace(",", " ").split()]
@@ -63,10 +66,14 @@ class Palette:
     def encode(self, mask: np.ndarray) -> np.ndarray:
         """(H, W) class ids -> (H, W, 3) uint8 RGB. Ids outside the palette are an error."""
         if mask.size and int(mask.max()) >= len(self.colors):
-            raise ValueError(f"class id {int(mask.max())} has no colour (palette has {len(self.colors)})")
+            raise ValueError(
+                f"class id {int(mask.max())} has no colour (palette has {len(self.colors)})"
+            )
         return np.array(self.colors, np.uint8)[mask]
 
-    def decode(self, rgb: np.ndarray, source: str = "mask", snap: bool = False) -> tuple[np.ndarray, int]:
+    def decode(
+        self, rgb: np.ndarray, source: str = "mask", snap: bool = False
+    ) -> tuple[np.ndarray, int]:
         """(H, W, 3) RGB -> ((H, W) uint8 class ids, pixels snapped). Unknown colours: error, or snapped."""
         keys = _keys(rgb[..., :3])
         pos = np.clip(np.searchsorted(self.sorted_keys, keys), 0, len(self.sorted_keys) - 1)
@@ -79,8 +86,10 @@ class Palette:
             values, counts = np.unique(keys[~known], return_counts=True)
             top = np.argsort(-counts)[:3]
             listed = ", ".join(f"{hex_color(int(values[i]))} ({int(counts[i])} px)" for i in top)
-            raise PipelineError(f"{source}: {unknown} pixels have colours outside the palette: {listed}"
-                                f"{' ...' if len(values) > 3 else ''}; fix the mask or set snap_to_palette: true")
+            raise PipelineError(
+                f"{source}: {unknown} pixels have colours outside the palette: {listed}"
+                f"{' ...' if len(values) > 3 else ''}; fix the mask or set snap_to_palette: true"
+            )
         ids[~known] = self.nearest(rgb[..., :3][~known])
         return ids, unknown
 

@@ -1,4 +1,5 @@
 """``READERS``: dataset layout name -> reader class."""
+
 from __future__ import annotations
 
 from pipeline.data.base import Dataset, check_unique_ids
@@ -8,8 +9,12 @@ from pipeline.data.comma10k import Comma10kDataset
 from pipeline.data.folder import FolderDataset
 from pipeline.errors import PipelineError
 
-READERS: dict[str, type[Dataset]] = {"carvana": CarvanaDataset, "folder": FolderDataset,
-                                     "comma10k": Comma10kDataset, "cityscapes": CityscapesDataset}
+READERS: dict[str, type[Dataset]] = {
+    "carvana": CarvanaDataset,
+    "folder": FolderDataset,
+    "comma10k": Comma10kDataset,
+    "cityscapes": CityscapesDataset,
+}
 
 
 def open_dataset(cfg) -> Dataset:
@@ -18,7 +23,9 @@ def open_dataset(cfg) -> Dataset:
     try:
         reader = READERS[cfg.layout]
     except KeyError:
-        raise PipelineError(f"dataset.layout '{cfg.layout}' is unknown; choose one of {sorted(READERS)}") from None
+        raise PipelineError(
+            f"dataset.layout '{cfg.layout}' is unknown; choose one of {sorted(READERS)}"
+        ) from None
     dataset = reader(cfg)
     for samples in (dataset.train, dataset.test):
         check_unique_ids((s.image_id, s.image_path) for s in samples)

@@ -7,6 +7,7 @@ depends only on the inputs and the seed: rows are sorted by ``image_id`` before 
 Fold values: ``0..K-1`` validate in that fold and train in the others; ``-1`` rows train in
 every fold and never validate (fixed-holdout training rows, pseudo-labels).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -61,7 +62,9 @@ def kfold_assign(
         raise PipelineError("folds: image ids are not unique; every image needs its own id")
     uniq, inverse = np.unique(grp.astype(str), return_inverse=True)
     if len(uniq) < k:
-        raise PipelineError(f"folds: k={k} but only {len(uniq)} groups exist; set folds.k <= {len(uniq)}")
+        raise PipelineError(
+            f"folds: k={k} but only {len(uniq)} groups exist; set folds.k <= {len(uniq)}"
+        )
     group_area = np.bincount(inverse, weights=area) / np.bincount(inverse)
     bins_used = max(1, min(n_bins, len(uniq) // k))
     y = area_bins(group_area, bins_used)[inverse]
@@ -71,7 +74,10 @@ def kfold_assign(
         warnings.simplefilter("ignore", UserWarning)  # "least populated class" with few groups
         for f, (_, val) in enumerate(splitter.split(np.zeros(len(ids)), y, inverse)):
             fold[val] = f
-    return [FoldRow(ids[i], str(grp[i]), int(fold[i]), float(area[i]), int(y[i])) for i in range(len(ids))]
+    return [
+        FoldRow(ids[i], str(grp[i]), int(fold[i]), float(area[i]), int(y[i]))
+        for i in range(len(ids))
+    ]
 
 
 def holdout_assign(
@@ -82,12 +88,20 @@ def holdout_assign(
     comma10k's convention is ``*9.png``. A group must not straddle the split (that would leak).
     """
     rows = []
-    for image_id, name, group, area in sorted(zip(image_ids, file_names, groups, areas, strict=True)):
-        rows.append(FoldRow(image_id, group, 0 if fnmatch.fnmatch(name, pattern) else TRAIN_ONLY, area, 0))
+    for image_id, name, group, area in sorted(
+        zip(image_ids, file_names, groups, areas, strict=True)
+    ):
+        rows.append(
+            FoldRow(image_id, group, 0 if fnmatch.fnmatch(name, pattern) else TRAIN_ONLY, area, 0)
+        )
     if not any(r.fold == 0 for r in rows):
-        raise PipelineError(f"folds.holdout_pattern {pattern!r} matches no image name; fix the pattern")
+        raise PipelineError(
+            f"folds.holdout_pattern {pattern!r} matches no image name; fix the pattern"
+        )
     if all(r.fold == 0 for r in rows):
-        raise PipelineError(f"folds.holdout_pattern {pattern!r} matches every image; nothing is left to train")
+        raise PipelineError(
+            f"folds.holdout_pattern {pattern!r} matches every image; nothing is left to train"
+        )
     split = {}
     for r in rows:
         if split.setdefault(r.group, r.fold) != r.fold:
@@ -118,7 +132,9 @@ def rows_from_csv(text: str, source: str) -> list[FoldRow]:
     """Parse a folds table written by :func:`rows_to_csv` (or by the pseudo stage)."""
     lines = text.splitlines()
     if not lines or tuple(lines[0].split(",")) != FOLD_COLUMNS:
-        raise PipelineError(f"{source}: header must be {','.join(FOLD_COLUMNS)}; regenerate with 'pipeline folds'")
+        raise PipelineError(
+            f"{source}: header must be {','.join(FOLD_COLUMNS)}; regenerate with 'pipeline folds'"
+        )
     rows = []
     for n, line in enumerate(lines[1:], start=2):
         parts = line.split(",")

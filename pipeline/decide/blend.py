@@ -1,4 +1,5 @@
 """Ensemble components: member weights (equal, fixed, fit on OOF) and the scorers that judge them."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -15,8 +16,9 @@ from pipeline.ops.threshold import areas_from_histograms, dice_table, histograms
 Entry = tuple[np.ndarray, tuple[int, int]]  # (C, h, w) uint8 as stored, the original (H, W)
 
 
-def fuse_entries(entries: list[Entry], weights, mode: str = "mean",
-                 image_id: str = "?") -> tuple[np.ndarray, tuple[int, int]]:
+def fuse_entries(
+    entries: list[Entry], weights, mode: str = "mean", image_id: str = "?"
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Fused ``(C, h, w)`` uint8 of one image from its member entries, and its original (H, W).
 
     Members stored at one size (runs of one resolution) are fused at that size, so the one resize
@@ -26,16 +28,19 @@ def fuse_entries(entries: list[Entry], weights, mode: str = "mean",
     """
     original = entries[0][1]
     if any(tuple(o) != tuple(original) for _, o in entries):
-        raise PipelineError(f"image '{image_id}': members hold it at different original sizes "
-                            f"({sorted({tuple(o) for _, o in entries})}); were they predicted on one dataset?")
+        raise PipelineError(
+            f"image '{image_id}': members hold it at different original sizes "
+            f"({sorted({tuple(o) for _, o in entries})}); were they predicted on one dataset?"
+        )
     maps = [probs for probs, _ in entries]
     if len({m.shape for m in maps}) > 1:
         maps = [store_codec.resize(m, original) for m in maps]
     return fuse(maps, weights, mode), original
 
 
-def fuse_stored(stores: list, image_id: str, weights,
-                mode: str = "mean") -> tuple[np.ndarray, tuple[int, int]]:
+def fuse_stored(
+    stores: list, image_id: str, weights, mode: str = "mean"
+) -> tuple[np.ndarray, tuple[int, int]]:
     """``fuse_entries`` of one image read from member stores (as stored)."""
     return fuse_entries([store.read_stored(image_id) for store in stores], weights, mode, image_id)
 
@@ -103,9 +108,14 @@ class ArgmaxScorer:
         return self.acc.result(self.acc.state, self.task.classes)["miou"]
 
 
-def fit_weights(images: Callable[[], Iterable[tuple[list[Entry], np.ndarray]]], members: int,
-                grid: list[float], rounds: int, mode: str = "mean",
-                scorer: Callable[[], object] = BinaryScorer) -> tuple[np.ndarray, float]:
+def fit_weights(
+    images: Callable[[], Iterable[tuple[list[Entry], np.ndarray]]],
+    members: int,
+    grid: list[float],
+    rounds: int,
+    mode: str = "mean",
+    scorer: Callable[[], object] = BinaryScorer,
+) -> tuple[np.ndarray, float]:
     """Coordinate ascent on member weights maximising the fused OOF score (``scorer``: best-threshold
     Dice for binary tasks, argmax mIoU for multi-class ones).
 
@@ -121,7 +131,9 @@ def fit_weights(images: Callable[[], Iterable[tuple[list[Entry], np.ndarray]]], 
             for value in grid:
                 trial = weights.copy()
                 trial[m] = value
-                if trial.sum() > 0 and not any(np.allclose(normalized(trial), normalized(c)) for c in candidates):
+                if trial.sum() > 0 and not any(
+                    np.allclose(normalized(trial), normalized(c)) for c in candidates
+                ):
                     candidates.append(trial)
         scorers = [scorer() for _ in candidates]
         for entries, mask in images():

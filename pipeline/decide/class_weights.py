@@ -12,6 +12,7 @@ subsample (a random 1/``stride``² of the pixels) of every OOF image; the result
 pixels and kept only when it beats the plain argmax there, so the tuned decision never lowers the
 OOF mIoU it reports.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ import numpy as np
 
 from pipeline.ops.metrics import confusion_matrix, mean_iou
 
-GRID = tuple(float(2.0 ** e) for e in np.arange(-2.0, 3.01, 0.25))  # 0.25 .. 8, 21 values
+GRID = tuple(float(2.0**e) for e in np.arange(-2.0, 3.01, 0.25))  # 0.25 .. 8, 21 values
 
 
 def weighted_argmax(probs_u8: np.ndarray, weights: np.ndarray | tuple | None) -> np.ndarray:
@@ -39,8 +40,12 @@ class ClassWeights:
     miou: float  # OOF mIoU of the chosen weights, all pixels (== miou_plain when none helped)
 
 
-def _sample(pairs: Iterable[tuple[np.ndarray, np.ndarray]], classes: int, ignore_index: int | None,
-            stride: int) -> tuple[np.ndarray, np.ndarray]:
+def _sample(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    classes: int,
+    ignore_index: int | None,
+    stride: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """(C, N) float32 probabilities and (N,) int64 truth of the valid subsampled pixels."""
     probs, truth = [], []
     rng = np.random.default_rng(0)  # a random pixel subset, not a grid: a grid can miss 1-px poles
@@ -60,8 +65,12 @@ def _miou(probs: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> float:
     return mean_iou(cm)
 
 
-def full_miou(pairs: Iterable[tuple[np.ndarray, np.ndarray]], classes: int, ignore_index: int | None,
-              weights: tuple[float, ...] | None) -> float:
+def full_miou(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    classes: int,
+    ignore_index: int | None,
+    weights: tuple[float, ...] | None,
+) -> float:
     """mIoU over every pixel of ``pairs`` (probs_u8 (C, H, W), truth (H, W)) under ``weights``."""
     cm = np.zeros((classes, classes), np.int64)
     for p, t in pairs:
@@ -69,8 +78,14 @@ def full_miou(pairs: Iterable[tuple[np.ndarray, np.ndarray]], classes: int, igno
     return mean_iou(cm)
 
 
-def tune_class_weights(pairs: list[tuple[np.ndarray, np.ndarray]], classes: int, ignore_index: int | None,
-                       rounds: int = 3, stride: int = 2, grid: tuple[float, ...] = GRID) -> ClassWeights:
+def tune_class_weights(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    classes: int,
+    ignore_index: int | None,
+    rounds: int = 3,
+    stride: int = 2,
+    grid: tuple[float, ...] = GRID,
+) -> ClassWeights:
     """Weights (C,) maximising OOF mIoU of ``weighted_argmax``; all ones when nothing beats it.
 
     Args:

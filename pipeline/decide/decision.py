@@ -8,6 +8,7 @@ video, show, QA) reads it through ``read_decision``; nothing rebuilds it from ``
 Rules where nothing is decided yet: an untuned run binarises at 0.5 (binary) or takes the argmax
 (multi-class), as ``predict`` scores it; an ensemble always has its file (``pipeline ensemble``).
 """
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,9 @@ class MulticlassDecision:
     mode: str = "argmax"
     thresholds: tuple[float, ...] = ()
     min_areas: tuple[float, ...] = ()
-    weights: tuple[float, ...] = ()  # argmax: per-class probability weights (decide/class_weights.py)
+    weights: tuple[
+        float, ...
+    ] = ()  # argmax: per-class probability weights (decide/class_weights.py)
 
     def label(self, probs_u8: np.ndarray) -> np.ndarray:
         """(h, w) uint8 class ids. Multi-label masks overlapping: the higher class id wins."""
@@ -102,10 +105,19 @@ AnyDecision = Decision | MulticlassDecision
 def to_dict(decision: AnyDecision) -> dict:
     """JSON-ready fields of a decision (``kind`` says which class)."""
     if isinstance(decision, Decision):
-        return {"kind": "binary", "threshold": float(decision.threshold), "min_area": float(decision.min_area),
-                "cleanup": bool(decision.cleanup)}
-    return {"kind": "multiclass", "mode": decision.mode, "thresholds": [float(t) for t in decision.thresholds],
-            "min_areas": [float(a) for a in decision.min_areas], "weights": [float(w) for w in decision.weights]}
+        return {
+            "kind": "binary",
+            "threshold": float(decision.threshold),
+            "min_area": float(decision.min_area),
+            "cleanup": bool(decision.cleanup),
+        }
+    return {
+        "kind": "multiclass",
+        "mode": decision.mode,
+        "thresholds": [float(t) for t in decision.thresholds],
+        "min_areas": [float(a) for a in decision.min_areas],
+        "weights": [float(w) for w in decision.weights],
+    }
 
 
 def from_dict(data: Any) -> AnyDecision:
@@ -113,17 +125,26 @@ def from_dict(data: Any) -> AnyDecision:
     if data["kind"] == "binary":
         return Decision(float(data["threshold"]), float(data["min_area"]), bool(data["cleanup"]))
     if data["kind"] == "multiclass" and data["mode"] in ("argmax", "threshold"):
-        return MulticlassDecision(data["mode"], tuple(float(t) for t in data["thresholds"]),
-                                  tuple(float(a) for a in data["min_areas"]),
-                                  tuple(float(w) for w in data.get("weights", ())))
+        return MulticlassDecision(
+            data["mode"],
+            tuple(float(t) for t in data["thresholds"]),
+            tuple(float(a) for a in data["min_areas"]),
+            tuple(float(w) for w in data.get("weights", ())),
+        )
     raise ValueError(f"unknown decision {data!r}")
 
 
-def write_decision(folder: ResultDir, decision: AnyDecision, made_by: str, inputs: dict | None = None,
-                   **extra) -> None:
+def write_decision(
+    folder: ResultDir, decision: AnyDecision, made_by: str, inputs: dict | None = None, **extra
+) -> None:
     """Write ``decision.json``: the decision, the command that made it and the fingerprints of its inputs."""
-    record = {"format": DECISION_FORMAT, "decision": to_dict(decision), "made_by": made_by,
-              "inputs": inputs or {}, **extra}
+    record = {
+        "format": DECISION_FORMAT,
+        "decision": to_dict(decision),
+        "made_by": made_by,
+        "inputs": inputs or {},
+        **extra,
+    }
     atomic_write_text(folder.decision(), json.dumps(record, indent=2))
 
 
@@ -145,16 +166,22 @@ def read_decision(folder: ResultDir, multiclass: bool) -> AnyDecision:
         if folder.kind == "ensemble":
             raise PipelineError(f"{folder.decision()}: not found; {_fix(folder)}")
         if folder.thresholds().is_file():
-            raise PipelineError(f"{folder.thresholds()}: tuned before decision.json existed; {_fix(folder)}")
+            raise PipelineError(
+                f"{folder.thresholds()}: tuned before decision.json existed; {_fix(folder)}"
+            )
         return MulticlassDecision("argmax") if multiclass else Decision()
     try:
         decision = from_dict(record["decision"])
     except (KeyError, TypeError, ValueError) as err:
-        raise PipelineError(f"{folder.decision()}: unreadable decision ({err}); {_fix(folder)}") from None
+        raise PipelineError(
+            f"{folder.decision()}: unreadable decision ({err}); {_fix(folder)}"
+        ) from None
     _check_inputs(folder, record)
     if isinstance(decision, MulticlassDecision) != multiclass:
-        raise PipelineError(f"{folder.decision()}: a {'binary' if multiclass else 'multi-class'} decision for a "
-                            f"{'multi-class' if multiclass else 'binary'} task; {_fix(folder)}")
+        raise PipelineError(
+            f"{folder.decision()}: a {'binary' if multiclass else 'multi-class'} decision for a "
+            f"{'multi-class' if multiclass else 'binary'} task; {_fix(folder)}"
+        )
     return decision
 
 
@@ -165,8 +192,10 @@ def _check_inputs(folder: ResultDir, record: dict) -> None:
     if not tuned_on or not oof.is_dir():
         return
     if store_fingerprint(ProbStore.open(oof)) != tuned_on:
-        raise PipelineError(f"{folder.decision()}: tuned on predictions in {oof} that have changed since; "
-                            f"{_fix(folder)}")
+        raise PipelineError(
+            f"{folder.decision()}: tuned on predictions in {oof} that have changed since; "
+            f"{_fix(folder)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -177,7 +206,9 @@ class Fixed:
     threshold: float | None = None
     min_area: float | None = None
     cleanup: bool | None = None
-    decision: str = "auto"  # multi-class: auto/argmax (exclusive classes) or threshold (multi-label)
+    decision: str = (
+        "auto"  # multi-class: auto/argmax (exclusive classes) or threshold (multi-label)
+    )
     class_weights: str = "none"  # multi-class argmax: "tune" = per-class weights searched on OOF
 
     @classmethod
@@ -193,11 +224,13 @@ class Fixed:
             return None if value == "tune" else value
 
         clean = given("cleanup")
-        return cls(None if given("threshold") is None else float(given("threshold")),
-                   None if given("min_area") is None else float(given("min_area")),
-                   (None if cleanup else False) if clean is None else bool(clean),
-                   "auto" if config is None else config.decision,
-                   "none" if config is None else getattr(config, "class_weights", "none"))
+        return cls(
+            None if given("threshold") is None else float(given("threshold")),
+            None if given("min_area") is None else float(given("min_area")),
+            (None if cleanup else False) if clean is None else bool(clean),
+            "auto" if config is None else config.decision,
+            "none" if config is None else getattr(config, "class_weights", "none"),
+        )
 
 
 def applied_decision(tuned: dict, multiclass: bool, fixed=None) -> AnyDecision:
@@ -216,7 +249,13 @@ def applied_decision(tuned: dict, multiclass: bool, fixed=None) -> AnyDecision:
         if fixed is None or given.decision in ("auto", "argmax"):
             return MulticlassDecision("argmax")
         channels = tuned["channels"]
-        return MulticlassDecision("threshold", tuple(float(pick("threshold", c["threshold"])) for c in channels),
-                                  tuple(float(pick("min_area", c["min_area"])) for c in channels))
-    return Decision(float(pick("threshold", tuned.get("threshold"))), float(pick("min_area", tuned.get("min_area"))),
-                    bool(pick("cleanup", tuned.get("cleanup"))))
+        return MulticlassDecision(
+            "threshold",
+            tuple(float(pick("threshold", c["threshold"])) for c in channels),
+            tuple(float(pick("min_area", c["min_area"])) for c in channels),
+        )
+    return Decision(
+        float(pick("threshold", tuned.get("threshold"))),
+        float(pick("min_area", tuned.get("min_area"))),
+        bool(pick("cleanup", tuned.get("cleanup"))),
+    )

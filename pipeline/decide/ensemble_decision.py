@@ -5,6 +5,7 @@ The search holds what ``ensemble.yaml`` fixes fixed and searches the rest on the
 and the OOF score recorded is the score of the decision applied, always: also when the config fixes
 all of it (the search then scores that one decision).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,11 @@ def argmax_scores(store: ProbStore, dataset, task, weights: tuple[float, ...] = 
 
     IoU, mIoU and accuracy are those of the decision (``weights`` applied before the argmax); the
     cross-entropy is that of the probabilities themselves."""
-    by_id, acc, plain = {s.image_id: s for s in dataset.train}, task.accumulator(), task.accumulator()
+    by_id, acc, plain = (
+        {s.image_id: s for s in dataset.train},
+        task.accumulator(),
+        task.accumulator(),
+    )
     w = np.asarray(weights or [1.0] * len(dataset.classes), np.float32)[:, None, None]
     for image_id in store.ids():
         probs = store.read(image_id).astype(np.float32) / 255.0
@@ -46,12 +51,21 @@ def tuned_class_weights(store: ProbStore, dataset) -> ClassWeights:
 def member_inputs(store: ProbStore) -> dict:
     """The member OOF stores a fused store was made from (their fingerprints, from its header)."""
     members = store.manifest.get("checkpoints") or {}
-    return {run: {"oof": info.get("store")} for run, info in members.items()
-            if isinstance(info, dict)}
+    return {
+        run: {"oof": info.get("store")} for run, info in members.items() if isinstance(info, dict)
+    }
 
 
-def decide_ensemble(folder: EnsembleDir, store: ProbStore, dataset, fold_of: dict[str, int],
-                    fixed: Fixed, task, made_by: str, progress=None) -> tuple[AnyDecision, dict]:
+def decide_ensemble(
+    folder: EnsembleDir,
+    store: ProbStore,
+    dataset,
+    fold_of: dict[str, int],
+    fixed: Fixed,
+    task,
+    made_by: str,
+    progress=None,
+) -> tuple[AnyDecision, dict]:
     """Search the fused OOF ``store`` with ``fixed`` held fixed, apply, and write
     ``thresholds.json``, ``threshold_curve.png`` and ``decision.json`` (with the applied
     decision's OOF score and metric).
@@ -66,11 +80,18 @@ def decide_ensemble(folder: EnsembleDir, store: ProbStore, dataset, fold_of: dic
         if fixed.class_weights == "tune":
             found = tuned_class_weights(store, dataset)
             decision = MulticlassDecision("argmax", weights=found.weights)
-            tuned.update(class_weights=dict(zip(dataset.classes, found.weights, strict=True)),
-                         miou_plain_argmax=found.miou_plain)
+            tuned.update(
+                class_weights=dict(zip(dataset.classes, found.weights, strict=True)),
+                miou_plain_argmax=found.miou_plain,
+            )
         scores = argmax_scores(store, dataset, task, decision.weights)
-        tuned.update(oof_score=scores["oof_score"], metric="miou", miou=scores["miou"], iou=scores["iou"],
-                     ce=scores["ce"])
+        tuned.update(
+            oof_score=scores["oof_score"],
+            metric="miou",
+            miou=scores["miou"],
+            iou=scores["iou"],
+            ce=scores["ce"],
+        )
     elif multiclass:
         dice = [c["oof_dice_tuned"] for c in tuned["channels"][1:]]
         tuned.update(oof_score=float(np.mean(dice)), metric="mean class Dice")
@@ -78,6 +99,16 @@ def decide_ensemble(folder: EnsembleDir, store: ProbStore, dataset, fold_of: dic
         tuned.update(oof_score=tuned["oof_dice_final"], metric="dice")
     inputs = {"members": member_inputs(store)}
     per_class = {"per_class_iou": tuned["iou"], "oof_ce": tuned["ce"]} if "iou" in tuned else {}
-    out = write_search(folder, tuned, curves, decision, store, made_by, inputs,
-                       oof_score=tuned["oof_score"], metric=tuned["metric"], **per_class)
+    out = write_search(
+        folder,
+        tuned,
+        curves,
+        decision,
+        store,
+        made_by,
+        inputs,
+        oof_score=tuned["oof_score"],
+        metric=tuned["metric"],
+        **per_class,
+    )
     return decision, out

@@ -4,6 +4,7 @@ A store's fingerprint covers its identity header (run, split, folds, TTA, classe
 resolution), its index and every image file's size and modification time: predicting again, with
 other settings or not, or a damaged file, changes it. Stat calls only, no reading: cheap on 100k images.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,9 @@ def digest(value) -> str:
 
 
 def store_fingerprint(store: ProbStore) -> str:
-    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in store.path.glob(f"*{store.suffix}"))
+    files = sorted(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in store.path.glob(f"*{store.suffix}")
+    )
     head = {k: store.manifest.get(k) for k in (*HEADER_KEYS, "complete", "index")}
     return digest({"header": head, "files": files})

@@ -1,4 +1,5 @@
 """Mask clean-up for binary tasks: keep the largest connected component, fill holes (OpenCV)."""
+
 from __future__ import annotations
 
 import cv2
@@ -7,7 +8,9 @@ import numpy as np
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """Keep only the largest 8-connected foreground component of a (H, W) {0,1} mask."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=8
+    )
     if count <= 2:
         return (mask != 0).astype(np.uint8)
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -19,7 +22,9 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     binary = (mask != 0).astype(np.uint8)
     padded = np.pad(binary, 1)
     flood = padded.copy()
-    cv2.floodFill(flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1, flags=4)
+    cv2.floodFill(
+        flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1, flags=4
+    )
     holes = flood[1:-1, 1:-1] == 0
     return (binary | holes).astype(np.uint8)
 

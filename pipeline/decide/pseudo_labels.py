@@ -5,6 +5,7 @@ columns, ``mask`` (path of the pseudo mask PNG) and ``soft`` (1 if the PNG holds
 0..255, 0 if it holds hard {0,1} labels). Every row has fold = -1: it trains in every fold and
 never validates, so OOF scores stay comparable across rounds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,12 +34,20 @@ class PseudoRule:
 
     def __post_init__(self):
         if self.kind not in RULES:
-            raise PipelineError(f"pseudo rule '{self.kind}' is unknown; choose one of {list(RULES)}")
+            raise PipelineError(
+                f"pseudo rule '{self.kind}' is unknown; choose one of {list(RULES)}"
+            )
         if not 0 <= self.lo < self.hi <= 1:
-            raise PipelineError(f"pseudo band needs 0 <= lo < hi <= 1, got lo={self.lo} hi={self.hi}")
+            raise PipelineError(
+                f"pseudo band needs 0 <= lo < hi <= 1, got lo={self.lo} hi={self.hi}"
+            )
 
     def score(self, probs_u8: np.ndarray) -> float:
-        return band_fraction(probs_u8, self.lo, self.hi) if self.kind == "band" else mean_entropy(probs_u8)
+        return (
+            band_fraction(probs_u8, self.lo, self.hi)
+            if self.kind == "band"
+            else mean_entropy(probs_u8)
+        )
 
 
 def select(scores: dict[str, float], rule: PseudoRule) -> list[str]:
@@ -61,23 +70,31 @@ class PseudoRow:
 
 def table_to_csv(rows: list[PseudoRow]) -> str:
     lines = [",".join(PSEUDO_COLUMNS)]
-    lines += [f"{r.image_id},{r.group},{r.fold},{r.area:.6f},0,{r.mask},{int(r.soft)}" for r in rows]
+    lines += [
+        f"{r.image_id},{r.group},{r.fold},{r.area:.6f},0,{r.mask},{int(r.soft)}" for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
 def table_from_csv(text: str, source: str) -> list[PseudoRow]:
     lines = text.splitlines()
     if not lines or tuple(lines[0].split(",")) != PSEUDO_COLUMNS:
-        raise PipelineError(f"{source}: header must be {','.join(PSEUDO_COLUMNS)}; make it with 'pipeline pseudo'")
+        raise PipelineError(
+            f"{source}: header must be {','.join(PSEUDO_COLUMNS)}; make it with 'pipeline pseudo'"
+        )
     rows = []
     for n, line in enumerate(lines[1:], start=2):
         parts = line.split(",")
         try:
-            row = PseudoRow(parts[0], parts[1], float(parts[3]), parts[5], parts[6] == "1", int(parts[2]))
+            row = PseudoRow(
+                parts[0], parts[1], float(parts[3]), parts[5], parts[6] == "1", int(parts[2])
+            )
         except (IndexError, ValueError):
             raise PipelineError(f"{source} line {n}: malformed row {line!r}") from None
         if row.fold != TRAIN_ONLY:
-            raise PipelineError(f"{source} line {n}: pseudo rows must have fold -1 (train-only), got {row.fold}")
+            raise PipelineError(
+                f"{source} line {n}: pseudo rows must have fold -1 (train-only), got {row.fold}"
+            )
         rows.append(row)
     return rows
 
@@ -86,5 +103,7 @@ def check_no_leak(rows: list[PseudoRow], labelled_ids: set[str], source: str) ->
     """A pseudo row may not be a labelled image (its true mask would be replaced, or it leaks into OOF)."""
     leaked = sorted(r.image_id for r in rows if r.image_id in labelled_ids)
     if leaked:
-        raise PipelineError(f"{source}: image '{leaked[0]}' (+{len(leaked) - 1} more) is labelled; pseudo tables "
-                            "may only hold unlabelled images — regenerate it from the test set")
+        raise PipelineError(
+            f"{source}: image '{leaked[0]}' (+{len(leaked) - 1} more) is labelled; pseudo tables "
+            "may only hold unlabelled images — regenerate it from the test set"
+        )

@@ -4,6 +4,7 @@ Computation over per-image histograms (``pipeline.ops.threshold``), fed one imag
 memory stays at one image plus (N, C, 256) counters; ``write_search`` records the result beside a
 run or an ensemble (``thresholds.json``, ``threshold_curve.png``, ``decision.json``).
 """
+
 from __future__ import annotations
 
 import json
@@ -85,8 +86,9 @@ class ChannelResult:
         return self.level / 255.0 if self.given is None else self.given
 
 
-def tune_channel(name: str, pred, tp, gt, folds, min_areas,
-                 threshold: float | None = None) -> ChannelResult:
+def tune_channel(
+    name: str, pred, tp, gt, folds, min_areas, threshold: float | None = None
+) -> ChannelResult:
     """Exact search for one channel: pred/tp (N, 256), gt (N,), folds (N,); ``threshold``: given in
     advance (only min area is searched, over ``min_areas``: one value when that is given too)."""
     levels = None if threshold is None else [level_of(threshold)]
@@ -97,9 +99,15 @@ def tune_channel(name: str, pred, tp, gt, folds, min_areas,
         sel = folds == k
         fold_level, _, _, _ = search(pred[sel], tp[sel], gt[sel], [area])
         table = dice_table(pred[sel], tp[sel], gt[sel], area)
-        per_fold.append({"fold": int(k), "images": int(sel.sum()), "best_threshold": fold_level / 255.0,
-                         "dice_half": float(dice_table(pred[sel], tp[sel], gt[sel], 0)[:, HALF].mean()),
-                         "dice_tuned": float(table[:, level].mean())})
+        per_fold.append(
+            {
+                "fold": int(k),
+                "images": int(sel.sum()),
+                "best_threshold": fold_level / 255.0,
+                "dice_half": float(dice_table(pred[sel], tp[sel], gt[sel], 0)[:, HALF].mean()),
+                "dice_tuned": float(table[:, level].mean()),
+            }
+        )
     return ChannelResult(name, level, area, half, score, curve.tolist(), per_fold, threshold)
 
 
@@ -111,12 +119,22 @@ def stability(result: ChannelResult) -> dict:
     gain = result.dice_tuned - result.dice_half
     warning = None
     if len(gains) > 1 and gain < noise:
-        warning = (f"tuned gain {gain:+.5f} is smaller than the fold-to-fold noise ({noise:.5f}, std of fold "
-                   "Dice / sqrt(K)); the tuned threshold may not beat 0.5 on unseen data")
+        warning = (
+            f"tuned gain {gain:+.5f} is smaller than the fold-to-fold noise ({noise:.5f}, std of fold "
+            "Dice / sqrt(K)); the tuned threshold may not beat 0.5 on unseen data"
+        )
     return {"threshold_spread": spread, "gain": gain, "fold_noise": noise, "warning": warning}
 
 
-__all__ = ["Collector", "ChannelResult", "tune_channel", "stability", "min_area_grid", "channel_targets", "LEVELS"]
+__all__ = [
+    "Collector",
+    "ChannelResult",
+    "tune_channel",
+    "stability",
+    "min_area_grid",
+    "channel_targets",
+    "LEVELS",
+]
 
 
 # Clean-up changes which threshold is best (a high threshold can be a poor man's clean-up that only
@@ -124,7 +142,9 @@ __all__ = ["Collector", "ChannelResult", "tune_channel", "stability", "min_area_
 CLEANUP_LEVELS = (76, 102, 127, 153, 178)  # thresholds 0.3, 0.4, 0.5, 0.6, 0.7
 
 
-def cleanup_table(store, dataset, by_id, levels: list[int], min_area: float) -> dict[int, tuple[float, float]]:
+def cleanup_table(
+    store, dataset, by_id, levels: list[int], min_area: float
+) -> dict[int, tuple[float, float]]:
     """Per level: mean OOF Dice of the decision (level, ``min_area``) without and with clean-up
     (largest component + hole filling), each mask made by ``Decision.mask``, the submission's own
     rule (clean-up first, then min area on what is left). Ignored pixels are left out of the Dice.
@@ -143,20 +163,25 @@ def cleanup_table(store, dataset, by_id, levels: list[int], min_area: float) -> 
     return {lv: (float(np.mean(raw[lv])), float(np.mean(cleaned[lv]))) for lv in levels}
 
 
-def choose_cleanup(table: dict[int, tuple[float, float]], tuned_level: int,
-                   cleanup: bool | None = None) -> tuple[int, bool, float]:
+def choose_cleanup(
+    table: dict[int, tuple[float, float]], tuned_level: int, cleanup: bool | None = None
+) -> tuple[int, bool, float]:
     """The (level, clean-up, OOF Dice) with the best OOF Dice; ties keep the tuned level, then no
     clean-up. ``cleanup``: True/False when given in advance (only those options), None: either."""
     allowed = (False, True) if cleanup is None else (cleanup,)
-    options = [(score, lv == tuned_level, not cleaned, lv, cleaned)
-               for lv, (raw, clean) in table.items()
-               for cleaned, score in ((False, raw), (True, clean)) if cleaned in allowed]
+    options = [
+        (score, lv == tuned_level, not cleaned, lv, cleaned)
+        for lv, (raw, clean) in table.items()
+        for cleaned, score in ((False, raw), (True, clean))
+        if cleaned in allowed
+    ]
     score, _, _, level, cleaned = max(options)
     return level, cleaned, score
 
 
-def search_oof(store, dataset, fold_of: dict[str, int], fixed: Fixed | None = None,
-               progress=None) -> tuple[dict, list]:
+def search_oof(
+    store, dataset, fold_of: dict[str, int], fixed: Fixed | None = None, progress=None
+) -> tuple[dict, list]:
     """The exact threshold (+ min area, + clean-up for binary stores) search over an OOF store,
     with what ``fixed`` gives held fixed (None: everything searched).
 
@@ -169,7 +194,9 @@ def search_oof(store, dataset, fold_of: dict[str, int], fixed: Fixed | None = No
     by_id = {s.image_id: s for s in dataset.train}
     collector = Collector(store.channels)
     for image_id in store.ids():
-        target, valid = channel_targets(dataset.read_mask(by_id[image_id]), store.channels, dataset.ignore_index)
+        target, valid = channel_targets(
+            dataset.read_mask(by_id[image_id]), store.channels, dataset.ignore_index
+        )
         collector.add(store.read(image_id), target, valid, fold_of[image_id])
         if progress:
             progress(1)
@@ -177,13 +204,28 @@ def search_oof(store, dataset, fold_of: dict[str, int], fixed: Fixed | None = No
     grid = min_area_grid(int(np.median(collector.pixels)))
     areas = grid if fixed.min_area is None else [fixed.min_area]
     names = dataset.classes[1:] if store.channels == 1 else dataset.classes
-    results = [tune_channel(names[c], pred[:, c], tp[:, c], gt[:, c], folds, areas,
-                            fixed.threshold) for c in range(store.channels)]
-    out = {"images": len(folds), "min_area_grid": grid,
-           "fixed": {k: getattr(fixed, k) for k in ("threshold", "min_area", "cleanup")},
-           "channels": [{"class": r.name, "threshold": r.threshold, "level": r.level, "min_area": r.min_area,
-                         "oof_dice_at_0.5": r.dice_half, "oof_dice_tuned": r.dice_tuned, "per_fold": r.per_fold,
-                         **stability(r)} for r in results]}
+    results = [
+        tune_channel(names[c], pred[:, c], tp[:, c], gt[:, c], folds, areas, fixed.threshold)
+        for c in range(store.channels)
+    ]
+    out = {
+        "images": len(folds),
+        "min_area_grid": grid,
+        "fixed": {k: getattr(fixed, k) for k in ("threshold", "min_area", "cleanup")},
+        "channels": [
+            {
+                "class": r.name,
+                "threshold": r.threshold,
+                "level": r.level,
+                "min_area": r.min_area,
+                "oof_dice_at_0.5": r.dice_half,
+                "oof_dice_tuned": r.dice_tuned,
+                "per_fold": r.per_fold,
+                **stability(r),
+            }
+            for r in results
+        ],
+    }
     if store.channels == 1:
         out.update(_binary_decision(out["channels"][0], store, dataset, by_id, fixed))
     return out, [(r.name, r.curve, r.level, r.min_area) for r in results]
@@ -215,18 +257,34 @@ def oof_folds(cfg, layout: Layout, store: ProbStore, dataset) -> dict[str, int]:
     fold_of = {r.image_id: r.fold for r in load_folds(cfg, layout) if r.fold >= 0}
     missing = [i for i in fold_of if i not in by_id]
     if missing:
-        raise PipelineError(f"folds table lists '{missing[0]}' which the dataset lacks; rerun 'pipeline folds'")
+        raise PipelineError(
+            f"folds table lists '{missing[0]}' which the dataset lacks; rerun 'pipeline folds'"
+        )
     store.check_against({i: dataset.image_size(by_id[i]) for i in fold_of})
     return fold_of
 
 
-def write_search(folder: ResultDir, out: dict, curves: list, decision: AnyDecision, store: ProbStore,
-                 made_by: str = "tune", inputs: dict | None = None, **extra) -> dict:
+def write_search(
+    folder: ResultDir,
+    out: dict,
+    curves: list,
+    decision: AnyDecision,
+    store: ProbStore,
+    made_by: str = "tune",
+    inputs: dict | None = None,
+    **extra,
+) -> dict:
     """``thresholds.json`` (the whole search), ``threshold_curve.png`` and ``decision.json`` of a folder;
     returns ``out`` with ``source`` and the three paths."""
     out = {"source": str(folder.path), **out}
     atomic_write_text(folder.thresholds(), json.dumps(out, indent=2))
     atomic_write_bytes(folder.threshold_curve(), threshold_curve(curves, folder.name))
-    write_decision(folder, decision, made_by, {"oof": store_fingerprint(store), **(inputs or {})}, **extra)
-    return {**out, "thresholds": str(folder.thresholds()), "decision": str(folder.decision()),
-            "curve": str(folder.threshold_curve())}
+    write_decision(
+        folder, decision, made_by, {"oof": store_fingerprint(store), **(inputs or {})}, **extra
+    )
+    return {
+        **out,
+        "thresholds": str(folder.thresholds()),
+        "decision": str(folder.decision()),
+        "curve": str(folder.threshold_curve()),
+    }

@@ -24,6 +24,7 @@ one image at a time. Stores of formats ``segfuse-store-1`` (full-size zlib ``.u8
 ``segfuse-store-2`` (no source keys) are still read; writing into one (``create``) starts it
 afresh in format 3, so a rerun of ``pipeline predict`` converts it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,11 +98,15 @@ class ProbStore:
         path = Path(path)
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
-            raise PipelineError(f"{path}: not a probability store (no manifest.json); run 'pipeline predict' first")
+            raise PipelineError(
+                f"{path}: not a probability store (no manifest.json); run 'pipeline predict' first"
+            )
         manifest = read_json(manifest_path, "rerun predict with --force")
         if manifest.get("format") not in VERSIONS:
-            raise PipelineError(f"{manifest_path}: unknown store format {manifest.get('format')!r} (this version "
-                                f"reads {', '.join(VERSIONS)}); rerun 'pipeline predict --force' to rewrite it")
+            raise PipelineError(
+                f"{manifest_path}: unknown store format {manifest.get('format')!r} (this version "
+                f"reads {', '.join(VERSIONS)}); rerun 'pipeline predict --force' to rewrite it"
+            )
         return cls(path, manifest)
 
     @property
@@ -109,8 +114,13 @@ class ProbStore:
         return {k: self.manifest.get(k) for k in HEADER_KEYS}
 
     @classmethod
-    def create(cls, path: str | os.PathLike, header: dict[str, Any], identity: tuple[str, ...] = HEADER_KEYS,
-               force: bool = False) -> ProbStore:
+    def create(
+        cls,
+        path: str | os.PathLike,
+        header: dict[str, Any],
+        identity: tuple[str, ...] = HEADER_KEYS,
+        force: bool = False,
+    ) -> ProbStore:
         """Open for writing.
 
         An existing store whose ``identity`` header keys match is resumed: its whole images and its
@@ -168,8 +178,13 @@ class ProbStore:
             return False
         return store_codec.entry_key(head, self.version) == source.key()
 
-    def write(self, image_id: str, probs_u8: np.ndarray, original: tuple[int, int] | None = None,
-              source: Source | None = None) -> None:
+    def write(
+        self,
+        image_id: str,
+        probs_u8: np.ndarray,
+        original: tuple[int, int] | None = None,
+        source: Source | None = None,
+    ) -> None:
         """Store ``(C, h, w)`` uint8 probabilities atomically; ``original``: the image's (H, W) when
         the probabilities are smaller (the model's resolution), read back resized to it;
         ``source``: what made them (recorded; ``has`` compares it)."""
@@ -178,8 +193,10 @@ class ProbStore:
         if probs_u8.shape[0] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {probs_u8.shape[0]}")
         if self.version != VERSIONS[FORMAT]:
-            raise PipelineError(f"{self.path}: a {self.manifest['format']} store is read-only; rerun "
-                                "'pipeline predict' to rewrite it as " + FORMAT)
+            raise PipelineError(
+                f"{self.path}: a {self.manifest['format']} store is read-only; rerun "
+                "'pipeline predict' to rewrite it as " + FORMAT
+            )
         original = tuple(original or probs_u8.shape[1:])
         # atomic, not fsynced one by one: finalize() flushes them all before the store is marked complete
         key = source.key() if source is not None else b""
@@ -190,7 +207,9 @@ class ProbStore:
         """``(C, h, w)`` uint8 probabilities as stored (maybe the model's resolution) and the original (H, W)."""
         path = self._file(image_id)
         if not path.is_file():
-            raise PipelineError(f"{self.path}: no probabilities for image '{image_id}'; rerun 'pipeline predict'")
+            raise PipelineError(
+                f"{self.path}: no probabilities for image '{image_id}'; rerun 'pipeline predict'"
+            )
         try:
             probs, original = store_codec.decode(path.read_bytes(), self.version)
         except ValueError:
@@ -227,32 +246,45 @@ class ProbStore:
             return "store is incomplete (interrupted predict); rerun 'pipeline predict'"
         parts = []
         if state.missing:
-            parts.append(f"shard{'s' if len(state.missing) > 1 else ''} "
-                         f"{', '.join(f'{i}/{state.count}' for i in state.missing)} missing")
+            parts.append(
+                f"shard{'s' if len(state.missing) > 1 else ''} "
+                f"{', '.join(f'{i}/{state.count}' for i in state.missing)} missing"
+            )
         if state.foreign:
-            parts.append(f"shard{'s' if len(state.foreign) > 1 else ''} "
-                         f"{', '.join(f'{i}/{state.count}' for i in state.foreign)} predicted with other models or "
-                         "settings than this store's manifest")
+            parts.append(
+                f"shard{'s' if len(state.foreign) > 1 else ''} "
+                f"{', '.join(f'{i}/{state.count}' for i in state.foreign)} predicted with other models or "
+                "settings than this store's manifest"
+            )
         first = (state.missing or state.foreign)[0]
-        return (f"{'; '.join(parts)}: run 'pipeline predict CONFIG --split test --shard {first}/{state.count}' "
-                "and copy that store folder's files in here")
+        return (
+            f"{'; '.join(parts)}: run 'pipeline predict CONFIG --split test --shard {first}/{state.count}' "
+            "and copy that store folder's files in here"
+        )
 
     def ids(self) -> list[str]:
         """Image ids in the store: the finalized (or all-shards) index, else the files present."""
         if self.complete:
             return [row[0] for row in self._index()]
-        return sorted(p.name[: -len(self.suffix)] for p in self.path.glob(f"*{self.suffix}")
-                      if not p.name.startswith("."))
+        return sorted(
+            p.name[: -len(self.suffix)]
+            for p in self.path.glob(f"*{self.suffix}")
+            if not p.name.startswith(".")
+        )
 
     def shapes(self) -> dict[str, tuple[int, int]]:
         """Original (height, width) per image id (complete stores only)."""
         return {row[0]: (row[1], row[2]) for row in self._index()}
 
-    def finalize(self, index: list[tuple[str, int, int]], extra: dict[str, Any] | None = None) -> None:
+    def finalize(
+        self, index: list[tuple[str, int, int]], extra: dict[str, Any] | None = None
+    ) -> None:
         """Record the image index (id, original height, width) and mark the store complete."""
         missing = [i for i, _, _ in index if not self.has(i)]
         if missing:
-            raise PipelineError(f"{self.path}: {len(missing)} images have no probabilities (first '{missing[0]}')")
+            raise PipelineError(
+                f"{self.path}: {len(missing)} images have no probabilities (first '{missing[0]}')"
+            )
         os.sync()  # the entries reach the disk before the manifest says they are all there
         self.update_manifest(**(extra or {}), index=[list(row) for row in index], complete=True)
 
@@ -260,7 +292,9 @@ class ProbStore:
         """Record that ``shard`` is done (its images' index); the store completes with its last shard."""
         missing = [i for i, _, _ in index if not self.has(i)]
         if missing:
-            raise PipelineError(f"{self.path}: {len(missing)} images have no probabilities (first '{missing[0]}')")
+            raise PipelineError(
+                f"{self.path}: {len(missing)} images have no probabilities (first '{missing[0]}')"
+            )
         os.sync()
         write_shard_file(self.path, shard, self.header, index)
         self.shards = shard_state(self.path, self.header)
@@ -276,12 +310,18 @@ class ProbStore:
         shapes = self.shapes()
         missing, extra = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
         if missing:
-            raise PipelineError(f"{self.path}: no probabilities for image '{missing[0]}' (+{len(missing) - 1} more); "
-                                "the dataset changed — rerun 'pipeline predict --force'")
+            raise PipelineError(
+                f"{self.path}: no probabilities for image '{missing[0]}' (+{len(missing) - 1} more); "
+                "the dataset changed — rerun 'pipeline predict --force'"
+            )
         if extra:
-            raise PipelineError(f"{self.path}: holds image '{extra[0]}' that the dataset does not have "
-                                f"(+{len(extra) - 1} more); rerun 'pipeline predict --force'")
+            raise PipelineError(
+                f"{self.path}: holds image '{extra[0]}' that the dataset does not have "
+                f"(+{len(extra) - 1} more); rerun 'pipeline predict --force'"
+            )
         for image_id, shape in expected.items():
             if tuple(shapes[image_id]) != tuple(shape):
-                raise PipelineError(f"{self.path}: image '{image_id}' was predicted at {shapes[image_id]} but is "
-                                    f"{tuple(shape)} in the dataset; rerun 'pipeline predict --force'")
+                raise PipelineError(
+                    f"{self.path}: image '{image_id}' was predicted at {shapes[image_id]} but is "
+                    f"{tuple(shape)} in the dataset; rerun 'pipeline predict --force'"
+                )

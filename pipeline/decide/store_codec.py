@@ -24,6 +24,7 @@ Version 1 (``segfuse-store-1``, ``<image_id>.u8z``), still read::
 
     b"U8Z1", C, H, W         (little-endian uint32)   then the (C, H, W) array, zlib level 1
 """
+
 from __future__ import annotations
 
 import struct
@@ -49,7 +50,9 @@ def encode(probs_u8: np.ndarray, original: tuple[int, int], key: bytes = b"") ->
     if len(key) > KEY_BYTES:
         raise ValueError(f"source key longer than {KEY_BYTES} bytes")
     head = _V3.pack(_MAGIC[3], *probs_u8.shape, *original, key.ljust(KEY_BYTES, b"\0"))
-    return head + zstandard.ZstdCompressor(level=_LEVEL).compress(np.ascontiguousarray(probs_u8).data)
+    return head + zstandard.ZstdCompressor(level=_LEVEL).compress(
+        np.ascontiguousarray(probs_u8).data
+    )
 
 
 def entry_key(head: bytes, version: int) -> bytes | None:
@@ -66,11 +69,11 @@ def decode(data: bytes, version: int) -> tuple[np.ndarray, tuple[int, int]]:
     try:
         if version == 1:
             magic, channels, height, width = _V1.unpack_from(data)
-            original, payload = (height, width), zlib.decompress(data[_V1.size:])
+            original, payload = (height, width), zlib.decompress(data[_V1.size :])
         else:
             head = _V2 if version == 2 else _V3
             magic, channels, height, width, orig_h, orig_w = head.unpack_from(data)[:6]
-            payload = zstandard.ZstdDecompressor().decompress(data[head.size:])
+            payload = zstandard.ZstdDecompressor().decompress(data[head.size :])
             original = (orig_h, orig_w)
         if magic != _MAGIC[version]:
             raise ValueError("bad magic")

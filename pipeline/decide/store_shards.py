@@ -7,6 +7,7 @@ predicted with and its images' index). Copy the store folders of all machines in
 and shard files have distinct names; the manifests are the same): the store is complete when the
 shard files 1..N of one N are all there, predicted with the header of the store's manifest.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,15 @@ def shard_of(image_id: str, count: int) -> int:
     return zlib.crc32(image_id.encode("utf-8")) % count + 1
 
 
-def write_shard_file(folder: Path, shard: Shard, header: dict[str, Any], index: list[tuple[str, int, int]]) -> None:
-    body = {"shard": shard.index, "of": shard.count, "header": header, "index": [list(row) for row in index]}
+def write_shard_file(
+    folder: Path, shard: Shard, header: dict[str, Any], index: list[tuple[str, int, int]]
+) -> None:
+    body = {
+        "shard": shard.index,
+        "of": shard.count,
+        "header": header,
+        "index": [list(row) for row in index],
+    }
     atomic_write_text(folder / shard.file_name, json.dumps(body))
 
 
@@ -66,7 +74,9 @@ class ShardState:
     index: list[list] | None = None
     count: int | None = None
     missing: list[int] | None = None
-    foreign: list[int] | None = None  # shards predicted with another header (other checkpoints, TTA, ...)
+    foreign: list[int] | None = (
+        None  # shards predicted with another header (other checkpoints, TTA, ...)
+    )
 
 
 def shard_state(folder: Path, header: dict[str, Any]) -> ShardState | None:

@@ -4,6 +4,7 @@ Geometry ``resize``: every image is resized to the run's (H, W). Geometry ``pad`
 scaled to fit (H, W) keeping its aspect ratio, then padded at the bottom/right up to (H, W), so
 the padding is removed again by cropping ``[:h, :w]`` (1918x1280 at 1920x1280: scale 1, pad 2 px).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,15 @@ def _carvana() -> list:
     # no rotation; horizontal flip; each applied with probability 0.5.
     return [
         A.HueSaturationValue(hue_shift_limit=50, sat_shift_limit=5, val_shift_limit=15, p=0.5),
-        A.Affine(translate_percent=(-0.0625, 0.0625), scale=(0.9, 1.1), rotate=0,
-                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.5),
+        A.Affine(
+            translate_percent=(-0.0625, 0.0625),
+            scale=(0.9, 1.1),
+            rotate=0,
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=0,
+            p=0.5,
+        ),
         A.HorizontalFlip(p=0.5),
     ]
 
@@ -35,8 +43,15 @@ def _driving() -> list:
     return [
         A.HorizontalFlip(p=0.5),
         A.RandomBrightnessContrast(0.2, 0.2, p=0.5),
-        A.Affine(scale=(0.85, 1.2), translate_percent=(-0.05, 0.05), rotate=(-3, 3),
-                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.5),
+        A.Affine(
+            scale=(0.85, 1.2),
+            translate_percent=(-0.05, 0.05),
+            rotate=(-3, 3),
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=0,
+            p=0.5,
+        ),
     ]
 
 
@@ -57,11 +72,19 @@ class Geometry:
         if self.mode == "resize":
             return self.height, self.width
         scale = min(self.height / height, self.width / width)
-        return min(self.height, max(1, round(height * scale))), min(self.width, max(1, round(width * scale)))
+        return min(self.height, max(1, round(height * scale))), min(
+            self.width, max(1, round(width * scale))
+        )
 
     def pad(self) -> A.PadIfNeeded:
-        return A.PadIfNeeded(self.height, self.width, position="top_left", border_mode=cv2.BORDER_CONSTANT,
-                             fill=0, fill_mask=0)
+        return A.PadIfNeeded(
+            self.height,
+            self.width,
+            position="top_left",
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=0,
+        )
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -81,19 +104,24 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def build_transform(preset: str, geometry: Geometry, seed: int | None = None,
-                    crop: tuple[int, int] | None = None) -> A.Compose:
+def build_transform(
+    preset: str, geometry: Geometry, seed: int | None = None, crop: tuple[int, int] | None = None
+) -> A.Compose:
     """Augmentations of ``preset``, padding to the geometry, then an optional random ``crop`` (h, w) of
     the padded input; also transforms a ``valid`` mask (0 on padding)."""
     if preset not in AUGMENTS:
-        raise PipelineError(f"augment.preset '{preset}' is unknown; choose one of {sorted(AUGMENTS)}")
+        raise PipelineError(
+            f"augment.preset '{preset}' is unknown; choose one of {sorted(AUGMENTS)}"
+        )
     steps = [*AUGMENTS[preset](), geometry.pad()]
     if crop is not None:
         steps.append(A.RandomCrop(*crop))
     return A.Compose(steps, additional_targets={"valid": "mask"}, seed=seed)
 
 
-def restore_size(probs: np.ndarray, fitted: tuple[int, int], original: tuple[int, int]) -> np.ndarray:
+def restore_size(
+    probs: np.ndarray, fitted: tuple[int, int], original: tuple[int, int]
+) -> np.ndarray:
     """(C, H, W) network-size probabilities -> (C, h0, w0): crop the padding, resize linearly."""
     h, w = fitted
     crop = probs[:, :h, :w]

@@ -5,6 +5,7 @@ pixel weights ``valid`` (N, 1, H, W) that zero padding out. Multi-class losses t
 (N, C, H, W), ``target`` (N, H, W) long with ``IGNORE`` (-100) on padding and void pixels, and
 optional pixel weights (N, H, W).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,10 +26,14 @@ def border_weights(target: torch.Tensor, kernel: int = 41, factor: float = 2.0) 
     """
     if kernel % 2 == 0:
         raise ValueError("border kernel must be odd")
-    local = F.avg_pool2d(target, kernel_size=kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+    local = F.avg_pool2d(
+        target, kernel_size=kernel, stride=1, padding=kernel // 2, count_include_pad=False
+    )
     near = ((local > 0.01) & (local < 0.99)).float()
     weights = 1.0 + factor * near
-    return weights * (weights[0].numel() / weights.flatten(1).sum(1)).view(-1, *[1] * (weights.dim() - 1))
+    return weights * (weights[0].numel() / weights.flatten(1).sum(1)).view(
+        -1, *[1] * (weights.dim() - 1)
+    )
 
 
 def _valid(valid: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -59,7 +64,9 @@ def bce_dice(logits, target, valid=None, weights=None):
 
 def bce_logdice(logits, target, valid=None, weights=None):
     """``bce - log(dice)`` (the Carvana seed's favourite)."""
-    return bce(logits, target, valid, weights) - torch.log(soft_dice(logits, target, valid, weights))
+    return bce(logits, target, valid, weights) - torch.log(
+        soft_dice(logits, target, valid, weights)
+    )
 
 
 def lovasz(logits, target, valid=None, weights=None):
@@ -106,16 +113,25 @@ def ce_dice(logits, target, valid=None):
     return ce(logits, target, valid) + mc_dice(logits, target, valid)
 
 
-MULTICLASS_LOSSES: dict[str, Callable] = {"ce": ce, "dice": mc_dice, "focal": focal, "ce_dice": ce_dice}
+MULTICLASS_LOSSES: dict[str, Callable] = {
+    "ce": ce,
+    "dice": mc_dice,
+    "focal": focal,
+    "ce_dice": ce_dice,
+}
 assert tuple(LOSSES) == names.BINARY_LOSSES and tuple(MULTICLASS_LOSSES) == names.MULTICLASS_LOSSES
 
 
-def make_loss(name: str, border_kernel: int = 41, border_factor: float = 2.0, multiclass: bool = False) -> Callable:
+def make_loss(
+    name: str, border_kernel: int = 41, border_factor: float = 2.0, multiclass: bool = False
+) -> Callable:
     """``loss(logits, target, valid=None)`` for a registry name (``MULTICLASS_LOSSES`` if ``multiclass``)."""
     if multiclass:
         if name not in MULTICLASS_LOSSES:
-            raise PipelineError(f"loss.name '{name}' is not a multi-class loss; choose one of "
-                                f"{sorted(MULTICLASS_LOSSES)}")
+            raise PipelineError(
+                f"loss.name '{name}' is not a multi-class loss; choose one of "
+                f"{sorted(MULTICLASS_LOSSES)}"
+            )
         return MULTICLASS_LOSSES[name]
     if name not in LOSSES:
         raise PipelineError(f"loss.name '{name}' is unknown; choose one of {sorted(LOSSES)}")

@@ -8,6 +8,7 @@ explicitly (an offline source, a local file, or smp's ``imagenet`` hub download)
 checkpoint therefore never touches the network nor a weights package, whatever ``encoder_weights``
 its saved config names (a known smp pitfall).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,9 @@ from pipeline.model.weights import (
     source_for,
 )
 
-ARCHS: dict[str, type[nn.Module]] = {name: getattr(smp, name) for name in names.ARCHS if hasattr(smp, name)}
+ARCHS: dict[str, type[nn.Module]] = {
+    name: getattr(smp, name) for name in names.ARCHS if hasattr(smp, name)
+}
 
 
 class SegModel(nn.Module):
@@ -62,13 +65,17 @@ def _smp_network(arch: str, encoder: str, outputs: int, kwargs: dict) -> nn.Modu
         raise PipelineError(f"model.arch '{arch}' is unknown; choose one of {sorted(ARCHS)}")
     unknown = sorted(set(kwargs) - set(accepted_kwargs(arch)))
     if unknown:
-        raise PipelineError(f"model.kwargs '{unknown[0]}': {arch} does not accept it; it accepts "
-                            f"{', '.join(accepted_kwargs(arch))}")
+        raise PipelineError(
+            f"model.kwargs '{unknown[0]}': {arch} does not accept it; it accepts "
+            f"{', '.join(accepted_kwargs(arch))}"
+        )
     try:
         return ARCHS[arch](encoder_name=encoder, encoder_weights=None, classes=outputs, **kwargs)
     except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as err:
-        raise PipelineError(f"model: cannot build {arch} with encoder '{encoder}' ({err}); "
-                            "check model.encoder and model.kwargs") from None
+        raise PipelineError(
+            f"model: cannot build {arch} with encoder '{encoder}' ({err}); "
+            "check model.encoder and model.kwargs"
+        ) from None
 
 
 def load_pretrained(net: nn.Module, model_cfg) -> None:
@@ -78,7 +85,9 @@ def load_pretrained(net: nn.Module, model_cfg) -> None:
         return
     if weights in SOURCES:
         source = source_for(weights, model_cfg.encoder)
-        load_encoder_state(net.encoder, source.timm_state_dict(), f"{source.package} ({source.path().name})")
+        load_encoder_state(
+            net.encoder, source.timm_state_dict(), f"{source.package} ({source.path().name})"
+        )
         return
     if weights != "imagenet" and is_path(weights):
         state = apply_key_map(read_state_dict(Path(weights)), model_cfg.encoder_key_map)
@@ -87,17 +96,23 @@ def load_pretrained(net: nn.Module, model_cfg) -> None:
     if weights != "imagenet":
         source_for(weights, model_cfg.encoder)  # raises: unknown name, listing the valid ones
     try:  # the hub download, for users online
-        reference = ARCHS[model_cfg.arch](encoder_name=model_cfg.encoder, encoder_weights=weights, classes=1)
+        reference = ARCHS[model_cfg.arch](
+            encoder_name=model_cfg.encoder, encoder_weights=weights, classes=1
+        )
     except Exception as err:  # noqa: BLE001 - network/hub errors vary by library version
-        raise PipelineError(f"model.encoder_weights '{weights}': download failed ({type(err).__name__}: {err}); "
-                            f"offline, use a source ({', '.join(SOURCES)}) or a local weights file") from None
+        raise PipelineError(
+            f"model.encoder_weights '{weights}': download failed ({type(err).__name__}: {err}); "
+            f"offline, use a source ({', '.join(SOURCES)}) or a local weights file"
+        ) from None
     net.encoder.load_state_dict(reference.encoder.state_dict())
 
 
 def model_normalization(model_cfg) -> Normalization:
     """``model.normalization`` if set, else what the encoder weights expect."""
     if model_cfg.normalization is not None:
-        return Normalization(tuple(model_cfg.normalization.mean), tuple(model_cfg.normalization.std))
+        return Normalization(
+            tuple(model_cfg.normalization.mean), tuple(model_cfg.normalization.std)
+        )
     return encoder_normalization(model_cfg.encoder, model_cfg.encoder_weights)
 
 
@@ -127,8 +142,12 @@ def load_trained(path: Path, device: str | torch.device = "cpu") -> tuple[SegMod
     if "state_dict" not in payload:
         raise PipelineError(f"{path}: holds no model weights (use a fold's model.pt)")
     model_cfg = ModelConfig.model_validate(payload["config"]["model"])
-    net = _smp_network(model_cfg.arch, model_cfg.encoder, output_channels(len(payload["classes"])),
-                       dict(model_cfg.kwargs))
+    net = _smp_network(
+        model_cfg.arch,
+        model_cfg.encoder,
+        output_channels(len(payload["classes"])),
+        dict(model_cfg.kwargs),
+    )
     # The normalisation the weights were trained with travels in the checkpoint (older ones: ImageNet).
     model = SegModel(net, Normalization.from_dict(payload.get("normalization")))
     model.load_state_dict(payload["state_dict"])

@@ -7,6 +7,7 @@ on an AVX2-only EPYC), bf16 on CUDA devices that support it and fp16 with a grad
 ones. Only the network's forward pass runs under autocast: losses, metrics, probabilities, the store
 and the threshold search stay fp32 (callers cast the logits with ``.float()``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -85,7 +86,9 @@ def resolve_precision(requested: str, device: torch.device, key: str = "precisio
         PipelineError: an unknown name, or fp16 on a CPU (CPU autocast is bf16; use bf16 or fp32).
     """
     if requested not in PRECISIONS:
-        raise PipelineError(f"{key}: {requested!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+        raise PipelineError(
+            f"{key}: {requested!r} is unknown; choose one of {', '.join(PRECISIONS)}"
+        )
     kind = device.type
     if kind == "cuda":
         if requested == "auto":

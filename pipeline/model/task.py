@@ -7,6 +7,7 @@ cross-entropy over valid pixels (comma10k's published number), padding and ignor
 
 Metrics accumulate as flat sums (``state``) so distributed ranks can add them up.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,13 @@ class BinaryTask:
     def __init__(self, ignore_index: int | None = None, threshold: float = 0.5):
         self.ignore_index, self.threshold = ignore_index, threshold
 
-    def target(self, mask: torch.Tensor, valid: torch.Tensor, soft: torch.Tensor | None = None,
-               weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def target(
+        self,
+        mask: torch.Tensor,
+        valid: torch.Tensor,
+        soft: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``mask``/``valid`` (N, H, W) uint8 -> float target and pixel weights, both (N, 1, H, W).
 
         ``soft`` (N,) bool marks masks holding probabilities 0..255 (soft pseudo-labels);
@@ -106,9 +112,16 @@ class ConfusionCE:
         c = len(classes)
         cm = np.array(state[: c * c]).reshape(c, c)
         iou, dice = iou_per_class(cm), dice_per_class(cm)
-        return {"miou": mean_iou(cm), "acc": pixel_accuracy(cm), "ce": state[-2] / state[-1] if state[-1] else 0.0,
-                "dice": float(np.nanmean(dice)) if np.isfinite(dice).any() else 1.0,
-                "iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(classes, iou, strict=True)}}
+        return {
+            "miou": mean_iou(cm),
+            "acc": pixel_accuracy(cm),
+            "ce": state[-2] / state[-1] if state[-1] else 0.0,
+            "dice": float(np.nanmean(dice)) if np.isfinite(dice).any() else 1.0,
+            "iou": {
+                name: (None if np.isnan(v) else float(v))
+                for name, v in zip(classes, iou, strict=True)
+            },
+        }
 
 
 class MulticlassTask:
@@ -120,8 +133,13 @@ class MulticlassTask:
     def __init__(self, classes: list[str], ignore_index: int | None = None):
         self.classes, self.outputs, self.ignore_index = list(classes), len(classes), ignore_index
 
-    def target(self, mask: torch.Tensor, valid: torch.Tensor, soft: torch.Tensor | None = None,
-               weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def target(
+        self,
+        mask: torch.Tensor,
+        valid: torch.Tensor,
+        soft: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> class-index target (N, H, W) long with ``IGNORE`` on padding/ignore, and pixel weights (N, H, W)."""
         keep = valid.bool()
         if self.ignore_index is not None:

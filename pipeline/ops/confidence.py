@@ -1,4 +1,5 @@
 """Per-image confidence scores of uint8 probability maps (lower = more confident)."""
+
 from __future__ import annotations
 
 import numpy as np

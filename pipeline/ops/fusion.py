@@ -4,6 +4,7 @@
 accumulates in uint32 and is rounded back to uint8 — one Numba pass per member, no float arrays.
 ``fuse_numpy`` is the float reference; the two agree to within one uint8 level.
 """
+
 from __future__ import annotations
 
 import numba
@@ -22,7 +23,9 @@ def _check(members_u8: list[np.ndarray], weights, mode: str) -> np.ndarray:
         raise ValueError("need one non-negative weight per member, not all zero")
     shape = members_u8[0].shape
     if any(m.shape != shape or m.dtype != np.uint8 for m in members_u8):
-        raise ValueError(f"members must be uint8 of one shape, got {[(m.dtype, m.shape) for m in members_u8]}")
+        raise ValueError(
+            f"members must be uint8 of one shape, got {[(m.dtype, m.shape) for m in members_u8]}"
+        )
     return weights / weights.sum()
 
 

@@ -3,6 +3,7 @@
 Dice follows the Kaggle Carvana rule: a prediction and a ground truth that are both empty
 score 1 (Dice = 2|A∩B| / (|A|+|B|), defined as 1 when |A|+|B| = 0).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,15 +27,18 @@ def mean_dice(preds: list[np.ndarray], targets: list[np.ndarray]) -> float:
     return float(np.mean([dice_score(p, t) for p, t in zip(preds, targets, strict=True)]))
 
 
-def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int,
-                     ignore_index: int | None = None) -> np.ndarray:
+def confusion_matrix(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int | None = None
+) -> np.ndarray:
     """(C, C) int64 counts, rows = truth, columns = prediction; ignored truth pixels left out."""
     if pred.shape != target.shape:
         raise ValueError(f"pred shape {pred.shape} != target shape {target.shape}")
     t = target.ravel().astype(np.int64)
     p = pred.ravel().astype(np.int64)
     keep = t < num_classes if ignore_index is None else (t != ignore_index) & (t < num_classes)
-    return np.bincount(t[keep] * num_classes + p[keep], minlength=num_classes**2).reshape(num_classes, num_classes)
+    return np.bincount(t[keep] * num_classes + p[keep], minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
 
 
 def iou_per_class(cm: np.ndarray) -> np.ndarray:
@@ -63,8 +67,9 @@ def pixel_accuracy(cm: np.ndarray) -> float:
     return float(np.trace(cm) / total) if total else 1.0
 
 
-def cross_entropy_sum(probs: np.ndarray, target: np.ndarray, ignore_index: int | None = None,
-                      eps: float = 1e-7) -> tuple[float, int]:
+def cross_entropy_sum(
+    probs: np.ndarray, target: np.ndarray, ignore_index: int | None = None, eps: float = 1e-7
+) -> tuple[float, int]:
     """Sum of -log p(true class) over valid pixels, and their count. ``probs`` (C, H, W) float."""
     num_classes = probs.shape[0]
     t = target.astype(np.int64)

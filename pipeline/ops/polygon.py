@@ -10,6 +10,7 @@ integer corners ``(2, 2)..(6, 6)`` covers exactly the 4x4 pixels ``x, y in 2..5`
 ``cv2.fillPoly`` is not used on purpose: it rounds vertices to integers and fills every pixel the
 outline touches (boundary inclusive), which grows every object by about half a pixel on each side.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,9 @@ def check_polygon(points) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError("polygon coordinates must be numbers") from None
     if pts.ndim != 2 or pts.shape[1] != 2:
-        raise ValueError(f"polygon must be a list of (x, y) points, got an array of shape {pts.shape}")
+        raise ValueError(
+            f"polygon must be a list of (x, y) points, got an array of shape {pts.shape}"
+        )
     if len(pts) < 3:
         raise ValueError(f"polygon needs at least 3 points, got {len(pts)}")
     if not np.isfinite(pts).all():
@@ -92,5 +95,7 @@ def _fill_rows(r0: int, r1: int, width: int, x0, y0, x1, y1) -> np.ndarray:
     # on flat indices does the scatter-add (much faster than np.add.at).
     flat = cols + (np.arange(r1 - r0) * (width + 1))[:, None]
     size = (r1 - r0) * (width + 1)
-    diff = np.bincount(flat[:, 0::2].ravel(), minlength=size) - np.bincount(flat[:, 1::2].ravel(), minlength=size)
+    diff = np.bincount(flat[:, 0::2].ravel(), minlength=size) - np.bincount(
+        flat[:, 1::2].ravel(), minlength=size
+    )
     return (np.cumsum(diff.reshape(r1 - r0, width + 1)[:, :width], axis=1) > 0).astype(np.uint8)

@@ -4,6 +4,7 @@ Pixel order is explicit: ``"C"`` numbers pixels row-major (left to right, then t
 Carvana, verified against the official train_masks.csv), ``"F"`` column-major (top to bottom
 first; Severstal, TGS Salt, Airbus). An empty mask encodes to the empty string.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,9 @@ def parse_rle(rle: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("RLE holds a value that is not an integer") from None
     too_big = next((n for n in numbers if abs(n) >= MAX_VALUE), None)
     if too_big is not None:
-        raise ValueError(f"value {too_big} is larger than any image (RLE numbers are pixel positions and counts)")
+        raise ValueError(
+            f"value {too_big} is larger than any image (RLE numbers are pixel positions and counts)"
+        )
     values = np.array(numbers, dtype=np.int64)
     return values[0::2] - 1, values[1::2]
 
@@ -137,7 +140,7 @@ def rle_encode_probs(probs_u8: np.ndarray, threshold: float, order: str = "C") -
 @numba.njit(cache=True, nogil=True)
 def _fill(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
     for r in range(starts.size):
-        flat[starts[r]:starts[r] + lengths[r]] = 1
+        flat[starts[r] : starts[r] + lengths[r]] = 1
 
 
 def rle_decode(rle: str, shape: tuple[int, int], order: str = "C") -> np.ndarray:

@@ -3,6 +3,7 @@ ASCII bytes, skipping uniform stretches 8 pixels (one uint64 word) at a time wit
 
 ``pipeline.ops.rle`` is the public API (and holds the numpy reference it is tested against).
 """
+
 from __future__ import annotations
 
 import numba
@@ -16,7 +17,7 @@ _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 _DEBRUIJN_INDEX = np.zeros(64, np.uint8)
 for _bit in range(64):
     _DEBRUIJN_INDEX[((1 << _bit) * int(_DEBRUIJN)) % (1 << 64) >> 58] = _bit
-_POW10 = np.array([10 ** k for k in range(1, 19)], np.int64)
+_POW10 = np.array([10**k for k in range(1, 19)], np.int64)
 _PAIR_BYTES = 40  # room for one 'start length ' pair: two <= 19-digit numbers and two spaces
 
 
@@ -152,13 +153,17 @@ def encode_runs(flat: np.ndarray, words: np.ndarray, level: int) -> np.ndarray:
     n_words = words.size
     i = 0
     while True:
-        if on != high:  # inside a run (level <= 127) or outside one (level > 127): find a byte < const
+        if (
+            on != high
+        ):  # inside a run (level <= 127) or outside one (level > 127): find a byte < const
             i = _skip_less(words, i, flip, on_const if on else off_const)
         else:
             i = _skip_more(words, i, flip, on_const if on else off_const)
         if i == n_words:
             break
-        bits = (_above(words[i], flip, add) ^ invert) >> np.uint64(7)  # byte k's "> level" at bit 8k
+        bits = (_above(words[i], flip, add) ^ invert) >> np.uint64(
+            7
+        )  # byte k's "> level" at bit 8k
         changes = bits ^ ((bits << np.uint64(8)) | np.uint64(on))
         while changes:
             lowest = changes & (~changes + np.uint64(1))

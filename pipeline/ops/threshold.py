@@ -7,6 +7,7 @@ Reverse cumulative sums then give, for all 256 thresholds at once, the predicted
 positives, so each image's Dice at every threshold costs O(256) after one scan of its pixels.
 Dice follows the Kaggle rule: empty prediction vs empty truth = 1.
 """
+
 from __future__ import annotations
 
 import numba
@@ -16,7 +17,9 @@ LEVELS = 256
 
 
 @numba.njit(cache=True, nogil=True)
-def _histograms(probs: np.ndarray, target: np.ndarray, valid: np.ndarray, hist_all, hist_pos) -> None:
+def _histograms(
+    probs: np.ndarray, target: np.ndarray, valid: np.ndarray, hist_all, hist_pos
+) -> None:
     channels, size = probs.shape
     for c in range(channels):
         for i in range(size):
@@ -42,13 +45,22 @@ def histograms(probs_u8: np.ndarray, target: np.ndarray, valid: np.ndarray | Non
     if target.shape != probs_u8.shape:
         raise ValueError(f"target shape {target.shape} != probs shape {probs_u8.shape}")
     channels = probs_u8.shape[0]
-    flat_valid = np.ones(probs_u8[0].size, np.bool_) if valid is None else np.ascontiguousarray(valid).ravel()
+    flat_valid = (
+        np.ones(probs_u8[0].size, np.bool_)
+        if valid is None
+        else np.ascontiguousarray(valid).ravel()
+    )
     hist_all = np.zeros((channels, LEVELS), np.int64)
     hist_pos = np.zeros((channels, LEVELS), np.int64)
-    _histograms(np.ascontiguousarray(probs_u8).reshape(channels, -1),
-                np.ascontiguousarray(target).reshape(channels, -1).view(np.uint8) if target.dtype == np.bool_
-                else np.ascontiguousarray(target).reshape(channels, -1),
-                flat_valid.view(np.uint8) if flat_valid.dtype == np.bool_ else flat_valid, hist_all, hist_pos)
+    _histograms(
+        np.ascontiguousarray(probs_u8).reshape(channels, -1),
+        np.ascontiguousarray(target).reshape(channels, -1).view(np.uint8)
+        if target.dtype == np.bool_
+        else np.ascontiguousarray(target).reshape(channels, -1),
+        flat_valid.view(np.uint8) if flat_valid.dtype == np.bool_ else flat_valid,
+        hist_all,
+        hist_pos,
+    )
     return hist_all, hist_pos
 
 
@@ -106,8 +118,9 @@ def level_of(threshold: float) -> int:
     return int(np.clip(np.floor(threshold * 255), 0, LEVELS - 1))
 
 
-def search(pred: np.ndarray, tp: np.ndarray, gt: np.ndarray, min_areas=(0,),
-           levels=None) -> tuple[int, float, float, np.ndarray]:
+def search(
+    pred: np.ndarray, tp: np.ndarray, gt: np.ndarray, min_areas=(0,), levels=None
+) -> tuple[int, float, float, np.ndarray]:
     """Best (level, min_area, mean Dice, curve) over images for one channel.
 
     ``pred``/``tp``: (N, 256); ``gt``: (N,). ``levels``: the candidate levels (None: all 256; a

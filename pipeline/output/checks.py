@@ -1,4 +1,5 @@
 """Submission checks: a CSV (plain or .gz) against ids in order and image sizes; a mask folder."""
+
 from __future__ import annotations
 
 import csv
@@ -28,9 +29,15 @@ def _open_text(path: Path):
     named_gzip = path.name.endswith(".gz")
     if is_gzip != named_gzip:
         raw.close()
-        fix = f"rename it to {path.name}.gz" if is_gzip else "rename it without .gz or compress it with gzip"
-        raise PipelineError(f"{path}: file is {'gzip-compressed' if is_gzip else 'not gzip-compressed'} "
-                            f"but named {path.suffix}; {fix}")
+        fix = (
+            f"rename it to {path.name}.gz"
+            if is_gzip
+            else "rename it without .gz or compress it with gzip"
+        )
+        raise PipelineError(
+            f"{path}: file is {'gzip-compressed' if is_gzip else 'not gzip-compressed'} "
+            f"but named {path.suffix}; {fix}"
+        )
     stream = gzip.GzipFile(fileobj=raw) if is_gzip else raw
     return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
 
@@ -41,7 +48,9 @@ def _unreadable(path: Path, err: Exception) -> PipelineError:
         what = f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})"
         return PipelineError(f"{path}: {what}; save it as UTF-8 CSV")
     if isinstance(err, (EOFError, gzip.BadGzipFile, zlib.error)):
-        return PipelineError(f"{path}: truncated or corrupt gzip ({err or type(err).__name__}); write it again")
+        return PipelineError(
+            f"{path}: truncated or corrupt gzip ({err or type(err).__name__}); write it again"
+        )
     return PipelineError(f"{path}: cannot read CSV ({err}); write it again")
 
 
@@ -50,19 +59,30 @@ def _rows(path: Path, fmt: SubmissionFormat, problems: list[str]):
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
-            raise PipelineError(f"{path}: file is empty; expected the header {','.join(fmt.header)} and one row "
-                                "per id")
+            raise PipelineError(
+                f"{path}: file is empty; expected the header {','.join(fmt.header)} and one row "
+                "per id"
+            )
         if tuple(header) != fmt.header:
-            problems.append(f"line 1: header {','.join(header)!r} != {','.join(fmt.header)!r} ({fmt.name} format)")
+            problems.append(
+                f"line 1: header {','.join(header)!r} != {','.join(fmt.header)!r} ({fmt.name} format)"
+            )
         yield from enumerate(reader, start=2)
 
 
-def validate_file(path: Path, fmt: SubmissionFormat, dataset: Dataset | None = None,
-                  sample: Path | None = None, size: tuple[int, int] | None = None) -> list[str]:
+def validate_file(
+    path: Path,
+    fmt: SubmissionFormat,
+    dataset: Dataset | None = None,
+    sample: Path | None = None,
+    size: tuple[int, int] | None = None,
+) -> list[str]:
     """All violations of a submission; sizes from the dataset, else ``size``/the format default."""
     path = Path(path)
     if not path.is_file():
-        raise PipelineError(f"{path}: submission not found" + (" (it is a folder)" if path.is_dir() else ""))
+        raise PipelineError(
+            f"{path}: submission not found" + (" (it is a folder)" if path.is_dir() else "")
+        )
     classes = len(dataset.classes) if dataset else 2
     if sample is not None:
         expected = list(read_csv_column(sample, fmt.header[0]).keys())
@@ -82,8 +102,10 @@ def validate_file(path: Path, fmt: SubmissionFormat, dataset: Dataset | None = N
                     sizes[row_id] = shape
     else:
         if size is None:  # a guessed size would let runs past the last pixel through
-            raise PipelineError(f"{path}: cannot check RLE bounds without the image sizes; pass --size WxH, or "
-                                "keep the submission's sidecar JSON beside it")
+            raise PipelineError(
+                f"{path}: cannot check RLE bounds without the image sizes; pass --size WxH, or "
+                "keep the submission's sidecar JSON beside it"
+            )
         sizes = {row_id: size for row_id in expected}
     problems: list[str] = []
     try:
@@ -93,8 +115,9 @@ def validate_file(path: Path, fmt: SubmissionFormat, dataset: Dataset | None = N
     return problems
 
 
-def validate_mask_folder(path: Path, fmt: SubmissionFormat, dataset: Dataset, allowed: set | None = None
-                         ) -> list[str]:
+def validate_mask_folder(
+    path: Path, fmt: SubmissionFormat, dataset: Dataset, allowed: set | None = None
+) -> list[str]:
     """A mask-image submission: one PNG per test image, at its size, with allowed values only."""
     from PIL import Image
 
@@ -114,11 +137,15 @@ def validate_mask_folder(path: Path, fmt: SubmissionFormat, dataset: Dataset, al
             continue
         with Image.open(path / name) as img:
             if img.size != (width, height):
-                problems.append(f"{path / name}: size {img.size[0]}x{img.size[1]} != image {width}x{height}")
+                problems.append(
+                    f"{path / name}: size {img.size[0]}x{img.size[1]} != image {width}x{height}"
+                )
             elif allowed is not None and fmt.kind != "png-colour":
                 import numpy as np
 
                 bad = set(np.unique(np.asarray(img)).tolist()) - allowed
                 if bad:
-                    problems.append(f"{path / name}: values {sorted(bad)[:5]} are not class outputs")
+                    problems.append(
+                        f"{path / name}: values {sorted(bad)[:5]} are not class outputs"
+                    )
     return problems

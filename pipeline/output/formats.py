@@ -4,6 +4,7 @@ A format fixes the CSV header, how a row id is made from an image id (and class)
 order and the token for an empty mask. Validation checks a submission's rows against the ids
 expected in order and the image sizes, and reports every violation with its row number.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -36,15 +37,28 @@ class SubmissionFormat:
 
 FORMATS: dict[str, SubmissionFormat] = {
     # Kaggle Carvana: img,rle_mask; "<id>.jpg"; row-major (verified against the official train_masks.csv).
-    "carvana": SubmissionFormat("carvana", ("img", "rle_mask"), "{image_id}.jpg", "C", "", False, (1280, 1918)),
+    "carvana": SubmissionFormat(
+        "carvana", ("img", "rle_mask"), "{image_id}.jpg", "C", "", False, (1280, 1918)
+    ),
     # Severstal-style multi-class: ImageId_ClassId,EncodedPixels; column-major; one row per class.
-    "severstal": SubmissionFormat("severstal", ("ImageId_ClassId", "EncodedPixels"), "{image_id}.jpg_{class_id}",
-                                  "F", "", True),
+    "severstal": SubmissionFormat(
+        "severstal",
+        ("ImageId_ClassId", "EncodedPixels"),
+        "{image_id}.jpg_{class_id}",
+        "F",
+        "",
+        True,
+    ),
     # Mask images in a folder submissions/<name>/<image_id>.png: class ids, colours, Cityscapes labelIds.
-    "png-index": SubmissionFormat("png-index", ("", ""), "{image_id}.png", "C", "", False, kind="png-index"),
-    "png-colour": SubmissionFormat("png-colour", ("", ""), "{image_id}.png", "C", "", False, kind="png-colour"),
-    "cityscapes": SubmissionFormat("cityscapes", ("", ""), "{image_id}_gtFine_labelIds.png", "C", "", False,
-                                   kind="cityscapes"),
+    "png-index": SubmissionFormat(
+        "png-index", ("", ""), "{image_id}.png", "C", "", False, kind="png-index"
+    ),
+    "png-colour": SubmissionFormat(
+        "png-colour", ("", ""), "{image_id}.png", "C", "", False, kind="png-colour"
+    ),
+    "cityscapes": SubmissionFormat(
+        "cityscapes", ("", ""), "{image_id}_gtFine_labelIds.png", "C", "", False, kind="cityscapes"
+    ),
 }
 
 
@@ -53,20 +67,33 @@ assert tuple(FORMATS) == names.FORMATS
 
 def get_format(name: str) -> SubmissionFormat:
     if name not in FORMATS:
-        raise PipelineError(f"submission format '{name}' is unknown; choose one of {sorted(FORMATS)}")
+        raise PipelineError(
+            f"submission format '{name}' is unknown; choose one of {sorted(FORMATS)}"
+        )
     return FORMATS[name]
 
 
-def encode_rows(fmt: SubmissionFormat, image_id: str, masks: list[np.ndarray]) -> list[tuple[str, str]]:
+def encode_rows(
+    fmt: SubmissionFormat, image_id: str, masks: list[np.ndarray]
+) -> list[tuple[str, str]]:
     """Rows for one image from its binary masks (one mask, or one per foreground class)."""
     ids = fmt.row_ids(image_id, len(masks) + 1) if fmt.per_class else fmt.row_ids(image_id, 2)
     if len(ids) != len(masks):
         raise ValueError(f"{fmt.name}: {len(ids)} rows per image but {len(masks)} masks")
-    return [(row_id, rle_encode(mask, fmt.order) or fmt.empty) for row_id, mask in zip(ids, masks, strict=True)]
+    return [
+        (row_id, rle_encode(mask, fmt.order) or fmt.empty)
+        for row_id, mask in zip(ids, masks, strict=True)
+    ]
 
 
-def validate_rows(rows: Iterable[tuple[int, list[str]]], fmt: SubmissionFormat, expected: list[str],
-                  sizes: dict[str, tuple[int, int]], spot_check: int = 20, limit: int = 50) -> list[str]:
+def validate_rows(
+    rows: Iterable[tuple[int, list[str]]],
+    fmt: SubmissionFormat,
+    expected: list[str],
+    sizes: dict[str, tuple[int, int]],
+    spot_check: int = 20,
+    limit: int = 50,
+) -> list[str]:
     """Violations (one message each, with the CSV line number) of ``rows`` = (line, fields).
 
     Checks: exactly two fields; every expected id once, in order; RLE well-formed (integers,
@@ -89,7 +116,9 @@ def validate_rows(rows: Iterable[tuple[int, list[str]]], fmt: SubmissionFormat, 
             continue
         seen[row_id] = line
         if position < len(expected) and row_id != expected[position]:
-            problems.append(f"line {line}: id '{row_id}' out of order or unknown; expected '{expected[position]}'")
+            problems.append(
+                f"line {line}: id '{row_id}' out of order or unknown; expected '{expected[position]}'"
+            )
         position += 1
         size = sizes.get(row_id)
         if size is None:
@@ -101,8 +130,10 @@ def validate_rows(rows: Iterable[tuple[int, list[str]]], fmt: SubmissionFormat, 
             checked += 1
             again = rle_encode(rle_decode(rle, size, fmt.order), fmt.order)
             if again != rle:
-                problems.append(f"line {line}: id '{row_id}': RLE is not canonical "
-                                f"(decode+encode gives '{again[:40]}')")
+                problems.append(
+                    f"line {line}: id '{row_id}': RLE is not canonical "
+                    f"(decode+encode gives '{again[:40]}')"
+                )
     missing = [i for i in expected if i not in seen]
     if missing:
         problems.append(f"{len(missing)} expected ids are missing, first '{missing[0]}'")

@@ -1,4 +1,5 @@
 """Mask image outputs: class-index PNGs, colour PNGs (dataset palette) and Cityscapes labelId PNGs."""
+
 from __future__ import annotations
 
 import io
@@ -44,7 +45,11 @@ def output_lut(dataset, kind: str) -> np.ndarray:
 
 def mask_png(label: np.ndarray, kind: str, lut: np.ndarray) -> bytes:
     """PNG bytes of a (h, w) class-id mask in the output ``kind``."""
-    image = Image.fromarray(lut[label]) if kind == "png-colour" else Image.fromarray(lut[label], mode="L")
+    image = (
+        Image.fromarray(lut[label])
+        if kind == "png-colour"
+        else Image.fromarray(lut[label], mode="L")
+    )
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()

@@ -1,5 +1,6 @@
 """Submission files: an atomic (optionally gzipped) CSV writer, the expected id order, the
 sidecar JSON and the ledger."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +23,21 @@ from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, is_write_error, make_temp, write_error
 from pipeline.output.formats import SubmissionFormat
 
-LEDGER_COLUMNS = ("time", "name", "path", "members", "weights", "threshold", "min_area", "cleanup", "oof_dice",
-                  "git_commit", "config_hash", "est_score", "est_half_width")
+LEDGER_COLUMNS = (
+    "time",
+    "name",
+    "path",
+    "members",
+    "weights",
+    "threshold",
+    "min_area",
+    "cleanup",
+    "oof_dice",
+    "git_commit",
+    "config_hash",
+    "est_score",
+    "est_half_width",
+)
 
 
 def expected_image_ids(dataset: Dataset) -> list[str]:
@@ -63,7 +77,9 @@ class SubmissionWriter:
     def __enter__(self) -> SubmissionWriter:
         # the temp keeps the real suffixes: validation sniffs gzip by content and checks the name agrees
         with _writing(self.path):
-            self.tmp = make_temp(self.path, suffix=".tmp" + "".join(self.path.suffixes[-2 if self.gz else -1:]))
+            self.tmp = make_temp(
+                self.path, suffix=".tmp" + "".join(self.path.suffixes[-2 if self.gz else -1 :])
+            )
             try:
                 self.raw = open(self.tmp, "wb")
             except OSError:
@@ -111,8 +127,10 @@ class SubmissionWriter:
                 try:
                     os.link(self.tmp, self.path)
                 except FileExistsError:
-                    raise PipelineError(f"{self.path} exists (written meanwhile by another run); choose "
-                                        "another --name or pass --overwrite") from None
+                    raise PipelineError(
+                        f"{self.path} exists (written meanwhile by another run); choose "
+                        "another --name or pass --overwrite"
+                    ) from None
                 os.unlink(self.tmp)
         self.committed = True
 
@@ -159,8 +177,10 @@ class MaskFolderWriter:
         with _writing(self.path):
             if self.path.exists():
                 if not self.overwrite:
-                    raise PipelineError(f"{self.path} exists (written meanwhile by another run); choose "
-                                        "another --name or pass --overwrite")
+                    raise PipelineError(
+                        f"{self.path} exists (written meanwhile by another run); choose "
+                        "another --name or pass --overwrite"
+                    )
                 shutil.rmtree(self.path)
             os.replace(self.tmp, self.path)
         self.committed = True
@@ -177,14 +197,22 @@ def check_free(path: Path, overwrite: bool) -> None:
 
 
 def make_writer(folder: Path, name: str, fmt: SubmissionFormat, gz: bool, overwrite: bool):
-    return SubmissionWriter(folder, name, fmt, gz, overwrite) if fmt.kind == "csv" else \
-        MaskFolderWriter(folder, name, fmt, overwrite)
+    return (
+        SubmissionWriter(folder, name, fmt, gz, overwrite)
+        if fmt.kind == "csv"
+        else MaskFolderWriter(folder, name, fmt, overwrite)
+    )
 
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -199,24 +227,43 @@ def _cell(value) -> str:
     return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 
-def write_sidecar_and_ledger(folder: Path, writer: SubmissionWriter, summary: dict, ecfg, ledger: Path) -> None:
+def write_sidecar_and_ledger(
+    folder: Path, writer: SubmissionWriter, summary: dict, ecfg, ledger: Path
+) -> None:
     """Write the sidecar JSON, rename the (finished, validated) submission into place, then add its
     ledger row: the submission appears under its name only with its sidecar beside it."""
     config_text = dump_config(ecfg)
     config_hash = hashlib.sha1(config_text.encode()).hexdigest()[:12]
-    sidecar = {**summary, "git_commit": git_commit(), "config_hash": config_hash,
-               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": ecfg.model_dump(mode="json")}
+    sidecar = {
+        **summary,
+        "git_commit": git_commit(),
+        "config_hash": config_hash,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": ecfg.model_dump(mode="json"),
+    }
     name = writer.path.name.split(".csv")[0]  # a mask folder's name has no suffix
     check_free(writer.path, writer.overwrite)
     atomic_write_text(Path(folder) / f"{name}.json", json.dumps(sidecar, indent=2))
     writer.commit()
     board = summary.get("estimated_score") or {}
-    append_ledger(ledger, [sidecar["time"], name, str(writer.path), " ".join(summary["members"]),
-                           " ".join(f"{w:.4f}" for w in summary["weights"]), _cell(summary["threshold"]),
-                           _cell(summary["min_area"]), summary["cleanup"],
-                           "" if summary["oof_dice"] is None else f"{summary['oof_dice']:.6f}",
-                           sidecar["git_commit"] or "", sidecar["config_hash"], _cell(board.get("mean")),
-                           _cell(board.get("half_width"))])
+    append_ledger(
+        ledger,
+        [
+            sidecar["time"],
+            name,
+            str(writer.path),
+            " ".join(summary["members"]),
+            " ".join(f"{w:.4f}" for w in summary["weights"]),
+            _cell(summary["threshold"]),
+            _cell(summary["min_area"]),
+            summary["cleanup"],
+            "" if summary["oof_dice"] is None else f"{summary['oof_dice']:.6f}",
+            sidecar["git_commit"] or "",
+            sidecar["config_hash"],
+            _cell(board.get("mean")),
+            _cell(board.get("half_width")),
+        ],
+    )
 
 
 def append_ledger(ledger: Path, row: list) -> None:
@@ -253,7 +300,9 @@ def upgrade_ledger(ledger: Path) -> None:
     header = rows[0]
     unknown = [c for c in header if c not in LEDGER_COLUMNS]
     if unknown:
-        raise PipelineError(f"{ledger}: unknown column '{unknown[0]}'; move the file aside and rerun")
+        raise PipelineError(
+            f"{ledger}: unknown column '{unknown[0]}'; move the file aside and rerun"
+        )
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(LEDGER_COLUMNS)

@@ -8,6 +8,7 @@ probability space, restore the original size.
 The decision is the run's ``decision.json`` (``pipeline tune``: threshold, min area, clean-up), read
 through ``pipeline.decide.decision.read_decision``: untuned binary runs use 0.5, multi-class runs the argmax.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,13 +54,17 @@ def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict
     if cfg.predict.test_from in ("full", "all"):
         full = layout.run(run).model(FULL)
         if not full.is_file():
-            raise PipelineError(f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit is "
-                                "not trained yet; run 'pipeline train CONFIG --fold full'")
+            raise PipelineError(
+                f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit is "
+                "not trained yet; run 'pipeline train CONFIG --fold full'"
+            )
         paths[FULL] = full
     missing = [p for p in paths.values() if not p.is_file()]
     if missing:
-        raise PipelineError(f"{missing[0]}: fold not trained yet ({len(missing)} of {len(paths)} missing); "
-                            f"run 'pipeline train {layout.run(run).config()}' first")
+        raise PipelineError(
+            f"{missing[0]}: fold not trained yet ({len(missing)} of {len(paths)} missing); "
+            f"run 'pipeline train {layout.run(run).config()}' first"
+        )
     return paths
 
 
@@ -70,8 +75,10 @@ def _load_models(paths: dict, device: torch.device) -> tuple[list, dict]:
         model, payload = load_trained(path, device)
         meta = {key: payload[key] for key in ("resolution", "geometry", "classes")}
         if first is not None and meta != first:
-            raise PipelineError(f"{path}: resolution/geometry/classes differ from {next(iter(paths.values()))}; "
-                                "retrain the run with 'pipeline train --force'")
+            raise PipelineError(
+                f"{path}: resolution/geometry/classes differ from {next(iter(paths.values()))}; "
+                "retrain the run with 'pipeline train --force'"
+            )
         models.append(model)
         first = first or meta
     return models, first
@@ -80,10 +87,17 @@ def _load_models(paths: dict, device: torch.device) -> tuple[list, dict]:
 def check_images(images: Sequence[np.ndarray]) -> None:
     """Raise PipelineError unless every image is an (H, W, 3) uint8 RGB array."""
     for i, image in enumerate(images):
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        if (
+            not isinstance(image, np.ndarray)
+            or image.dtype != np.uint8
+            or image.ndim != 3
+            or image.shape[2] != 3
+        ):
             shape = getattr(image, "shape", None)
-            raise PipelineError(f"image {i}: expected an (H, W, 3) uint8 RGB array, got shape {shape} dtype "
-                                f"{getattr(image, 'dtype', type(image).__name__)}; convert it to RGB uint8 first")
+            raise PipelineError(
+                f"image {i}: expected an (H, W, 3) uint8 RGB array, got shape {shape} dtype "
+                f"{getattr(image, 'dtype', type(image).__name__)}; convert it to RGB uint8 first"
+            )
 
 
 @dataclass
@@ -102,8 +116,15 @@ class RunModel:
     batch_size: int = 8
 
     @classmethod
-    def load(cls, layout: Layout, run: str, device: str = "auto", tta: str = "none",
-             batch_size: int = 8, precision: str | None = None) -> RunModel:
+    def load(
+        cls,
+        layout: Layout,
+        run: str,
+        device: str = "auto",
+        tta: str = "none",
+        batch_size: int = 8,
+        precision: str | None = None,
+    ) -> RunModel:
         """Load ``artifacts/runs/<run>``: config, every fold's ``model.pt`` (once) and the decision.
 
         Raises:
@@ -112,8 +133,10 @@ class RunModel:
         """
         folder = layout.run(run)
         if not folder.exists():
-            raise PipelineError(f"{folder.path}: run '{run}' not found (no config.yaml); train it with "
-                                f"'pipeline train CONFIG' (runs are named <name>_<H>x<W>)")
+            raise PipelineError(
+                f"{folder.path}: run '{run}' not found (no config.yaml); train it with "
+                f"'pipeline train CONFIG' (runs are named <name>_<H>x<W>)"
+            )
         if batch_size < 1:
             raise PipelineError(f"--batch {batch_size}: give a batch size of at least 1")
         cfg = load_config(folder.config())
@@ -126,9 +149,26 @@ class RunModel:
         classes = list(meta["classes"])
         task = make_task(classes, None)
         decision, source = load_decision(folder, task.multiclass)
-        predictor = Predictor(models, task, tta, torch_device, batch_size=batch_size,
-                              precision=precision or cfg.predict.precision)
-        return cls(run, classes, make_geometry(meta), predictor, decision, source, cfg, folds, tta, batch_size)
+        predictor = Predictor(
+            models,
+            task,
+            tta,
+            torch_device,
+            batch_size=batch_size,
+            precision=precision or cfg.predict.precision,
+        )
+        return cls(
+            run,
+            classes,
+            make_geometry(meta),
+            predictor,
+            decision,
+            source,
+            cfg,
+            folds,
+            tta,
+            batch_size,
+        )
 
     @property
     def multiclass(self) -> bool:
@@ -149,7 +189,11 @@ class RunModel:
             tensors.append(torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1))))
             fitted.append(size)
             original.append(image.shape[:2])
-        return {"image": torch.stack(tensors), "fitted": torch.tensor(fitted), "original": torch.tensor(original)}
+        return {
+            "image": torch.stack(tensors),
+            "fitted": torch.tensor(fitted),
+            "original": torch.tensor(original),
+        }
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Probabilities of each image, in batches of ``batch_size``.
@@ -164,7 +208,7 @@ class RunModel:
         check_images(images)
         out: list[np.ndarray] = []
         for start in range(0, len(images), self.batch_size):
-            batch = self._batch(images[start:start + self.batch_size])
+            batch = self._batch(images[start : start + self.batch_size])
             out.extend(probs for probs, _ in self.predictor(batch))
         return out
 
@@ -175,7 +219,9 @@ class RunModel:
         ``pipeline ensemble`` applies (p > threshold, min area, clean-up; or argmax).
         """
         if probs.ndim != 3 or probs.shape[0] != self.channels:
-            raise PipelineError(f"probs: expected ({self.channels}, H, W) for run '{self.run}', got {probs.shape}")
+            raise PipelineError(
+                f"probs: expected ({self.channels}, H, W) for run '{self.run}', got {probs.shape}"
+            )
         return self.decision.label(quantize(probs))
 
     def segment(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -5,6 +5,7 @@ break on negative logits; we apply the activation first and average probabilitie
 copies of a batch run as one forward pass (copies of equal shape are concatenated; d4's 90-degree
 rotations of a non-square batch form a second group), chunked to ``max_batch`` images.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,12 +34,18 @@ def tta_transforms(name: str) -> list:
     return list(TTA[name]())
 
 
-def _chunked(fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, max_batch: int) -> torch.Tensor:
+def _chunked(
+    fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, max_batch: int
+) -> torch.Tensor:
     return torch.cat([fn(part) for part in batch.split(max(1, max_batch))])
 
 
-def tta_predict(prob_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, transformers: list,
-                max_batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def tta_predict(
+    prob_fn: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    transformers: list,
+    max_batch: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Merged and plain (identity-only) probabilities of ``images`` (N, 3, H, W).
 
     ``prob_fn`` maps images to probabilities (N, C, H, W) with the same H, W.
@@ -52,7 +59,7 @@ def tta_predict(prob_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.T
     for members in groups.values():
         probs = _chunked(prob_fn, torch.cat([augmented[i] for i in members]), max_batch)
         for j, i in enumerate(members):
-            outputs[i] = probs[j * n:(j + 1) * n]
+            outputs[i] = probs[j * n : (j + 1) * n]
     restored = [t.deaugment_mask(out) for t, out in zip(transformers, outputs, strict=True)]
     merged = restored[0] if len(restored) == 1 else torch.stack(restored).mean(0)
     return merged, restored[0]

@@ -31,6 +31,7 @@ estimates (on the Carvana subset, 4 folds of 3 cars: Spearman -0.30 and -0.01 ag
 Each estimate comes with its drivers: a feature's contribution ``w_j (x_j - median_j)`` to the log
 error, relative to the median OOF image; the largest positive ones are the reasons shown in QA.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -43,15 +44,26 @@ from sklearn.linear_model import Ridge
 from pipeline.errors import PipelineError
 
 EPS = 1e-3
-MAX_SPLITS = 20  # cross-validation splits of the groups (leave one group out below that many groups)
+MAX_SPLITS = (
+    20  # cross-validation splits of the groups (leave one group out below that many groups)
+)
 INNER_SPLITS = 5  # splits of the training groups that choose the ridge penalty
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 Z95 = 1.96
 # feature (before ':<class>') -> (transform, floor); log(x + floor), log(1 - x + floor), log1p(|x|), as is
-TRANSFORMS = {"area": ("log", 1e-4), "band": ("log", 1e-3), "band_wide": ("log", 1e-3), "band_far": ("log", 1e-3),
-              "removed": ("log", 1e-3), "disagreement": ("log", 1e-3), "soft_dice": ("log1m", 1e-4),
-              "edge_width": ("log", 0.1), "components": ("log", 1.0), "area_z": ("log1p_abs", 0.0),
-              "empty": ("id", 0.0)}
+TRANSFORMS = {
+    "area": ("log", 1e-4),
+    "band": ("log", 1e-3),
+    "band_wide": ("log", 1e-3),
+    "band_far": ("log", 1e-3),
+    "removed": ("log", 1e-3),
+    "disagreement": ("log", 1e-3),
+    "soft_dice": ("log1m", 1e-4),
+    "edge_width": ("log", 0.1),
+    "components": ("log", 1.0),
+    "area_z": ("log1p_abs", 0.0),
+    "empty": ("id", 0.0),
+}
 
 
 def transform(name: str, values: np.ndarray) -> np.ndarray:
@@ -76,9 +88,14 @@ def matrix(rows: list[dict[str, float]], columns: list[str]) -> np.ndarray:
     for name in columns:
         missing = [i for i, r in enumerate(rows) if name not in r]
         if missing:
-            raise PipelineError(f"quality feature '{name}' missing for {len(missing)} images; rerun 'pipeline qa'")
-    return np.column_stack([transform(c, [r[c] for r in rows]) for c in columns]) if columns else \
-        np.zeros((len(rows), 0))
+            raise PipelineError(
+                f"quality feature '{name}' missing for {len(missing)} images; rerun 'pipeline qa'"
+            )
+    return (
+        np.column_stack([transform(c, [r[c] for r in rows]) for c in columns])
+        if columns
+        else np.zeros((len(rows), 0))
+    )
 
 
 @dataclass
@@ -92,7 +109,9 @@ class Estimator:
     smear: float
     alpha: float
     typical: dict[str, float]  # OOF median of each raw feature, for reasons
-    reference: np.ndarray  # OOF median of each transformed column: contributions are measured from it
+    reference: (
+        np.ndarray
+    )  # OOF median of each transformed column: contributions are measured from it
     within: bool  # slopes fitted on the variation inside groups
 
     def log_errors(self, rows: list[dict[str, float]]) -> np.ndarray:
@@ -105,16 +124,28 @@ class Estimator:
     def contributions(self, row: dict[str, float]) -> dict[str, float]:
         """Each feature's push on the log error against the median OOF image (> 0: more error)."""
         x = matrix([row], self.columns)[0]
-        return {c: float(w * (v - m)) for c, w, v, m in zip(self.columns, self.weights, x, self.reference,
-                                                            strict=True)}
+        return {
+            c: float(w * (v - m))
+            for c, w, v, m in zip(self.columns, self.weights, x, self.reference, strict=True)
+        }
 
     def to_json(self) -> dict:
-        return {"model": "ridge on transformed features -> log(1 - score + eps)", "eps": EPS, "alpha": self.alpha,
-                "slopes": "within groups" if self.within else "over all images",
-                "intercept": self.intercept, "smear": self.smear,
-                "features": {c: {"weight": float(w), "oof_median": self.typical[c], "transform": TRANSFORMS.get(
-                    c.split(":")[0].split("/")[-1], ("id", 0.0))[0]} for c, w in zip(self.columns, self.weights,
-                                                                                    strict=True)}}
+        return {
+            "model": "ridge on transformed features -> log(1 - score + eps)",
+            "eps": EPS,
+            "alpha": self.alpha,
+            "slopes": "within groups" if self.within else "over all images",
+            "intercept": self.intercept,
+            "smear": self.smear,
+            "features": {
+                c: {
+                    "weight": float(w),
+                    "oof_median": self.typical[c],
+                    "transform": TRANSFORMS.get(c.split(":")[0].split("/")[-1], ("id", 0.0))[0],
+                }
+                for c, w in zip(self.columns, self.weights, strict=True)
+            },
+        }
 
 
 def usable_columns(rows: list[dict[str, float]]) -> list[str]:
@@ -141,8 +172,9 @@ def centered(a: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _ridge(z: np.ndarray, t: np.ndarray, alpha: float, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray,
-                                                                                             float]:
+def _ridge(
+    z: np.ndarray, t: np.ndarray, alpha: float, groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """(center, weights in transformed units, intercept): ridge slopes on standardised deviations from
     the group means (``groups``) or the overall mean (None); ``t_hat = mean(t) + w . (x - mean(x))``."""
     center, intercept = z.mean(axis=0), float(np.mean(t))
@@ -155,7 +187,9 @@ def _ridge(z: np.ndarray, t: np.ndarray, alpha: float, groups: np.ndarray | None
     return center, model.coef_ / scale, intercept
 
 
-def _cv_error(z: np.ndarray, t: np.ndarray, splits: np.ndarray, alpha: float, groups: np.ndarray | None) -> float:
+def _cv_error(
+    z: np.ndarray, t: np.ndarray, splits: np.ndarray, alpha: float, groups: np.ndarray | None
+) -> float:
     """Squared error of the slopes on held-out splits, on deviations from the held-out groups' own means."""
     err = 0.0
     for k in np.unique(splits):
@@ -173,7 +207,9 @@ def group_splits(groups: list[str], k: int) -> np.ndarray:
     return np.array([index[g] for g in groups])
 
 
-def choose_alpha(z: np.ndarray, t: np.ndarray, splits: np.ndarray, groups: np.ndarray | None) -> float:
+def choose_alpha(
+    z: np.ndarray, t: np.ndarray, splits: np.ndarray, groups: np.ndarray | None
+) -> float:
     """The ridge penalty with the least squared error across ``splits`` (the middle one if < 2 splits)."""
     if len(np.unique(splits)) < 2 or z.shape[1] == 0:
         return ALPHAS[len(ALPHAS) // 2]
@@ -181,11 +217,17 @@ def choose_alpha(z: np.ndarray, t: np.ndarray, splits: np.ndarray, groups: np.nd
     return ALPHAS[int(np.argmin(errors))]
 
 
-def fit(rows: list[dict[str, float]], scores: np.ndarray, groups: list[str],
-        columns: list[str] | None = None) -> Estimator:
+def fit(
+    rows: list[dict[str, float]],
+    scores: np.ndarray,
+    groups: list[str],
+    columns: list[str] | None = None,
+) -> Estimator:
     """Fit on OOF rows (features), their true ``scores`` and ``groups`` (the penalty is chosen by group CV)."""
     if len(rows) < 2:
-        raise PipelineError(f"{len(rows)} OOF images are too few to calibrate the QA estimate; need >= 2")
+        raise PipelineError(
+            f"{len(rows)} OOF images are too few to calibrate the QA estimate; need >= 2"
+        )
     columns = usable_columns(rows) if columns is None else columns
     z, t = matrix(rows, columns), log_error(scores)
     by = np.asarray(groups) if within_groups(list(groups)) else None
@@ -193,17 +235,29 @@ def fit(rows: list[dict[str, float]], scores: np.ndarray, groups: list[str],
     center, weights, intercept = _ridge(z, t, alpha, by)
     residual = t - intercept - (z - center) @ weights
     typical = {c: float(np.median([r[c] for r in rows])) for c in columns}
-    return Estimator(columns, center, weights, intercept, float(np.mean(np.exp(residual))), alpha, typical,
-                     np.median(z, axis=0), by is not None)
+    return Estimator(
+        columns,
+        center,
+        weights,
+        intercept,
+        float(np.mean(np.exp(residual))),
+        alpha,
+        typical,
+        np.median(z, axis=0),
+        by is not None,
+    )
 
 
-def cross_validate(rows: list[dict[str, float]], scores: np.ndarray, groups: list[str],
-                   k: int = MAX_SPLITS) -> np.ndarray:
+def cross_validate(
+    rows: list[dict[str, float]], scores: np.ndarray, groups: list[str], k: int = MAX_SPLITS
+) -> np.ndarray:
     """Each row's estimate from an estimator fitted on the other groups' rows (``group_splits``)."""
     groups, scores = list(groups), np.asarray(scores, np.float64)
     splits = group_splits(groups, k)
     if len(np.unique(splits)) < 2:
-        raise PipelineError("the QA estimate needs OOF images of at least 2 groups to cross-validate")
+        raise PipelineError(
+            "the QA estimate needs OOF images of at least 2 groups to cross-validate"
+        )
     out = np.zeros(len(rows))
     for k in np.unique(splits):
         train = np.flatnonzero(splits != k)
@@ -232,14 +286,27 @@ def calibration(truth: np.ndarray, estimate: np.ndarray, groups: list[str]) -> d
     order = np.argsort(estimate, kind="stable")
     top = set(order[: max(1, int(np.ceil(0.1 * len(order))))].tolist())
     members = [i for i, g in enumerate(groups) if g == worst]
-    rho = spearmanr(estimate, truth)[0] if np.ptp(estimate) > 0 and np.ptp(truth) > 0 else float("nan")
-    return {"images": len(truth), "groups": len(residual), "spearman": float(rho), "true_mean": float(truth.mean()),
-            "estimated_mean": float(estimate.mean()), "group_residual_sd": float(np.std(list(residual.values()))),
-            "worst_group": worst, "worst_group_true": true_by_group[worst],
-            "worst_group_in_top10": sum(i in top for i in members) / len(members)}
+    rho = (
+        spearmanr(estimate, truth)[0]
+        if np.ptp(estimate) > 0 and np.ptp(truth) > 0
+        else float("nan")
+    )
+    return {
+        "images": len(truth),
+        "groups": len(residual),
+        "spearman": float(rho),
+        "true_mean": float(truth.mean()),
+        "estimated_mean": float(estimate.mean()),
+        "group_residual_sd": float(np.std(list(residual.values()))),
+        "worst_group": worst,
+        "worst_group_true": true_by_group[worst],
+        "worst_group_in_top10": sum(i in top for i in members) / len(members),
+    }
 
 
-def leaderboard(estimates: np.ndarray, test_groups: int, residual_sd: float, oof_groups: int) -> dict:
+def leaderboard(
+    estimates: np.ndarray, test_groups: int, residual_sd: float, oof_groups: int
+) -> dict:
     """Mean of the test estimates with a 95% interval.
 
     The test mean misses the truth by the mean residual of its groups (images of one group err
@@ -249,5 +316,11 @@ def leaderboard(estimates: np.ndarray, test_groups: int, residual_sd: float, oof
     """
     mean = float(np.mean(estimates))
     half = Z95 * residual_sd * float(np.sqrt(1.0 / max(test_groups, 1) + 1.0 / max(oof_groups, 1)))
-    return {"mean": mean, "half_width": half, "low": max(mean - half, 0.0), "high": min(mean + half, 1.0),
-            "images": int(len(estimates)), "groups": int(test_groups)}
+    return {
+        "mean": mean,
+        "half_width": half,
+        "low": max(mean - half, 0.0),
+        "high": min(mean + half, 1.0),
+        "images": int(len(estimates)),
+        "groups": int(test_groups),
+    }

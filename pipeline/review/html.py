@@ -8,6 +8,7 @@ Pure: strings out, no file written.
 ``render`` fills a page template (``report.html.j2``). The helpers below render the building blocks
 of ``macros.html.j2`` one at a time, for pages still assembled from fragments (``page``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -29,8 +30,14 @@ def cell(value) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("pipeline.review", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(
+        loader=PackageLoader("pipeline.review", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters["cell"] = cell
     return env
 

@@ -11,6 +11,7 @@ A labelled row is ``image | truth | prediction | errors``; an unlabelled (test) 
   (missed), ``FP_COLOUR`` (red) for every other wrong pixel (predicted where there is nothing, or
   the wrong class); correct and ignored pixels show the dimmed image.
 """
+
 from __future__ import annotations
 
 import io
@@ -52,8 +53,13 @@ def dim(image: np.ndarray, factor: float = DIM) -> np.ndarray:
     return np.rint(image.astype(np.float32) * factor).astype(np.uint8)
 
 
-def overlay(image: np.ndarray, label: np.ndarray, colours: np.ndarray, skip: int | None = None,
-            alpha: float = ALPHA) -> np.ndarray:
+def overlay(
+    image: np.ndarray,
+    label: np.ndarray,
+    colours: np.ndarray,
+    skip: int | None = None,
+    alpha: float = ALPHA,
+) -> np.ndarray:
     """Blend each pixel's class colour over the image.
 
     Args:
@@ -69,12 +75,19 @@ def overlay(image: np.ndarray, label: np.ndarray, colours: np.ndarray, skip: int
         paint &= label != skip
     out = image.copy()
     colour = colours[label[paint]].astype(np.float32)
-    out[paint] = np.rint((1 - alpha) * image[paint].astype(np.float32) + alpha * colour).astype(np.uint8)
+    out[paint] = np.rint((1 - alpha) * image[paint].astype(np.float32) + alpha * colour).astype(
+        np.uint8
+    )
     return out
 
 
-def error_map(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, background: int = 0,
-              ignore_index: int | None = None) -> np.ndarray:
+def error_map(
+    image: np.ndarray,
+    pred: np.ndarray,
+    truth: np.ndarray,
+    background: int = 0,
+    ignore_index: int | None = None,
+) -> np.ndarray:
     """Dimmed image with missed pixels in ``FN_COLOUR`` and other wrong pixels in ``FP_COLOUR``."""
     _check(image, pred, truth)
     wrong = pred != truth
@@ -93,7 +106,9 @@ def uncertainty(probs_u8: np.ndarray) -> np.ndarray:
     Binary (C = 1): ``255 - |2p - 255|``. Softmax (C > 1): ``(255 - max_c p) * C / (C - 1)``.
     """
     if probs_u8.ndim != 3 or probs_u8.dtype != np.uint8:
-        raise ValueError(f"probabilities must be (C, h, w) uint8, got {probs_u8.dtype} {probs_u8.shape}")
+        raise ValueError(
+            f"probabilities must be (C, h, w) uint8, got {probs_u8.dtype} {probs_u8.shape}"
+        )
     channels = probs_u8.shape[0]
     if channels == 1:
         return (255 - np.abs(2 * probs_u8[0].astype(np.int16) - 255)).astype(np.uint8)
@@ -132,8 +147,16 @@ def _ascii(text: str) -> str:
 def caption(text: str, width: int, height: int = CAPTION_HEIGHT) -> np.ndarray:
     """A dark ``(height, width, 3)`` strip with white text (OpenCV Hershey font, ASCII)."""
     strip = np.full((height, width, 3), _BACKDROP, np.uint8)
-    cv2.putText(strip, _ascii(text), (6, height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
-                cv2.LINE_AA)
+    cv2.putText(
+        strip,
+        _ascii(text),
+        (6, height - 7),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
     return strip
 
 
@@ -142,8 +165,16 @@ def header(titles: list[str], width: int, height: int = CAPTION_HEIGHT) -> np.nd
     strip = np.full((height, width, 3), _BACKDROP, np.uint8)
     for i, title in enumerate(titles):
         x = int(i * width / len(titles)) + 6
-        cv2.putText(strip, _ascii(title), (x, height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            strip,
+            _ascii(title),
+            (x, height - 7),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return strip
 
 
@@ -175,17 +206,37 @@ def grid(rows: list[np.ndarray], titles: list[str] | None = None, gap: int = GAP
     return np.concatenate(parts[:-1], axis=0)
 
 
-def labelled_row(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, colours: np.ndarray, text: str,
-              width: int, skip: int | None = 0, background: int = 0,
-              ignore_index: int | None = None) -> np.ndarray:
+def labelled_row(
+    image: np.ndarray,
+    truth: np.ndarray,
+    pred: np.ndarray,
+    colours: np.ndarray,
+    text: str,
+    width: int,
+    skip: int | None = 0,
+    background: int = 0,
+    ignore_index: int | None = None,
+) -> np.ndarray:
     """``image | truth overlay | prediction overlay | errors`` of a labelled image, scaled to ``width``."""
-    panels = [image, overlay(image, truth, colours, skip), overlay(image, pred, colours, skip),
-              error_map(image, pred, truth, background, ignore_index)]
+    panels = [
+        image,
+        overlay(image, truth, colours, skip),
+        overlay(image, pred, colours, skip),
+        error_map(image, pred, truth, background, ignore_index),
+    ]
     return compose_row(panels, text, width)
 
 
-def unlabelled_row(image: np.ndarray, pred: np.ndarray, probs_u8: np.ndarray, colours: np.ndarray, text: str,
-             width: int, skip: int | None = 0, extra: list[np.ndarray] = ()) -> np.ndarray:
+def unlabelled_row(
+    image: np.ndarray,
+    pred: np.ndarray,
+    probs_u8: np.ndarray,
+    colours: np.ndarray,
+    text: str,
+    width: int,
+    skip: int | None = 0,
+    extra: list[np.ndarray] = (),
+) -> np.ndarray:
     """``image | prediction overlay | uncertainty heat map [| extra panels]`` of an unlabelled image."""
     panels = [image, overlay(image, pred, colours, skip), heat_map(probs_u8), *extra]
     return compose_row(panels, text, width)

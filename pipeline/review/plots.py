@@ -1,4 +1,5 @@
 """Figures as PNG bytes (matplotlib, Agg backend); stages decide where they go."""
+
 from __future__ import annotations
 
 import io
@@ -20,7 +21,14 @@ def training_curve(history: list, title: str) -> bytes:
     metric = "val mIoU" if history[0].extra.get("miou") is not None else "val Dice"
     right.plot(epochs, [r.val_score for r in history], "o-", color="tab:green", label=metric)
     best = max(history, key=lambda r: r.val_score)
-    right.plot([best.epoch], [best.val_score], "*", ms=14, color="tab:red", label=f"best {best.val_score:.4f}")
+    right.plot(
+        [best.epoch],
+        [best.val_score],
+        "*",
+        ms=14,
+        color="tab:red",
+        label=f"best {best.val_score:.4f}",
+    )
     right.set_xlabel("epoch")
     right.legend()
     fig.suptitle(title)
@@ -42,8 +50,12 @@ def threshold_curve(curves: list[tuple[str, list, int, float]], title: str) -> b
     for name, curve, level, min_area in curves:
         line = ax.plot(thresholds, curve, label=f"{name} (min_area {min_area:g})")[0]
         ax.plot([level / 255], [curve[level]], "*", ms=14, color=line.get_color())
-        ax.annotate(f"{level / 255:.3f}: {curve[level]:.5f}", (level / 255, curve[level]),
-                    textcoords="offset points", xytext=(6, -14))
+        ax.annotate(
+            f"{level / 255:.3f}: {curve[level]:.5f}",
+            (level / 255, curve[level]),
+            textcoords="offset points",
+            xytext=(6, -14),
+        )
     ax.axvline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("threshold (pixel positive when p > threshold)")
     ax.set_ylabel("mean OOF Dice")

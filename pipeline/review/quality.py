@@ -24,6 +24,7 @@ Kept area 0 counts as 1 pixel in the ratios, so an empty mask with an uncertain 
 Image-level signals (member disagreement, the area outlier score within the group, empty) are
 added by ``pipeline.qa``.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -55,12 +56,16 @@ def near_boundary(mask: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarr
         empty = np.zeros(mask.shape, bool)
         return empty, empty
     inside = cv2.distanceTransform(fg, cv2.DIST_L2, 3)  # distance to the nearest background pixel
-    outside = cv2.distanceTransform(1 - fg, cv2.DIST_L2, 3)  # distance to the nearest foreground pixel
+    outside = cv2.distanceTransform(
+        1 - fg, cv2.DIST_L2, 3
+    )  # distance to the nearest foreground pixel
     near = np.where(mask, inside <= radius, outside <= radius)
     return near, mask & (inside <= 1.0)
 
 
-def channel_features(probs_u8: np.ndarray, kept: np.ndarray, raw: np.ndarray | None = None) -> dict[str, float]:
+def channel_features(
+    probs_u8: np.ndarray, kept: np.ndarray, raw: np.ndarray | None = None
+) -> dict[str, float]:
     """Features (module docstring) of one class: ``probs_u8`` (h, w) uint8, ``kept`` (h, w) mask kept
     by the decision, ``raw`` (h, w) the thresholded mask before clean-up (binary tasks; adds
     ``removed`` and ``components``)."""
@@ -70,15 +75,19 @@ def channel_features(probs_u8: np.ndarray, kept: np.ndarray, raw: np.ndarray | N
     wide = (probs_u8 > WIDE[0] * 255) & (probs_u8 < WIDE[1] * 255)
     area = int(np.count_nonzero(kept))
     per = float(max(area, 1))
-    zone = near | kept if area else np.ones(kept.shape, bool)  # an empty mask answers for the whole map
+    zone = (
+        near | kept if area else np.ones(kept.shape, bool)
+    )  # an empty mask answers for the whole map
     soft_sum = float(probs_u8[zone].sum(dtype=np.int64)) / 255.0
     overlap = float(probs_u8[kept].sum(dtype=np.int64)) / 255.0
-    out = {"area": area / kept.size,
-           "band": np.count_nonzero(unsure & near) / per,
-           "band_wide": np.count_nonzero(wide & near) / per,
-           "band_far": np.count_nonzero(unsure & ~near) / per,
-           "soft_dice": 2 * overlap / (soft_sum + area) if soft_sum + area > 0 else 1.0,
-           "edge_width": np.count_nonzero(unsure & near) / max(int(np.count_nonzero(edge)), 1)}
+    out = {
+        "area": area / kept.size,
+        "band": np.count_nonzero(unsure & near) / per,
+        "band_wide": np.count_nonzero(wide & near) / per,
+        "band_far": np.count_nonzero(unsure & ~near) / per,
+        "soft_dice": 2 * overlap / (soft_sum + area) if soft_sum + area > 0 else 1.0,
+        "edge_width": np.count_nonzero(unsure & near) / max(int(np.count_nonzero(edge)), 1),
+    }
     if raw is not None:
         raw = raw.astype(bool)
         dropped = np.count_nonzero(raw & ~kept)
@@ -94,7 +103,9 @@ def binary_features(probs_u8: np.ndarray, kept: np.ndarray, threshold: float) ->
     return channel_features(plane, kept, plane > threshold * 255)
 
 
-def multiclass_features(probs_u8: np.ndarray, label: np.ndarray, classes: list[str]) -> dict[str, float]:
+def multiclass_features(
+    probs_u8: np.ndarray, label: np.ndarray, classes: list[str]
+) -> dict[str, float]:
     """Per-class features ``<feature>:<class>`` of a multi-class prediction: ``probs_u8`` (C, h, w),
     ``label`` (h, w) the decided class ids."""
     out = {}

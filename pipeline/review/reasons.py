@@ -3,6 +3,7 @@
 A reason names a feature that pushes an image's estimated error up against the median OOF image
 (``Estimator.contributions``), with the image's value and the median's: the estimate's drivers.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -13,12 +14,22 @@ import numpy as np
 from pipeline.review.estimate import Estimator
 from pipeline.review.suspicion import FLAG_NAMES, ImageQA
 
-LABELS = {"area": "area share", "band": "uncertain band (0.1<p<0.9) per area", "band_wide": "wide band "
-          "(0.02<p<0.98) per area", "band_far": "uncertain pixels away from the mask per area",
-          "soft_dice": "soft Dice", "edge_width": "edge width (px)", "removed": "share cut by clean-up",
-          "components": "components before clean-up", "disagreement": "member disagreement",
-          "area_z": "area z in group", "empty": "empty"}
-MIN_PUSH = float(np.log(1.05))  # a driver raises the estimated error by >= 5% over the median OOF image
+LABELS = {
+    "area": "area share",
+    "band": "uncertain band (0.1<p<0.9) per area",
+    "band_wide": "wide band (0.02<p<0.98) per area",
+    "band_far": "uncertain pixels away from the mask per area",
+    "soft_dice": "soft Dice",
+    "edge_width": "edge width (px)",
+    "removed": "share cut by clean-up",
+    "components": "components before clean-up",
+    "disagreement": "member disagreement",
+    "area_z": "area z in group",
+    "empty": "empty",
+}
+MIN_PUSH = float(
+    np.log(1.05)
+)  # a driver raises the estimated error by >= 5% over the median OOF image
 
 
 @dataclass
@@ -60,7 +71,9 @@ def estimate(rows: list[ImageQA], estimator: Estimator) -> None:
         row.reasons += [driver_text(estimator, f, quality[f]) for f, _ in drivers(estimator, row)]
 
 
-def groups(ranked: list[ImageQA], estimator: Estimator | None = None, limit: int = 2) -> list[GroupQA]:
+def groups(
+    ranked: list[ImageQA], estimator: Estimator | None = None, limit: int = 2
+) -> list[GroupQA]:
     """Per-group summary, worst first: by mean estimate (the group's share of the leaderboard score).
 
     A group's reasons: its flags (counted), then the features pushing its images' error up the most
@@ -73,15 +86,30 @@ def groups(ranked: list[ImageQA], estimator: Estimator | None = None, limit: int
     for name, rows in by_group.items():
         est = [r.estimate for r in rows if r.estimate is not None]
         worst = min(rows, key=lambda r: (2.0 if r.estimate is None else r.estimate, r.image_id))
-        reasons = [f"{n} {FLAG_NAMES[k][n > 1]}" for k in FLAG_NAMES if (n := sum(k in r.flags for r in rows))]
+        reasons = [
+            f"{n} {FLAG_NAMES[k][n > 1]}"
+            for k in FLAG_NAMES
+            if (n := sum(k in r.flags for r in rows))
+        ]
         if estimator is not None:
             push = defaultdict(float)
             for r in rows:
                 for f, p in estimator.contributions(r.quality()).items():
                     push[f] += p / len(rows)
             top = sorted(((p, f) for f, p in push.items() if p > MIN_PUSH), reverse=True)[:limit]
-            reasons += [driver_text(estimator, f, float(np.mean([r.quality()[f] for r in rows]))) for _, f in top]
-        out.append(GroupQA(name, len(rows), float(np.mean(est)) if est else float("nan"),
-                           float(min(est)) if est else float("nan"), worst.image_id,
-                           sum(bool(r.flags) for r in rows), reasons))
+            reasons += [
+                driver_text(estimator, f, float(np.mean([r.quality()[f] for r in rows])))
+                for _, f in top
+            ]
+        out.append(
+            GroupQA(
+                name,
+                len(rows),
+                float(np.mean(est)) if est else float("nan"),
+                float(min(est)) if est else float("nan"),
+                worst.image_id,
+                sum(bool(r.flags) for r in rows),
+                reasons,
+            )
+        )
     return sorted(out, key=lambda g: (g.estimate, g.group))

@@ -2,6 +2,7 @@
 
 Shared by ``summary``, ``compare`` and ``report``; every value comes from the one file that holds it.
 """
+
 from __future__ import annotations
 
 from pipeline.decide.decision import read_record
@@ -25,9 +26,18 @@ def decision_fields(folder: RunDir | EnsembleDir) -> dict:
     record = read_record(folder)
     decision = record.get("decision", {})
     if decision.get("kind") == "multiclass":
-        fields = {"threshold": decision.get("thresholds") or None, "min_area": decision.get("min_areas") or None,
-                  "cleanup": False, "decision": decision.get("mode")}
+        fields = {
+            "threshold": decision.get("thresholds") or None,
+            "min_area": decision.get("min_areas") or None,
+            "cleanup": False,
+            "decision": decision.get("mode"),
+        }
     else:
         fields = {k: decision.get(k) for k in ("threshold", "min_area", "cleanup")}
-    return {**fields, "oof_score": record.get("oof_score"), "metric": record.get("metric"),
-            "per_class_iou": record.get("per_class_iou"), "oof_ce": record.get("oof_ce")}
+    return {
+        **fields,
+        "oof_score": record.get("oof_score"),
+        "metric": record.get("metric"),
+        "per_class_iou": record.get("per_class_iou"),
+        "oof_ce": record.get("oof_ce"),
+    }

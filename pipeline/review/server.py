@@ -22,6 +22,7 @@ The model is loaded once (``RunModel``) and shared; a lock serialises forward pa
 threaded server answers health checks while a prediction runs without two passes competing for
 the same cores.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,8 +41,14 @@ from pipeline.predict.runmodel import RunModel
 from pipeline.review.limits import MAX_MB, MAX_PIXELS
 
 FORMATS = ("png", "rle")
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError,
-                  Image.DecompressionBombWarning)
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 class BadRequest(Exception):
@@ -64,15 +71,21 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.nda
             with Image.open(io.BytesIO(data)) as img:  # lazy: reads the header only
                 width, height = img.size
                 if width * height > max_pixels:
-                    raise BadRequest(413, f"field 'image' ({name}): {width}x{height} = {width * height} pixels "
-                                          f"is over the limit of {max_pixels}; send a smaller image or "
-                                          "restart with a larger --max-pixels")
+                    raise BadRequest(
+                        413,
+                        f"field 'image' ({name}): {width}x{height} = {width * height} pixels "
+                        f"is over the limit of {max_pixels}; send a smaller image or "
+                        "restart with a larger --max-pixels",
+                    )
                 return to_rgb8(ImageOps.exif_transpose(img), f"field 'image' ({name})")
     except PipelineError as err:
         raise BadRequest(400, str(err)) from None
     except _DECODE_ERRORS as err:
-        raise BadRequest(400, f"field 'image' ({name}): not a decodable image ({type(err).__name__}); "
-                              f"upload a PNG, JPEG, BMP, TIFF or WebP file") from None
+        raise BadRequest(
+            400,
+            f"field 'image' ({name}): not a decodable image ({type(err).__name__}); "
+            f"upload a PNG, JPEG, BMP, TIFF or WebP file",
+        ) from None
 
 
 def mask_png(label: np.ndarray, binary: bool) -> bytes:
@@ -87,8 +100,11 @@ def mask_rle(label: np.ndarray, classes: list[str], binary: bool) -> dict:
     """The ``rle`` response body: row-major Kaggle RLE per class."""
     ids = [1] if binary else range(len(classes))
     masks = {classes[c]: rle_encode((label == c).view(np.uint8), "C") for c in ids}
-    return {"image": {"height": int(label.shape[0]), "width": int(label.shape[1])}, "classes": list(classes),
-            "masks": masks}
+    return {
+        "image": {"height": int(label.shape[0]), "width": int(label.shape[1])},
+        "classes": list(classes),
+        "masks": masks,
+    }
 
 
 def _requested_format() -> str:
@@ -101,12 +117,15 @@ def _requested_format() -> str:
 def _uploaded_image(max_pixels: int) -> np.ndarray:
     upload = request.files.get("image")  # reading the form enforces MAX_CONTENT_LENGTH (413)
     if upload is None:
-        raise BadRequest(400, "field 'image' missing; POST multipart/form-data with an image file in 'image'")
+        raise BadRequest(
+            400, "field 'image' missing; POST multipart/form-data with an image file in 'image'"
+        )
     return decode_image(upload.read(), upload.filename or "upload", max_pixels)
 
 
-def create_app(run_model: RunModel, max_bytes: int = int(MAX_MB * 1024 * 1024),
-               max_pixels: int = MAX_PIXELS) -> Flask:
+def create_app(
+    run_model: RunModel, max_bytes: int = int(MAX_MB * 1024 * 1024), max_pixels: int = MAX_PIXELS
+) -> Flask:
     """The Flask app serving ``run_model`` (loaded once by the caller); bodies over ``max_bytes`` and
     images over ``max_pixels`` pixels get 413."""
     app = Flask("segfuse")
@@ -120,15 +139,22 @@ def create_app(run_model: RunModel, max_bytes: int = int(MAX_MB * 1024 * 1024),
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
-        messages = {413: f"request body over {max_bytes} bytes; send a smaller image or restart with a larger "
-                         f"--max-mb"}
+        messages = {
+            413: f"request body over {max_bytes} bytes; send a smaller image or restart with a larger "
+            f"--max-mb"
+        }
         return jsonify(error=messages.get(err.code, err.description)), err.code
 
     @app.get("/health")
     def health():
-        return jsonify(status="ok", run=run_model.run, classes=run_model.classes, folds=run_model.folds,
-                       tta=run_model.tta,
-                       decision=run_model.decision_source)
+        return jsonify(
+            status="ok",
+            run=run_model.run,
+            classes=run_model.classes,
+            folds=run_model.folds,
+            tta=run_model.tta,
+            decision=run_model.decision_source,
+        )
 
     @app.post("/predict")
     def predict():

@@ -4,6 +4,7 @@ A source is ``artifacts/runs/<run>/`` or ``artifacts/ensembles/<name>/`` (both h
 ``oof/``, ``test/`` and, once tuned or ensembled, ``decision.json``). Its decision is the rule that
 turned its probabilities into masks, read through ``pipeline.decide.decision.read_decision``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,11 @@ class Source:
         """The class left unpainted in overlays: binary background, or a class named 'background'."""
         if not self.multiclass:
             return 0
-        return self.background if self.dataset.classes[self.background].lower() == "background" else None
+        return (
+            self.background
+            if self.dataset.classes[self.background].lower() == "background"
+            else None
+        )
 
     def colours(self) -> np.ndarray:
         lut = None if not self.multiclass else output_lut(self.dataset, "png-colour")
@@ -59,7 +64,9 @@ class Source:
     def store(self, split: str) -> ProbStore:
         store = ProbStore.open(self.dir.store(split))
         if not store.complete:
-            raise PipelineError(f"{store.path}: incomplete store; rerun 'pipeline predict' (or 'pipeline ensemble')")
+            raise PipelineError(
+                f"{store.path}: incomplete store; rerun 'pipeline predict' (or 'pipeline ensemble')"
+            )
         return store
 
     def label(self, probs_u8: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ failure the hard rules see pulls the estimate down too. Reasons: the flags' expl
 features that push the estimate down most against the median OOF image
 (``pipeline.review.reasons``, which also reports per group).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -41,9 +42,12 @@ from pipeline.errors import PipelineError
 from pipeline.ops.metrics import confusion_matrix, dice_score, mean_iou
 
 LOG_EPS = 1e-4  # area fraction added before the log, so an empty mask has a finite log area
-FLAG_NAMES = {"disagreement": ("member disagreement", "member disagreements"),  # (one, several)
-              "area_outlier": ("area outlier", "area outliers"), "empty": ("empty", "empty"),
-              "fragmented": ("fragmented", "fragmented")}
+FLAG_NAMES = {
+    "disagreement": ("member disagreement", "member disagreements"),  # (one, several)
+    "area_outlier": ("area outlier", "area outliers"),
+    "empty": ("empty", "empty"),
+    "fragmented": ("fragmented", "fragmented"),
+}
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,20 @@ class QAConfig:
     mad_floor: float = 0.1
 
     def __post_init__(self):
-        rules = {"min_agreement": (0 <= self.min_agreement < 1, "in [0, 1)"), "z_limit": (self.z_limit > 0, "> 0"),
-                 "empty_fraction": (0 <= self.empty_fraction < 1, "in [0, 1)"),
-                 "max_components": (self.max_components >= 1, ">= 1"), "min_group": (self.min_group >= 2, ">= 2"),
-                 "mad_floor": (self.mad_floor > 0, "> 0")}
+        rules = {
+            "min_agreement": (0 <= self.min_agreement < 1, "in [0, 1)"),
+            "z_limit": (self.z_limit > 0, "> 0"),
+            "empty_fraction": (0 <= self.empty_fraction < 1, "in [0, 1)"),
+            "max_components": (self.max_components >= 1, ">= 1"),
+            "min_group": (self.min_group >= 2, ">= 2"),
+            "mad_floor": (self.mad_floor > 0, "> 0"),
+        }
         for key, (ok, need) in rules.items():
             if not ok:
-                raise PipelineError(f"QA limit {key} = {getattr(self, key)}: must be {need}; "
-                                    f"fix --{key.replace('_', '-')}")
+                raise PipelineError(
+                    f"QA limit {key} = {getattr(self, key)}: must be {need}; "
+                    f"fix --{key.replace('_', '-')}"
+                )
 
 
 @dataclass
@@ -82,7 +92,9 @@ class ImageQA:
     features: dict[str, float] = field(default_factory=dict)  # pipeline.review.quality
     estimate: float | None = None  # estimated score (Dice / mIoU)
     flags: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)  # flags' explanations, then the estimate's drivers
+    reasons: list[str] = field(
+        default_factory=list
+    )  # flags' explanations, then the estimate's drivers
 
     def quality(self) -> dict[str, float]:
         """What the estimator reads: the features plus disagreement, |area z| and empty."""
@@ -103,14 +115,27 @@ def agreement(labels: list[np.ndarray], num_classes: int) -> float | None:
     return float(np.mean(scores))
 
 
-def measure(image_id: str, group: str, label: np.ndarray, member_labels: list[np.ndarray], num_classes: int,
-            background: int = 0, features: dict[str, float] | None = None) -> ImageQA:
+def measure(
+    image_id: str,
+    group: str,
+    label: np.ndarray,
+    member_labels: list[np.ndarray],
+    num_classes: int,
+    background: int = 0,
+    features: dict[str, float] | None = None,
+) -> ImageQA:
     """Agreement, foreground area fraction and (binary) component count of one image's final label map,
     with its quality ``features``."""
     area = float(np.count_nonzero(label != background)) / label.size
     components = component_count(label != background) if num_classes == 2 else None
-    return ImageQA(image_id, group, agreement(member_labels, num_classes), area, components,
-                   features=dict(features or {}))
+    return ImageQA(
+        image_id,
+        group,
+        agreement(member_labels, num_classes),
+        area,
+        components,
+        features=dict(features or {}),
+    )
 
 
 def robust_z(values: np.ndarray, floor: float) -> tuple[np.ndarray, float]:
@@ -120,7 +145,9 @@ def robust_z(values: np.ndarray, floor: float) -> tuple[np.ndarray, float]:
     return 0.6745 * (values - median) / max(mad, floor), median
 
 
-def view_effects(rows: list[ImageQA], views: dict[str, str], min_groups: int = 3, sweeps: int = 4) -> dict[str, float]:
+def view_effects(
+    rows: list[ImageQA], views: dict[str, str], min_groups: int = 3, sweeps: int = 4
+) -> dict[str, float]:
     """Median polish of ``log(area + eps) ~ group + view``: the view effects.
 
     Views present in fewer than ``min_groups`` groups get effect 0 (too few cars to tell).
@@ -151,29 +178,50 @@ def add_area_z(rows: list[ImageQA], cfg: QAConfig, views: dict[str, str] | None 
         if len(members) < cfg.min_group:
             continue
         shift = np.array([effect.get(views[r.image_id], 0.0) if views else 0.0 for r in members])
-        z, median = robust_z(np.log(np.array([r.area for r in members]) + LOG_EPS) - shift, cfg.mad_floor)
+        z, median = robust_z(
+            np.log(np.array([r.area for r in members]) + LOG_EPS) - shift, cfg.mad_floor
+        )
         for row, value, offset in zip(members, z, shift, strict=True):
-            row.area_z, row.expected = float(value), float(max(np.exp(median + offset) - LOG_EPS, 0.0))
+            row.area_z, row.expected = (
+                float(value),
+                float(max(np.exp(median + offset) - LOG_EPS, 0.0)),
+            )
 
 
 def _flags(row: ImageQA, cfg: QAConfig, metric: str) -> list[tuple[str, str]]:
     """(flag, reason) pairs raised by ``row``."""
     out = []
     if row.agreement is not None and row.agreement < cfg.min_agreement:
-        out.append(("disagreement", f"members disagree: mean pairwise {metric} {row.agreement:.3f} "
-                                    f"< {cfg.min_agreement:g}"))
+        out.append(
+            (
+                "disagreement",
+                f"members disagree: mean pairwise {metric} {row.agreement:.3f} "
+                f"< {cfg.min_agreement:g}",
+            )
+        )
     if row.area_z is not None and abs(row.area_z) > cfg.z_limit:
-        out.append(("area_outlier", f"area {row.area:.2%} where group {row.group} suggests {row.expected:.2%} "
-                                    f"(robust z {row.area_z:+.1f}, limit {cfg.z_limit:g})"))
+        out.append(
+            (
+                "area_outlier",
+                f"area {row.area:.2%} where group {row.group} suggests {row.expected:.2%} "
+                f"(robust z {row.area_z:+.1f}, limit {cfg.z_limit:g})",
+            )
+        )
     if row.area < cfg.empty_fraction:
-        out.append(("empty", f"(nearly) empty mask: area {row.area:.3%} < {cfg.empty_fraction:.2%}"))
+        out.append(
+            ("empty", f"(nearly) empty mask: area {row.area:.3%} < {cfg.empty_fraction:.2%}")
+        )
     if row.components is not None and row.components > cfg.max_components:
         out.append(("fragmented", f"{row.components} separate components > {cfg.max_components}"))
     return out
 
 
-def flag(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice",
-         views: dict[str, str] | None = None) -> None:
+def flag(
+    rows: list[ImageQA],
+    cfg: QAConfig = QAConfig(),
+    metric: str = "Dice",
+    views: dict[str, str] | None = None,
+) -> None:
     """Area z-scores, flags and their reasons of all rows (in place).
 
     ``metric`` names the agreement measure in reasons; ``views`` as in ``add_area_z``.
@@ -186,11 +234,17 @@ def flag(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice",
 
 def rank(rows: list[ImageQA]) -> list[ImageQA]:
     """Flagged images first, each part by ascending estimate (ties by image id)."""
-    return sorted(rows, key=lambda r: (not r.flags, 2.0 if r.estimate is None else r.estimate, r.image_id))
+    return sorted(
+        rows, key=lambda r: (not r.flags, 2.0 if r.estimate is None else r.estimate, r.image_id)
+    )
 
 
-def assess(rows: list[ImageQA], cfg: QAConfig = QAConfig(), metric: str = "Dice",
-           views: dict[str, str] | None = None) -> list[ImageQA]:
+def assess(
+    rows: list[ImageQA],
+    cfg: QAConfig = QAConfig(),
+    metric: str = "Dice",
+    views: dict[str, str] | None = None,
+) -> list[ImageQA]:
     """Flags (``flag``) and the ranking (``rank``); estimates come from ``pipeline.review.reasons.estimate``."""
     flag(rows, cfg, metric, views)
     return rank(rows)
@@ -201,21 +255,33 @@ def short_reason(row: ImageQA) -> str:
     if not row.flags:
         return row.reasons[0] if row.reasons else "nothing stands out"
     worst = row.flags[0]
-    return {"disagreement": f"member agreement {row.agreement:.2f}" if row.agreement is not None else "",
-            "area_outlier": f"area z={row.area_z:+.1f}" if row.area_z is not None else "",
-            "empty": f"empty, area {row.area:.3%}",
-            "fragmented": f"{row.components} components"}[worst]
+    return {
+        "disagreement": f"member agreement {row.agreement:.2f}"
+        if row.agreement is not None
+        else "",
+        "area_outlier": f"area z={row.area_z:+.1f}" if row.area_z is not None else "",
+        "empty": f"empty, area {row.area:.3%}",
+        "fragmented": f"{row.components} components",
+    }[worst]
 
 
-def summary_line(ranked: list[ImageQA], where: str, worst_group=None, metric: str = "Dice",
-                 board: dict | None = None) -> str:
+def summary_line(
+    ranked: list[ImageQA],
+    where: str,
+    worst_group=None,
+    metric: str = "Dice",
+    board: dict | None = None,
+) -> str:
     """E.g. ``QA: 3 of 32 test images flagged (1 member disagreement, 2 empty); worst X (area z=-6.1);
     worst group G (est. Dice 0.9710); estimated test Dice 0.9821 ± 0.0040 — see P``; ``worst_group`` is a
     ``pipeline.review.reasons.GroupQA``, ``board`` ``pipeline.review.estimate.leaderboard``'s result."""
     flagged = [r for r in ranked if r.flags]
     counts = {name: sum(name in r.flags for r in flagged) for name in FLAG_NAMES}
     detail = ", ".join(f"{n} {FLAG_NAMES[k][n > 1]}" for k, n in counts.items() if n)
-    parts = [f"QA: {len(flagged)} of {len(ranked)} test images flagged" + (f" ({detail})" if flagged else "")]
+    parts = [
+        f"QA: {len(flagged)} of {len(ranked)} test images flagged"
+        + (f" ({detail})" if flagged else "")
+    ]
     if flagged:
         parts.append(f"worst {flagged[0].image_id} ({short_reason(flagged[0])})")
     if worst_group is not None and not np.isnan(worst_group.estimate):

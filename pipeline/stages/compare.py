@@ -1,4 +1,5 @@
 """Stage: fold-by-fold OOF scores of two runs (e.g. without and with pseudo-labels), read from artifacts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,9 +23,17 @@ def compare_runs(layout: Layout, baseline: str, candidate: str) -> dict:
     cand, source_b = fold_scores(layout, candidate)
     common = sorted(set(base) & set(cand))
     if not common:
-        raise PipelineError(f"runs '{baseline}' and '{candidate}' share no scored fold; train/predict both first")
+        raise PipelineError(
+            f"runs '{baseline}' and '{candidate}' share no scored fold; train/predict both first"
+        )
     diffs = [cand[k] - base[k] for k in common]
-    return {"folds": [{"fold": k, "baseline": base[k], "candidate": cand[k], "difference": d}
-                      for k, d in zip(common, diffs, strict=True)],
-            "mean": float(np.mean(diffs)), "std": float(np.std(diffs)), "better": int(sum(d > 0 for d in diffs)),
-            "source": source_a if source_a == source_b else f"{source_a} / {source_b}"}
+    return {
+        "folds": [
+            {"fold": k, "baseline": base[k], "candidate": cand[k], "difference": d}
+            for k, d in zip(common, diffs, strict=True)
+        ],
+        "mean": float(np.mean(diffs)),
+        "std": float(np.std(diffs)),
+        "better": int(sum(d > 0 for d in diffs)),
+        "source": source_a if source_a == source_b else f"{source_a} / {source_b}",
+    }

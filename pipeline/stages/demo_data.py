@@ -4,6 +4,7 @@
 ``train_masks.csv`` (row-major 1-based RLE), ``test/*.jpg`` (unlabelled) and
 ``sample_submission.csv`` (dummy ``1 1`` masks, as Kaggle ships it).
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,11 +50,15 @@ def _gif(mask: np.ndarray) -> bytes:
 def _check(spec: DemoSpec, out: Path) -> None:
     width, height = spec.size
     if not (16 <= width <= MAX_SIZE[0] and 16 <= height <= MAX_SIZE[1]):
-        raise PipelineError(f"--size {width}x{height}: width must be 16..{MAX_SIZE[0]}, height 16..{MAX_SIZE[1]}")
+        raise PipelineError(
+            f"--size {width}x{height}: width must be 16..{MAX_SIZE[0]}, height 16..{MAX_SIZE[1]}"
+        )
     if spec.cars < 1 or spec.views < 1 or spec.test_cars < 0:
         raise PipelineError("--cars and --views must be >= 1 and --test-cars >= 0")
     if out.exists() and any(out.iterdir()):
-        raise PipelineError(f"{out}: folder exists and is not empty; choose a new OUT_DIR or delete it first")
+        raise PipelineError(
+            f"{out}: folder exists and is not empty; choose a new OUT_DIR or delete it first"
+        )
 
 
 def write_demo(out: Path, spec: DemoSpec, progress=None) -> dict:
@@ -77,7 +82,9 @@ def write_demo(out: Path, spec: DemoSpec, progress=None) -> dict:
             if progress:
                 progress(1)
     _write_csv(out / "train_masks.csv", [r for r in rles if r[1] is not None])
-    _write_csv(out / "sample_submission.csv", sorted((name, "1 1") for name, rle in rles if rle is None))
+    _write_csv(
+        out / "sample_submission.csv", sorted((name, "1 1") for name, rle in rles if rle is None)
+    )
     return {"train": spec.cars * spec.views, "test": spec.test_cars * spec.views, "root": str(out)}
 
 

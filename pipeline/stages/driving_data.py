@@ -13,6 +13,7 @@ Names copy comma10k's ``<counter>_<dongle id>_<route date--time>_<segment>_<fram
 ``^\\d+_([0-9a-f]+_[0-9-]+--[0-9-]+)`` keeps a drive in one fold. The frame number's last digit is the
 drive number's, so comma10k's own holdout rule (names ending in ``9.png``) takes whole drives (every 10th).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,7 +24,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.data.synthetic.driving import CLASSES, MAX_SIZE, MIN_SIZE, PALETTE, random_drive, render_scene
+from pipeline.data.synthetic.driving import (
+    CLASSES,
+    MAX_SIZE,
+    MIN_SIZE,
+    PALETTE,
+    random_drive,
+    render_scene,
+)
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes
 
@@ -50,14 +58,18 @@ class DrivingSpec:
 def _check(spec: DrivingSpec, out: Path) -> None:
     width, height = spec.size
     if not (MIN_SIZE[0] <= width <= MAX_SIZE[0] and MIN_SIZE[1] <= height <= MAX_SIZE[1]):
-        raise PipelineError(f"--size {width}x{height}: width must be {MIN_SIZE[0]}..{MAX_SIZE[0]}, "
-                            f"height {MIN_SIZE[1]}..{MAX_SIZE[1]}")
+        raise PipelineError(
+            f"--size {width}x{height}: width must be {MIN_SIZE[0]}..{MAX_SIZE[0]}, "
+            f"height {MIN_SIZE[1]}..{MAX_SIZE[1]}"
+        )
     if spec.frames < 1 or spec.test_frames < 0:
         raise PipelineError("--frames must be >= 1 and --test-frames >= 0")
     if spec.layout not in LAYOUTS:
         raise PipelineError(f"--layout '{spec.layout}' is unknown; choose one of {sorted(LAYOUTS)}")
     if out.exists() and any(out.iterdir()):
-        raise PipelineError(f"{out}: folder exists and is not empty; choose a new OUT_DIR or delete it first")
+        raise PipelineError(
+            f"{out}: folder exists and is not empty; choose a new OUT_DIR or delete it first"
+        )
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -87,7 +99,9 @@ def _drive_names(rng: np.random.Generator, drive: int, counter: int, n: int) -> 
     return [f"{counter + k:04d}_{route}_{segments[k]}_{frames[k]}" for k in range(n)]
 
 
-def _write_drive(out: Path, spec: DrivingSpec, drive: int, counter: int, n: int, test: bool, progress) -> None:
+def _write_drive(
+    out: Path, spec: DrivingSpec, drive: int, counter: int, n: int, test: bool, progress
+) -> None:
     """Render ``n`` frames of drive number ``drive`` (names counted from ``counter``) and write them."""
     image_dir, mask_dir, test_dir = LAYOUTS[spec.layout]
     rng = np.random.default_rng([spec.seed, drive])
@@ -117,5 +131,10 @@ def write_driving(out: Path, spec: DrivingSpec, progress=None) -> dict:
             n = min(FRAMES_PER_DRIVE, total - start)
             _write_drive(out, spec, drive, counter, n, test, progress)
             drive, counter = drive + 1, counter + n
-    return {"train": spec.frames, "test": spec.test_frames, "drives": drive, "layout": spec.layout,
-            "root": str(out)}
+    return {
+        "train": spec.frames,
+        "test": spec.test_frames,
+        "drives": drive,
+        "layout": spec.layout,
+        "root": str(out),
+    }

@@ -9,6 +9,7 @@ and ``decision.json`` (the decision the submission applied). ``submissions/<name
 The fused OOF store is reused only while its members' stores are the ones it was fused from: their
 fingerprints are part of its header, so predicting a member again makes it stale and it is fused anew.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,14 @@ from pipeline.config import Config, dump_config, load_config
 from pipeline.config.schema import EnsembleConfig
 from pipeline.data import open_dataset
 from pipeline.decide import store_codec
-from pipeline.decide.blend import ArgmaxScorer, BinaryScorer, CleanupScorer, fit_weights, fuse_stored, normalized
+from pipeline.decide.blend import (
+    ArgmaxScorer,
+    BinaryScorer,
+    CleanupScorer,
+    fit_weights,
+    fuse_stored,
+    normalized,
+)
 from pipeline.decide.decision import AnyDecision, Decision, Fixed
 from pipeline.decide.ensemble_decision import decide_ensemble
 from pipeline.decide.fingerprint import store_fingerprint
@@ -55,16 +63,24 @@ def load_members(ecfg: EnsembleConfig, layout: Layout) -> list[Member]:
     for m in ecfg.members:
         run_dir = layout.run(m.run)
         if not run_dir.exists():
-            raise PipelineError(f"ensemble member '{m.run}': {run_dir.path} not found; train and predict it first")
-        report = read_json(run_dir.predict_report(), f"rerun 'pipeline predict' for '{m.run}'", optional=True)
+            raise PipelineError(
+                f"ensemble member '{m.run}': {run_dir.path} not found; train and predict it first"
+            )
+        report = read_json(
+            run_dir.predict_report(), f"rerun 'pipeline predict' for '{m.run}'", optional=True
+        )
         oof, test = ProbStore.open(run_dir.store("oof")), ProbStore.open(run_dir.store("test"))
         for store in (oof, test):
             if not store.complete:
-                raise PipelineError(f"{store.path}: ensemble member '{m.run}': {store.incomplete_reason()}")
+                raise PipelineError(
+                    f"{store.path}: ensemble member '{m.run}': {store.incomplete_reason()}"
+                )
         members.append(Member(m.run, load_config(run_dir.config()), oof, test, report))
     data = {json.dumps(m.cfg.dataset.model_dump(), sort_keys=True) for m in members}
     if len(data) > 1:
-        raise PipelineError("ensemble members were trained on different datasets; fuse runs of one dataset only")
+        raise PipelineError(
+            "ensemble members were trained on different datasets; fuse runs of one dataset only"
+        )
     classes = {tuple(m.oof.manifest["classes"]) for m in members}
     if len(classes) > 1:
         raise PipelineError(f"ensemble members predict different classes: {sorted(classes)}")
@@ -76,8 +92,10 @@ def _oof_images(members: list[Member], dataset):
     ids = members[0].oof.ids()
     for m in members[1:]:
         if sorted(m.oof.ids()) != sorted(ids):
-            raise PipelineError(f"OOF stores of '{members[0].run}' and '{m.run}' hold different images; "
-                                "were they trained on the same folds?")
+            raise PipelineError(
+                f"OOF stores of '{members[0].run}' and '{m.run}' hold different images; "
+                "were they trained on the same folds?"
+            )
 
     def images():  # as stored: weights are judged on what fuse_entries makes (the fused store)
         for image_id in ids:
@@ -98,29 +116,50 @@ def choose_weights(ecfg: EnsembleConfig, members: list[Member], dataset) -> np.n
         return np.ones(1)
     _, images = _oof_images(members, dataset)
     task = make_task(dataset.classes, dataset.ignore_index)
-    binary = BinaryScorer if ecfg.cleanup is False else CleanupScorer  # judged under the final decision
+    binary = (
+        BinaryScorer if ecfg.cleanup is False else CleanupScorer
+    )  # judged under the final decision
     scorer = (lambda: ArgmaxScorer(task)) if task.multiclass else binary
-    weights, _ = fit_weights(images, len(members), ecfg.fit_grid, ecfg.fit_rounds, ecfg.fusion, scorer)
+    weights, _ = fit_weights(
+        images, len(members), ecfg.fit_grid, ecfg.fit_rounds, ecfg.fusion, scorer
+    )
     return weights
 
 
-def write_fused_oof(ecfg: EnsembleConfig, members: list[Member], weights: np.ndarray, folder: EnsembleDir) -> None:
+def write_fused_oof(
+    ecfg: EnsembleConfig, members: list[Member], weights: np.ndarray, folder: EnsembleDir
+) -> None:
     """Fuse the members' OOF stores; a fused store made from exactly these member stores is resumed."""
     ids = members[0].oof.ids()
-    header = {"run": folder.name, "split": "oof", "folds": members[0].oof.manifest["folds"], "tta": "ensemble",
-              "classes": members[0].oof.manifest["classes"], "resolution": "model",
-              "checkpoints": {m.run: {"oof": m.oof.manifest["checkpoints"], "weight": float(w), "fusion": ecfg.fusion,
-                                      "store": store_fingerprint(m.oof)}
-                              for m, w in zip(members, weights, strict=True)}}
+    header = {
+        "run": folder.name,
+        "split": "oof",
+        "folds": members[0].oof.manifest["folds"],
+        "tta": "ensemble",
+        "classes": members[0].oof.manifest["classes"],
+        "resolution": "model",
+        "checkpoints": {
+            m.run: {
+                "oof": m.oof.manifest["checkpoints"],
+                "weight": float(w),
+                "fusion": ecfg.fusion,
+                "store": store_fingerprint(m.oof),
+            }
+            for m, w in zip(members, weights, strict=True)
+        },
+    }
     store = ProbStore.create(folder.store("oof"), header)
     for image_id in ids:
         if not store.has(image_id):
-            store.write(image_id, *fuse_stored([m.oof for m in members], image_id, weights, ecfg.fusion))
+            store.write(
+                image_id, *fuse_stored([m.oof for m in members], image_id, weights, ecfg.fusion)
+            )
     store.finalize([(i, *members[0].oof.shapes()[i]) for i in ids])
 
 
-def decide(ecfg: EnsembleConfig, cfg: Config, layout: Layout, folder: EnsembleDir,
-           dataset) -> tuple[AnyDecision, dict]:
+def decide(
+    ecfg: EnsembleConfig, cfg: Config, layout: Layout, folder: EnsembleDir, dataset
+) -> tuple[AnyDecision, dict]:
     """The decision on the fused OOF store: what ``ecfg`` fixes held fixed, the rest searched
     (``decide_ensemble``, as ``pipeline tune --ensemble`` does); writes ``decision.json``."""
     store = ProbStore.open(folder.store("oof"))
@@ -151,7 +190,9 @@ def _encode_image(image_id: str) -> list:
     if fmt.kind != "csv":
         name = fmt.id_template.format(image_id=image_id)
         return [(name, mask_png(decision.label(fused), fmt.kind, s["lut"]))]
-    if isinstance(decision, Decision) and not fmt.per_class:  # binary fast path: threshold + RLE in one pass
+    if (
+        isinstance(decision, Decision) and not fmt.per_class
+    ):  # binary fast path: threshold + RLE in one pass
         return [(fmt.row_ids(image_id, 2)[0], decision.rle(fused[0], fmt.order) or fmt.empty)]
     return encode_rows(fmt, image_id, decision.masks(fused))
 
@@ -181,48 +222,89 @@ def stream_test(ids: list[str], state: dict, workers: int, writer, progress=None
         cv2.setNumThreads(threads)
 
 
-def _test_state(ecfg: EnsembleConfig, members: list[Member], weights, decision, fmt, folder: EnsembleDir,
-                dataset) -> dict:
+def _test_state(
+    ecfg: EnsembleConfig,
+    members: list[Member],
+    weights,
+    decision,
+    fmt,
+    folder: EnsembleDir,
+    dataset,
+) -> dict:
     """What the test pass (possibly in worker processes) needs; creates the fused test store."""
     fused_path = None
     if ecfg.save_test_store:
         test = members[0].test.manifest
-        header = {"run": folder.name, "split": "test", "folds": test["folds"], "tta": "ensemble",
-                  "classes": test["classes"], "resolution": "model",
-                  "checkpoints": {m.run: {"test": m.test.manifest["checkpoints"], "weight": float(w)}
-                                  for m, w in zip(members, weights, strict=True)}}
+        header = {
+            "run": folder.name,
+            "split": "test",
+            "folds": test["folds"],
+            "tta": "ensemble",
+            "classes": test["classes"],
+            "resolution": "model",
+            "checkpoints": {
+                m.run: {"test": m.test.manifest["checkpoints"], "weight": float(w)}
+                for m, w in zip(members, weights, strict=True)
+            },
+        }
         fused_path = str(ProbStore.create(folder.store("test"), header, force=True).path)
-    return {"member_paths": [str(m.test.path) for m in members], "fused_path": fused_path,
-            "weights": weights, "fusion": ecfg.fusion, "decision": decision, "format": fmt,
-            "lut": output_lut(dataset, fmt.kind) if fmt.kind != "csv" else None}
+    return {
+        "member_paths": [str(m.test.path) for m in members],
+        "fused_path": fused_path,
+        "weights": weights,
+        "fusion": ecfg.fusion,
+        "decision": decision,
+        "format": fmt,
+        "lut": output_lut(dataset, fmt.kind) if fmt.kind != "csv" else None,
+    }
 
 
 def _decision_fields(decision) -> dict:
     if isinstance(decision, Decision):
-        return {"threshold": decision.threshold, "min_area": decision.min_area, "cleanup": decision.cleanup}
-    return {"threshold": list(decision.thresholds) or None, "min_area": list(decision.min_areas) or 0,
-            "cleanup": False, "decision": decision.mode}
+        return {
+            "threshold": decision.threshold,
+            "min_area": decision.min_area,
+            "cleanup": decision.cleanup,
+        }
+    return {
+        "threshold": list(decision.thresholds) or None,
+        "min_area": list(decision.min_areas) or 0,
+        "cleanup": False,
+        "decision": decision.mode,
+    }
 
 
 def _check_test_ids(members: list[Member], ids: list[str]) -> None:
     for m in members:
         missing = [i for i in ids if not m.test.has(i)]
         if missing:
-            raise PipelineError(f"{m.test.path}: no probabilities for test image '{missing[0]}'; "
-                                f"rerun 'pipeline predict' for '{m.run}'")
+            raise PipelineError(
+                f"{m.test.path}: no probabilities for test image '{missing[0]}'; "
+                f"rerun 'pipeline predict' for '{m.run}'"
+            )
 
 
 def estimated_score(qa: dict) -> dict:
     """The QA's leaderboard estimate (mean of the test images' estimated scores, 95% interval) and how
     its calibration did on OOF (cross-validated by group)."""
     oof = qa["calibration"]
-    return {**qa["estimate"], "oof_true_mean": oof["true_mean"], "oof_estimated_mean": oof["estimated_mean"],
-            "oof_spearman": oof["spearman"]}
+    return {
+        **qa["estimate"],
+        "oof_true_mean": oof["true_mean"],
+        "oof_estimated_mean": oof["estimated_mean"],
+        "oof_spearman": oof["spearman"],
+    }
 
 
-def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, name: str | None = None,
-                 overwrite: bool = False, progress_for=None,
-                 review: Callable[[Layout, str], dict] | None = None) -> dict:
+def run_ensemble(
+    config_path: Path,
+    overrides: tuple[str, ...],
+    layout: Layout,
+    name: str | None = None,
+    overwrite: bool = False,
+    progress_for=None,
+    review: Callable[[Layout, str], dict] | None = None,
+) -> dict:
     """Fuse, decide, stream the test set into a validated submission; returns the sidecar summary.
     ``review(layout, name)``: QA (the CLI and ``pipeline run`` pass ``stages.qa.run_qa``), run before the
     sidecar is written so its estimate lands there and in the ledger; None or ``qa: false`` skips it."""
@@ -233,9 +315,13 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
     dataset = open_dataset(cfg.dataset)
     multiclass = dataset.num_classes > 2
     if fmt.name == "carvana" and multiclass:
-        raise PipelineError(f"format 'carvana' is binary; for {dataset.num_classes} classes use severstal, "
-                            "png-index, png-colour or cityscapes")
-    folder = layout.ensemble(name or ecfg.name)  # --name: its own folder, not another name's (checked)
+        raise PipelineError(
+            f"format 'carvana' is binary; for {dataset.num_classes} classes use severstal, "
+            "png-index, png-colour or cityscapes"
+        )
+    folder = layout.ensemble(
+        name or ecfg.name
+    )  # --name: its own folder, not another name's (checked)
     writer = make_writer(layout.submissions, folder.name, fmt, ecfg.gzip, overwrite)
     atomic_write_text(folder.ensemble_config(), dump_config(ecfg))
     atomic_write_text(folder.config(), dump_config(cfg))
@@ -253,21 +339,39 @@ def run_ensemble(config_path: Path, overrides: tuple[str, ...], layout: Layout, 
         if state["fused_path"]:
             sizes = [(s.image_id, *dataset.image_size(s)) for s in dataset.test]
             ProbStore.open(state["fused_path"]).finalize(sizes)
-        problems = validate_file(writer.staged, fmt, dataset) if fmt.kind == "csv" else \
-            validate_mask_folder(writer.staged, fmt, dataset, set(range(256)))
+        problems = (
+            validate_file(writer.staged, fmt, dataset)
+            if fmt.kind == "csv"
+            else validate_mask_folder(writer.staged, fmt, dataset, set(range(256)))
+        )
         if problems:
             problem = problems[0].replace(str(writer.staged), str(writer.path))
-            raise PipelineError(f"{writer.path}: the written submission failed validation: {problem}; "
-                                "nothing was written under that name")
+            raise PipelineError(
+                f"{writer.path}: the written submission failed validation: {problem}; "
+                "nothing was written under that name"
+            )
         summary = {
-            "name": writer.path.name.split(".csv")[0], "ensemble": folder.name, "path": str(writer.path),
-            "format": fmt.name, "members": [m.run for m in members], "weights": [float(w) for w in weights],
-            "fusion": ecfg.fusion, **_decision_fields(decision), "metric": tuned.get("metric"),
-            "oof_dice": tuned.get("oof_score"), "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
-            "member_oof_dice": {m.run: m.report.get("oof", {}).get("score", m.report.get("oof", {}).get("dice"))
-                                for m in members},
-            "rows": writer.rows, "images": len(ids), "seconds": round(time.time() - started, 1),
-            "dataset": cfg.dataset.name, "run_config": str(folder.config())}
+            "name": writer.path.name.split(".csv")[0],
+            "ensemble": folder.name,
+            "path": str(writer.path),
+            "format": fmt.name,
+            "members": [m.run for m in members],
+            "weights": [float(w) for w in weights],
+            "fusion": ecfg.fusion,
+            **_decision_fields(decision),
+            "metric": tuned.get("metric"),
+            "oof_dice": tuned.get("oof_score"),
+            "oof_dice_at_0.5": tuned.get("oof_dice_at_0.5"),
+            "member_oof_dice": {
+                m.run: m.report.get("oof", {}).get("score", m.report.get("oof", {}).get("dice"))
+                for m in members
+            },
+            "rows": writer.rows,
+            "images": len(ids),
+            "seconds": round(time.time() - started, 1),
+            "dataset": cfg.dataset.name,
+            "run_config": str(folder.config()),
+        }
         qa = review(layout, folder.name) if review and state["fused_path"] and ecfg.qa else None
         summary["qa"] = qa["line"] if qa else None
         summary["estimated_score"] = estimated_score(qa) if qa else None

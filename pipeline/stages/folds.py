@@ -1,4 +1,5 @@
 """Stage: ``folds/<dataset>.csv`` from the dataset's labelled images (reads every mask once)."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -45,8 +46,9 @@ def compute_folds(cfg: Config, dataset: Dataset, progress=None, workers: int = 2
     return kfold_assign(ids, groups, areas, cfg.folds.k, cfg.folds.seed, cfg.folds.area_bins)
 
 
-def run_folds(cfg: Config, layout: Layout, progress=None, dataset: Dataset | None = None
-              ) -> tuple[Path, list[FoldRow]]:
+def run_folds(
+    cfg: Config, layout: Layout, progress=None, dataset: Dataset | None = None
+) -> tuple[Path, list[FoldRow]]:
     """Write ``folds/<dataset>.csv`` and the resolved config beside it."""
     dataset = dataset or open_dataset(cfg.dataset)
     rows = compute_folds(cfg, dataset, progress)

@@ -5,6 +5,7 @@ to ``artifacts/pseudo/r<R>/masks/<id>.png`` (hard: {0,1} after the ensemble's th
 and clean-up; soft: probabilities 0..255), the table ``folds/pseudo_r<R>.csv`` (fold = -1) and its
 provenance ``folds/pseudo_r<R>.json`` (ensemble, decision, rule, scores).
 """
+
 from __future__ import annotations
 
 import io
@@ -30,14 +31,25 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def run_pseudo(layout: Layout, ensemble: str, round_: int, rule: PseudoRule, soft: bool = False,
-               force: bool = False, progress=None) -> dict:
+def run_pseudo(
+    layout: Layout,
+    ensemble: str,
+    round_: int,
+    rule: PseudoRule,
+    soft: bool = False,
+    force: bool = False,
+    progress=None,
+) -> dict:
     folder = layout.ensemble(ensemble)
     store = ProbStore.open(folder.store("test"))
     if not store.complete:
-        raise PipelineError(f"{store.path}: incomplete; rerun 'pipeline ensemble' (save_test_store: true)")
+        raise PipelineError(
+            f"{store.path}: incomplete; rerun 'pipeline ensemble' (save_test_store: true)"
+        )
     if store.channels != 1:
-        raise PipelineError("pseudo-labels for multi-class stores arrive with the multi-class issue")
+        raise PipelineError(
+            "pseudo-labels for multi-class stores arrive with the multi-class issue"
+        )
     table = layout.pseudo_table(round_)
     if table.exists() and not force:
         raise PipelineError(f"{table} exists; use another --round or pass --force")
@@ -56,12 +68,30 @@ def run_pseudo(layout: Layout, ensemble: str, round_: int, rule: PseudoRule, sof
         probs = store.read(image_id)[0]
         mask = decision.mask(probs)
         atomic_write_bytes(mask_dir / f"{image_id}.png", _png(probs if soft else mask))
-        rows.append(PseudoRow(image_id, dataset.sample(image_id).group, float(mask.mean()),
-                              str(mask_dir / f"{image_id}.png"), soft))
+        rows.append(
+            PseudoRow(
+                image_id,
+                dataset.sample(image_id).group,
+                float(mask.mean()),
+                str(mask_dir / f"{image_id}.png"),
+                soft,
+            )
+        )
     check_no_leak(rows, {s.image_id for s in dataset.train}, str(table))
     atomic_write_text(table, table_to_csv(rows))
-    provenance = {"round": round_, "ensemble": ensemble, "store": str(store.path), "members": store.manifest.get(
-        "checkpoints"), "decision": decision.__dict__, "rule": rule.__dict__, "soft": soft, "candidates": len(scores),
-        "selected": len(rows), "scores": scores, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "table": str(table)}
+    provenance = {
+        "round": round_,
+        "ensemble": ensemble,
+        "store": str(store.path),
+        "members": store.manifest.get("checkpoints"),
+        "decision": decision.__dict__,
+        "rule": rule.__dict__,
+        "soft": soft,
+        "candidates": len(scores),
+        "selected": len(rows),
+        "scores": scores,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "table": str(table),
+    }
     atomic_write_text(table.with_suffix(".json"), json.dumps(provenance, indent=2))
     return provenance

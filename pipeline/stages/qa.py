@@ -20,6 +20,7 @@ estimates each image's score (``pipeline.review.reasons``), flags the hard rules
 - ``<n>_<image_id>.png`` — the gallery's thumbnails (image | prediction | uncertainty | members
   disagree); thumbnails of an earlier QA run are removed first.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,10 +43,24 @@ from pipeline.review.qa_page import csv_groups, csv_images, csv_oof, gallery_row
 from pipeline.review.quality import binary_features, multiclass_features
 from pipeline.review.reasons import GroupQA, estimate, groups
 from pipeline.review.sources import Source, image_score, open_source
-from pipeline.review.suspicion import FLAG_NAMES, ImageQA, QAConfig, flag, measure, rank, short_reason, summary_line
+from pipeline.review.suspicion import (
+    FLAG_NAMES,
+    ImageQA,
+    QAConfig,
+    flag,
+    measure,
+    rank,
+    short_reason,
+    summary_line,
+)
 
 THUMB_WIDTH = 960
-QA_TITLES = ["image", "ensemble prediction", "uncertainty (bright = unsure)", "members disagree (magenta)"]
+QA_TITLES = [
+    "image",
+    "ensemble prediction",
+    "uncertainty (bright = unsure)",
+    "members disagree (magenta)",
+]
 
 
 @dataclass
@@ -69,14 +84,18 @@ def load_members(layout: Layout, source: Source, fused: ProbStore) -> list[Membe
     info = fused.manifest.get("checkpoints", {})
     members = []
     for m in ecfg.members:
-        weight = info.get(m.run, {}).get("weight", 1.0) if isinstance(info.get(m.run), dict) else 1.0
+        weight = (
+            info.get(m.run, {}).get("weight", 1.0) if isinstance(info.get(m.run), dict) else 1.0
+        )
         if weight == 0:
             continue  # a zero-weight member does not shape the submission
         folder = layout.run(m.run)
         stores = {split: ProbStore.open(folder.store(split)) for split in ("oof", "test")}
         for store in stores.values():
             if not store.complete:
-                raise PipelineError(f"{store.path}: incomplete store; rerun 'pipeline predict' for '{m.run}'")
+                raise PipelineError(
+                    f"{store.path}: incomplete store; rerun 'pipeline predict' for '{m.run}'"
+                )
         members.append(Member(m.run, stores, read_decision(folder, source.multiclass)))
     return members
 
@@ -92,8 +111,14 @@ def features(source: Source, probs: np.ndarray, label: np.ndarray) -> dict[str, 
     return binary_features(probs, label, source.decision.threshold)
 
 
-def measure_all(source: Source, fused: ProbStore, members: list[Member], split: str, progress=None,
-                workers: int = 2) -> tuple[list[ImageQA], np.ndarray | None]:
+def measure_all(
+    source: Source,
+    fused: ProbStore,
+    members: list[Member],
+    split: str,
+    progress=None,
+    workers: int = 2,
+) -> tuple[list[ImageQA], np.ndarray | None]:
     """One ``ImageQA`` per image of the fused store (store order) and, for OOF, each image's true score.
 
     ``workers`` threads (zlib, NumPy and OpenCV release the GIL); each holds one image's maps at a time.
@@ -104,9 +129,20 @@ def measure_all(source: Source, fused: ProbStore, members: list[Member], split: 
     def one(image_id: str) -> tuple[ImageQA, float | None]:
         probs = fused.read(image_id)
         label = source.label(probs)
-        row = measure(image_id, samples[image_id].group, label, member_labels(members, split, image_id),
-                      source.dataset.num_classes, source.background, features(source, probs, label))
-        truth = image_score(source, label, source.dataset.read_mask(samples[image_id])) if split == "oof" else None
+        row = measure(
+            image_id,
+            samples[image_id].group,
+            label,
+            member_labels(members, split, image_id),
+            source.dataset.num_classes,
+            source.background,
+            features(source, probs, label),
+        )
+        truth = (
+            image_score(source, label, source.dataset.read_mask(samples[image_id]))
+            if split == "oof"
+            else None
+        )
         return row, truth
 
     rows, truths = [], []
@@ -123,7 +159,11 @@ def view_keys(source: Source, rows: list[ImageQA]) -> dict[str, str] | None:
     """Carvana ids ``<car>_<NN>``: image id -> ``NN`` (a fixed turntable angle), for the area view effect."""
     if source.cfg.dataset.layout != "carvana":
         return None
-    keys = {r.image_id: r.image_id[len(r.group) + 1:] for r in rows if r.image_id.startswith(f"{r.group}_")}
+    keys = {
+        r.image_id: r.image_id[len(r.group) + 1 :]
+        for r in rows
+        if r.image_id.startswith(f"{r.group}_")
+    }
     return keys if len(keys) == len(rows) else None
 
 
@@ -132,24 +172,45 @@ def calibrate(oof: list[ImageQA], truth: np.ndarray):
     quality, names = [r.quality() for r in oof], [r.group for r in oof]
     cv = est.cross_validate(quality, truth, names)
     splits = len(np.unique(est.group_splits(names, est.MAX_SPLITS)))
-    figures = {"cross_validated_by": f"group ({splits} splits)", **est.calibration(truth, cv, names)}
+    figures = {
+        "cross_validated_by": f"group ({splits} splits)",
+        **est.calibration(truth, cv, names),
+    }
     return est.fit(quality, truth, names), cv, figures
 
 
-def thumbnail(source: Source, fused: ProbStore, members: list[Member], row: ImageQA, n: int, metric: str) -> bytes:
+def thumbnail(
+    source: Source, fused: ProbStore, members: list[Member], row: ImageQA, n: int, metric: str
+) -> bytes:
     """PNG: image | ensemble prediction | uncertainty | where members disagree, with a caption."""
     image = source.dataset.read_image(source.dataset.sample(row.image_id))
     probs = fused.read(row.image_id)
     labels = member_labels(members, "test", row.image_id) or [source.label(probs)]
-    text = (f"#{n} {row.image_id} (group {row.group})  est. {metric} {row.estimate:.4f}  "
-            f"{', '.join(row.flags) or 'no flag'}")
-    picture = unlabelled_row(image, source.label(probs), probs, source.colours(), text, THUMB_WIDTH, source.skip,
-                             extra=[disagreement_map(image, labels)])
+    text = (
+        f"#{n} {row.image_id} (group {row.group})  est. {metric} {row.estimate:.4f}  "
+        f"{', '.join(row.flags) or 'no flag'}"
+    )
+    picture = unlabelled_row(
+        image,
+        source.label(probs),
+        probs,
+        source.colours(),
+        text,
+        THUMB_WIDTH,
+        source.skip,
+        extra=[disagreement_map(image, labels)],
+    )
     return png_bytes(grid([picture], QA_TITLES))
 
 
-def write_thumbnails(folder: Path, source: Source, fused: ProbStore, members: list[Member],
-                     shown: list[ImageQA], metric: str) -> list[str]:
+def write_thumbnails(
+    folder: Path,
+    source: Source,
+    fused: ProbStore,
+    members: list[Member],
+    shown: list[ImageQA],
+    metric: str,
+) -> list[str]:
     """Thumbnails of the ``shown`` images (earlier ones removed first); returns their file names."""
     for old in folder.glob("*.png"):
         old.unlink()
@@ -160,8 +221,14 @@ def write_thumbnails(folder: Path, source: Source, fused: ProbStore, members: li
     return names
 
 
-def run_qa(layout: Layout, ensemble_name: str, top: int = 12, cfg: QAConfig | None = None,
-           progress=None, workers: int = 2) -> dict:
+def run_qa(
+    layout: Layout,
+    ensemble_name: str,
+    top: int = 12,
+    cfg: QAConfig | None = None,
+    progress=None,
+    workers: int = 2,
+) -> dict:
     """Estimate and rank every test image of an ensemble, write ``qa/`` (module docstring); return a summary.
 
     Args:
@@ -194,33 +261,78 @@ def run_qa(layout: Layout, ensemble_name: str, top: int = 12, cfg: QAConfig | No
     estimate(rows, estimator)
     ranked = rank(rows)
     summary = groups(ranked, estimator)
-    board = {**est.leaderboard(np.array([r.estimate for r in ranked]), len(summary), figures["group_residual_sd"],
-                               figures["groups"]), "metric": metric}
+    board = {
+        **est.leaderboard(
+            np.array([r.estimate for r in ranked]),
+            len(summary),
+            figures["group_residual_sd"],
+            figures["groups"],
+        ),
+        "metric": metric,
+    }
     folder = qa_path(layout, ensemble_name)
     shown = gallery_rows(ranked, summary, top)
     thumbs = write_thumbnails(folder, source, fused["test"], members, shown, metric)
     atomic_write_text(folder / "qa.csv", csv_images(ranked))
     atomic_write_text(folder / "groups.csv", csv_groups(summary))
     atomic_write_text(folder / "oof.csv", csv_oof(oof, truth, cv))
-    atomic_write_text(folder / "calibration.json", json.dumps(
-        {"estimator": estimator.to_json(), "oof": figures, "leaderboard": board}, indent=2))
-    line = summary_line(ranked, str(folder / "index.html"), summary[0] if summary else None, metric, board)
-    atomic_write_text(folder / "index.html", html_text(ensemble_name, line, metric, summary, shown, thumbs, ranked,
-                                                       figures, board, cfg))
+    atomic_write_text(
+        folder / "calibration.json",
+        json.dumps(
+            {"estimator": estimator.to_json(), "oof": figures, "leaderboard": board}, indent=2
+        ),
+    )
+    line = summary_line(
+        ranked, str(folder / "index.html"), summary[0] if summary else None, metric, board
+    )
+    atomic_write_text(
+        folder / "index.html",
+        html_text(ensemble_name, line, metric, summary, shown, thumbs, ranked, figures, board, cfg),
+    )
     return _summary(line, ranked, summary, board, figures, folder, top)
 
 
-def _summary(line: str, ranked: list[ImageQA], summary: list[GroupQA], board: dict, figures: dict, folder: Path,
-             top: int) -> dict:
+def _summary(
+    line: str,
+    ranked: list[ImageQA],
+    summary: list[GroupQA],
+    board: dict,
+    figures: dict,
+    folder: Path,
+    top: int,
+) -> dict:
     flagged = [r for r in ranked if r.flags]
-    return {"line": line, "images": len(ranked), "flagged": len(flagged),
-            "counts": {k: sum(k in r.flags for r in flagged) for k in FLAG_NAMES},
-            "top": [{"image_id": r.image_id, "group": r.group, "estimate": r.estimate, "flags": r.flags,
-                     "reason": short_reason(r)} for r in ranked[:top]],
-            "groups": [{"group": g.group, "images": g.images, "estimate": g.estimate, "lowest": g.lowest,
-                        "flagged": g.flagged, "reasons": g.reasons} for g in summary],
-            "estimate": board, "calibration": figures,
-            "csv": str(folder / "qa.csv"), "html": str(folder / "index.html")}
+    return {
+        "line": line,
+        "images": len(ranked),
+        "flagged": len(flagged),
+        "counts": {k: sum(k in r.flags for r in flagged) for k in FLAG_NAMES},
+        "top": [
+            {
+                "image_id": r.image_id,
+                "group": r.group,
+                "estimate": r.estimate,
+                "flags": r.flags,
+                "reason": short_reason(r),
+            }
+            for r in ranked[:top]
+        ],
+        "groups": [
+            {
+                "group": g.group,
+                "images": g.images,
+                "estimate": g.estimate,
+                "lowest": g.lowest,
+                "flagged": g.flagged,
+                "reasons": g.reasons,
+            }
+            for g in summary
+        ],
+        "estimate": board,
+        "calibration": figures,
+        "csv": str(folder / "qa.csv"),
+        "html": str(folder / "index.html"),
+    }
 
 
 def qa_path(layout: Layout, ensemble_name: str) -> Path:

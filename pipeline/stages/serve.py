@@ -7,6 +7,7 @@ thread: it is closed after ``timeout_s`` seconds without a byte, at most ``conne
 once, and ``threads`` bound the requests decoded and predicted at the same time (with the pixel limit
 of the app, that bounds the memory a burst of uploads can take).
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,9 @@ from pipeline.predict.runmodel import RunModel
 from pipeline.review.limits import CONNECTIONS, MAX_MB, MAX_PIXELS, THREADS, TIMEOUT_S
 from pipeline.review.server import create_app
 
-_BODY_SLACK = 1024 * 1024  # waitress's own limit sits above the app's, so the app answers 413 in JSON
+_BODY_SLACK = (
+    1024 * 1024
+)  # waitress's own limit sits above the app's, so the app answers 413 in JSON
 
 
 class Server:
@@ -33,8 +36,11 @@ class Server:
 
     def serve_forever(self) -> None:
         """Answer requests until ``shutdown()``; Ctrl-C raises KeyboardInterrupt to the caller."""
-        self.inner.asyncore.loop(timeout=self.inner.adj.asyncore_loop_timeout, map=self.inner._map,
-                                 use_poll=self.inner.adj.asyncore_use_poll)
+        self.inner.asyncore.loop(
+            timeout=self.inner.adj.asyncore_loop_timeout,
+            map=self.inner._map,
+            use_poll=self.inner.adj.asyncore_use_poll,
+        )
 
     def shutdown(self) -> None:
         """Stop the event loop (it closes every socket from its own thread, then returns)."""
@@ -46,41 +52,77 @@ class Server:
         self.inner.task_dispatcher.shutdown(timeout=5)
 
 
-def build_server(run_model: RunModel, host: str = "127.0.0.1", port: int = 8000, max_mb: float = MAX_MB,
-                 max_pixels: int = MAX_PIXELS, threads: int = THREADS, timeout_s: int = TIMEOUT_S,
-                 connections: int = CONNECTIONS) -> Server:
+def build_server(
+    run_model: RunModel,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_mb: float = MAX_MB,
+    max_pixels: int = MAX_PIXELS,
+    threads: int = THREADS,
+    timeout_s: int = TIMEOUT_S,
+    connections: int = CONNECTIONS,
+) -> Server:
     """A bound, not yet running server for ``run_model``; ``port=0`` picks a free port.
 
     Raises:
         PipelineError: a limit that is not positive, or the address cannot be bound (in use, no permission).
     """
-    limits = {"--max-mb": max_mb, "--max-pixels": max_pixels, "--threads": threads, "--timeout": timeout_s,
-              "connections": connections}
+    limits = {
+        "--max-mb": max_mb,
+        "--max-pixels": max_pixels,
+        "--threads": threads,
+        "--timeout": timeout_s,
+        "connections": connections,
+    }
     for option, value in limits.items():
         if value <= 0:
             raise PipelineError(f"{option} {value}: give a positive limit")
     max_bytes = int(max_mb * 1024 * 1024)
     app = create_app(run_model, max_bytes, max_pixels)
-    logging.getLogger("waitress").setLevel(logging.ERROR)  # no "Serving on ..." banner: run_serve says it
+    logging.getLogger("waitress").setLevel(
+        logging.ERROR
+    )  # no "Serving on ..." banner: run_serve says it
     try:
-        inner = create_server(app, host=host, port=port, threads=threads, channel_timeout=timeout_s,
-                              cleanup_interval=max(1, min(30, timeout_s // 2)), connection_limit=connections,
-                              max_request_body_size=max_bytes + _BODY_SLACK, ident="segfuse")
+        inner = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            channel_timeout=timeout_s,
+            cleanup_interval=max(1, min(30, timeout_s // 2)),
+            connection_limit=connections,
+            max_request_body_size=max_bytes + _BODY_SLACK,
+            ident="segfuse",
+        )
     except (OSError, ValueError) as err:
-        raise PipelineError(f"{host}:{port}: cannot listen there ({err}); choose another --port or --host") from None
+        raise PipelineError(
+            f"{host}:{port}: cannot listen there ({err}); choose another --port or --host"
+        ) from None
     return Server(inner)
 
 
-def run_serve(layout: Layout, run: str, host: str = "127.0.0.1", port: int = 8000, max_mb: float = MAX_MB,
-              device: str = "auto", tta: str = "none", log: Callable[[str], None] = print,
-              max_pixels: int = MAX_PIXELS, threads: int = THREADS, timeout_s: int = TIMEOUT_S) -> None:
+def run_serve(
+    layout: Layout,
+    run: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_mb: float = MAX_MB,
+    device: str = "auto",
+    tta: str = "none",
+    log: Callable[[str], None] = print,
+    max_pixels: int = MAX_PIXELS,
+    threads: int = THREADS,
+    timeout_s: int = TIMEOUT_S,
+) -> None:
     """Load ``run`` once and answer ``/health`` and ``/predict`` until Ctrl-C."""
     run_model = RunModel.load(layout, run, device, tta, batch_size=1)
     server = build_server(run_model, host, port, max_mb, max_pixels, threads, timeout_s)
     url = f"http://{host}:{server.server_port}"
-    log(f"serving run {run} ({len(run_model.folds)} fold models, classes {', '.join(run_model.classes)}, "
+    log(
+        f"serving run {run} ({len(run_model.folds)} fold models, classes {', '.join(run_model.classes)}, "
         f"decision {run_model.decision_source}) on {url} (waitress: {threads} threads, {timeout_s}s timeout, "
-        f"images up to {max_pixels} pixels and {max_mb:g} MB)")
+        f"images up to {max_pixels} pixels and {max_mb:g} MB)"
+    )
     log(f"try: curl {url}/health   curl -F image=@photo.jpg '{url}/predict?format=png' -o mask.png")
     try:
         server.serve_forever()

@@ -5,6 +5,7 @@ Each resolution is its own run ``artifacts/runs/<name>_<H>x<W>/``; each fold wri
 A fold with ``summary.json`` is finished and skipped (``force`` retrains it); a fold with only
 ``last.pt`` resumes from its last completed epoch.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,10 @@ def history_csv(history: list[EpochRecord]) -> str:
     extra = [k for k in EXTRA_COLUMNS if history and k in history[0].extra]
     lines = [",".join([*HISTORY_COLUMNS, *(f"val_{k}" for k in extra)])]
     for r in history:
-        cells = [f"{r.epoch},{r.train_loss:.6f},{r.val_loss:.6f},{r.val_dice:.6f},{r.lr:.3e},"
-                 f"{r.seconds:.2f},{r.img_per_s:.2f}"] + [f"{r.extra[k]:.6f}" for k in extra]
+        cells = [
+            f"{r.epoch},{r.train_loss:.6f},{r.val_loss:.6f},{r.val_dice:.6f},{r.lr:.3e},"
+            f"{r.seconds:.2f},{r.img_per_s:.2f}"
+        ] + [f"{r.extra[k]:.6f}" for k in extra]
         lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
 
@@ -77,24 +80,43 @@ def _summary(run: str, fold: int | str, history: list[EpochRecord], select: str)
     """The epoch that became ``model.pt``: the best validation score, or the last one."""
     scored = [r for r in history if not math.isnan(r.val_score)]  # NaN: no validation (full refit)
     best = max(scored, key=lambda r: r.val_score) if select == "best" and scored else history[-1]
-    return FoldResult(run, fold, best.epoch, best.val_dice, len(history), sum(r.seconds for r in history),
-                      sum(r.img_per_s for r in history) / len(history), best_score=best.val_score,
-                      metrics={k: v for k, v in best.extra.items()})
+    return FoldResult(
+        run,
+        fold,
+        best.epoch,
+        best.val_dice,
+        len(history),
+        sum(r.seconds for r in history),
+        sum(r.img_per_s for r in history) / len(history),
+        best_score=best.val_score,
+        metrics={k: v for k, v in best.extra.items()},
+    )
 
 
-def _training_set(cfg: Config, train: list, pseudo: list[PseudoRow], dataset, cache, fold: int, ctx):
+def _training_set(
+    cfg: Config, train: list, pseudo: list[PseudoRow], dataset, cache, fold: int, ctx
+):
     """Labelled + pseudo samples, and the batch sampler that mixes them (None: plain shuffling)."""
     seed = cfg.train.seed + 1000 * fold
-    samples = train + [Sample(r.image_id, dataset.sample(r.image_id).image_path, r.group, Path(r.mask))
-                       for r in pseudo]
+    samples = train + [
+        Sample(r.image_id, dataset.sample(r.image_id).image_path, r.group, Path(r.mask))
+        for r in pseudo
+    ]
     soft = {r.image_id for r in pseudo if r.soft}
     weights = {r.image_id: cfg.pseudo.weight for r in pseudo} if cfg.pseudo.mode == "weight" else {}
     crop = tuple(cfg.augment.crop) if cfg.augment.crop else None
     train_set = SegmentationSet(samples, cache, cfg.augment.preset, seed, soft, weights, crop)
     sampler = None
     if pseudo and cfg.pseudo.mode == "batch":
-        sampler = MixedBatchSampler(len(train), len(pseudo), cfg.train.batch_size, cfg.pseudo.ratio, seed,
-                                    ctx.rank, ctx.world)
+        sampler = MixedBatchSampler(
+            len(train),
+            len(pseudo),
+            cfg.train.batch_size,
+            cfg.pseudo.ratio,
+            seed,
+            ctx.rank,
+            ctx.world,
+        )
     return train_set, sampler
 
 
@@ -112,14 +134,27 @@ def full_epochs(cfg: Config, layout: Layout, run: str, rows) -> int:
     for k in fold_ids(rows):
         done = layout.run(run).fold(k).summary()
         if not done.is_file():
-            raise PipelineError(f"--fold full with train.select best: {done} is missing; train the folds first "
-                                "(pipeline train CONFIG) or set train.full_epochs")
+            raise PipelineError(
+                f"--fold full with train.select best: {done} is missing; train the folds first "
+                "(pipeline train CONFIG) or set train.full_epochs"
+            )
         best.append(json.loads(done.read_text())["best_epoch"])
     return int(np.median(best))
 
 
-def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: int | str, rows, dataset,
-               ctx: DistContext, force: bool, reporter=None, pseudo: list[PseudoRow] = ()) -> FoldResult:
+def train_fold(
+    cfg: Config,
+    layout: Layout,
+    run: str,
+    geometry: Geometry,
+    fold: int | str,
+    rows,
+    dataset,
+    ctx: DistContext,
+    force: bool,
+    reporter=None,
+    pseudo: list[PseudoRow] = (),
+) -> FoldResult:
     """Train one fold (validating on its images), or ``fold=FULL``: every labelled image, no validation."""
     full = fold == FULL
     files = layout.run(run).fold(fold)
@@ -127,8 +162,10 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     by_id = {s.image_id: s for s in dataset.train}
     missing = [r.image_id for r in rows if r.image_id not in by_id]
     if missing:
-        raise PipelineError(f"{layout.folds_csv(cfg.dataset.name)}: image '{missing[0]}' is not in the dataset; "
-                            "rerun 'pipeline folds'")
+        raise PipelineError(
+            f"{layout.folds_csv(cfg.dataset.name)}: image '{missing[0]}' is not in the dataset; "
+            "rerun 'pipeline folds'"
+        )
     train = [by_id[r.image_id] for r in rows if full or r.fold != fold]
     val = [] if full else [by_id[r.image_id] for r in rows if r.fold == fold]
     if full:
@@ -138,12 +175,16 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     print_ = fingerprint(cfg, train, val, pseudo)
     done = files.summary()
     if done.is_file() and not force and not checkpoint.readable(files.model()):
-        force = True  # finished once, but its model.pt is gone or damaged: not done; train it afresh
+        force = (
+            True  # finished once, but its model.pt is gone or damaged: not done; train it afresh
+        )
     if done.is_file() and not force:
         finished = json.loads(done.read_text())
         if finished.get("fingerprint") != print_:
-            raise PipelineError(f"{done}: this fold was trained with another config or other fold images; rerun "
-                                "with --force to retrain it (or use a new experiment name)")
+            raise PipelineError(
+                f"{done}: this fold was trained with another config or other fold images; rerun "
+                "with --force to retrain it (or use a new experiment name)"
+            )
         return FoldResult(**{**finished, "skipped": True})
     if force and ctx.main and fold_dir.exists():
         shutil.rmtree(fold_dir)
@@ -154,12 +195,23 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     task = make_task(dataset.classes, dataset.ignore_index, tcfg.threshold)
     train_set, sampler = _training_set(cfg, train, list(pseudo), dataset, cache, seed_index, ctx)
     setup = FoldSetup(
-        cfg=cfg, run=run, fold=fold, fold_dir=fold_dir,
+        cfg=cfg,
+        run=run,
+        fold=fold,
+        fold_dir=fold_dir,
         model=build_model(cfg.model, task.outputs),
-        loss_fn=make_loss(cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor, task.multiclass),
+        loss_fn=make_loss(
+            cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor, task.multiclass
+        ),
         task=task,
-        train_set=train_set, val_set=SegmentationSet(val, cache, "none", 0), cache=cache,
-        device=resolve_device(tcfg.device, ctx), ctx=ctx, batch_sampler=sampler, fingerprint=print_)
+        train_set=train_set,
+        val_set=SegmentationSet(val, cache, "none", 0),
+        cache=cache,
+        device=resolve_device(tcfg.device, ctx),
+        ctx=ctx,
+        batch_sampler=sampler,
+        fingerprint=print_,
+    )
     trainer = FoldTrainer(setup, reporter)
     if ctx.main:
         atomic_write_text(files.config(), dump_config(cfg))
@@ -176,8 +228,14 @@ def train_fold(cfg: Config, layout: Layout, run: str, geometry: Geometry, fold: 
     return result
 
 
-def run_train(cfg: Config, layout: Layout, fold: str = "all", force: bool = False,
-              ctx: DistContext | None = None, reporter_for=None) -> list[FoldResult]:
+def run_train(
+    cfg: Config,
+    layout: Layout,
+    fold: str = "all",
+    force: bool = False,
+    ctx: DistContext | None = None,
+    reporter_for=None,
+) -> list[FoldResult]:
     """Train every selected fold at every resolution; ``reporter_for(run, fold)`` gives progress sinks."""
     ctx = ctx or DistContext()
     dataset = open_dataset(cfg.dataset)
@@ -191,5 +249,9 @@ def run_train(cfg: Config, layout: Layout, fold: str = "all", force: bool = Fals
             atomic_write_text(layout.run(run).config(), dump_config(cfg))
         for k in folds:
             reporter = reporter_for(run, k) if reporter_for else None
-            results.append(train_fold(cfg, layout, run, geometry, k, rows, dataset, ctx, force, reporter, pseudo))
+            results.append(
+                train_fold(
+                    cfg, layout, run, geometry, k, rows, dataset, ctx, force, reporter, pseudo
+                )
+            )
     return results

@@ -5,6 +5,7 @@ the folder's masks are made with) beside the store. An ensemble's decision keeps
 ``ensemble.yaml`` fixes (the search holds them fixed) and takes the searched ones where it says
 ``tune``; it is written by ``decide_ensemble``, as ``pipeline ensemble`` writes it.
 """
+
 from __future__ import annotations
 
 from pipeline.config import load_config
@@ -18,8 +19,13 @@ from pipeline.model.task import make_task
 from pipeline.paths import Layout
 
 
-def run_tune(layout: Layout, run: str | None = None, ensemble: str | None = None, cleanup: bool = True,
-             progress=None) -> dict:
+def run_tune(
+    layout: Layout,
+    run: str | None = None,
+    ensemble: str | None = None,
+    cleanup: bool = True,
+    progress=None,
+) -> dict:
     """Search the OOF store of a run or an ensemble; write thresholds.json, threshold_curve.png
     and decision.json.
 
@@ -38,5 +44,12 @@ def run_tune(layout: Layout, run: str | None = None, ensemble: str | None = None
     out, curves = search_oof(store, dataset, fold_of, Fixed.of(None, cleanup), progress)
     decision = applied_decision(out, dataset.num_classes > 2)
     binary = store.channels == 1
-    return write_search(folder, out, curves, decision, store, oof_score=out.get("oof_dice_final") if binary else None,
-                        metric="dice" if binary else None)
+    return write_search(
+        folder,
+        out,
+        curves,
+        decision,
+        store,
+        oof_score=out.get("oof_dice_final") if binary else None,
+        metric="dice" if binary else None,
+    )

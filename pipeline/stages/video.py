@@ -10,6 +10,7 @@ only, so an odd width or height gets one black column/row of padding on the righ
 The video is written to a temp file beside OUTPUT and renamed onto it when complete, so a killed
 run never leaves a truncated video under the final name.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,12 +49,18 @@ def open_video(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
         raise PipelineError(f"{path}: input video not found; check the path")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise PipelineError(f"{path}: unreadable video (OpenCV/FFmpeg cannot decode it); re-encode it as "
-                            f"H.264 or MPEG-4 .mp4")
+        raise PipelineError(
+            f"{path}: unreadable video (OpenCV/FFmpeg cannot decode it); re-encode it as "
+            f"H.264 or MPEG-4 .mp4"
+        )
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
-    info = VideoInfo(max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))), fps,
-                     int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    info = VideoInfo(
+        max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
+        fps,
+        int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
     return capture, info
 
 
@@ -78,15 +85,20 @@ def class_colours(run_model: RunModel) -> np.ndarray:
         from pipeline.data import open_dataset
 
         colours = output_lut(open_dataset(run_model.config.dataset), "png-colour")
-    except (PipelineError, OSError):  # dataset not on this machine: the run still has its class list
+    except (
+        PipelineError,
+        OSError,
+    ):  # dataset not on this machine: the run still has its class list
         colours = default_palette(len(run_model.classes))
-    colours = np.array(colours[:len(run_model.classes)], np.uint8)
+    colours = np.array(colours[: len(run_model.classes)], np.uint8)
     if not run_model.multiclass:
         colours[0] = 0
     return colours
 
 
-def compose(frame: np.ndarray, label: np.ndarray, colours: np.ndarray, alpha: float, binary: bool) -> np.ndarray:
+def compose(
+    frame: np.ndarray, label: np.ndarray, colours: np.ndarray, alpha: float, binary: bool
+) -> np.ndarray:
     """``[frame | colour map | blend]`` as one (H, 3W, 3) uint8 RGB image.
 
     The blend is ``(1 - alpha) * frame + alpha * colour`` on painted pixels: every pixel for
@@ -107,8 +119,15 @@ def _fit_even(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Pad an RGB image bottom/right with black to (height, width) (mp4v needs even sizes)."""
     if image.shape[:2] == (height, width):
         return image
-    return cv2.copyMakeBorder(image, 0, height - image.shape[0], 0, width - image.shape[1],
-                              cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return cv2.copyMakeBorder(
+        image,
+        0,
+        height - image.shape[0],
+        0,
+        width - image.shape[1],
+        cv2.BORDER_CONSTANT,
+        value=(0, 0, 0),
+    )
 
 
 @contextlib.contextmanager
@@ -133,15 +152,19 @@ def _check_written(tmp: Path, dst: Path, frames: int) -> None:
     written = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
     capture.release()
     if written != frames:
-        raise PipelineError(f"{dst}: only {written} of {frames} frames could be written (disk "
-                            "full or read-only?); free space or choose another OUTPUT and rerun")
+        raise PipelineError(
+            f"{dst}: only {written} of {frames} frames could be written (disk "
+            "full or read-only?); free space or choose another OUTPUT and rerun"
+        )
 
 
 def _writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
-        raise PipelineError(f"{path}: OpenCV cannot write an mp4v video here; give OUTPUT an .mp4 name "
-                            f"in a writable folder")
+        raise PipelineError(
+            f"{path}: OpenCV cannot write an mp4v video here; give OUTPUT an .mp4 name "
+            f"in a writable folder"
+        )
     return writer
 
 
@@ -149,21 +172,32 @@ def _check_args(src: Path, dst: Path, batch: int, alpha: float) -> None:
     if not dst.suffix:
         raise PipelineError(f"{dst}: output needs a video extension; use e.g. {dst}.mp4")
     if dst.resolve() == src.resolve():
-        raise PipelineError(f"{dst}: output would replace the input video; choose another OUTPUT path")
+        raise PipelineError(
+            f"{dst}: output would replace the input video; choose another OUTPUT path"
+        )
     if batch < 1:
         raise PipelineError(f"--batch {batch}: give a batch size of at least 1")
     if not 0.0 <= alpha <= 1.0:
         raise PipelineError(f"--alpha {alpha}: give a blend weight between 0 and 1")
 
 
-def _segment_frames(run_model: RunModel, capture, writer, info: VideoInfo, alpha: float, batch: int,
-                    advance: Callable[[int], None] | None) -> int:
+def _segment_frames(
+    run_model: RunModel,
+    capture,
+    writer,
+    info: VideoInfo,
+    alpha: float,
+    batch: int,
+    advance: Callable[[int], None] | None,
+) -> int:
     """Segment and write every frame; returns the number of frames written."""
     colours, binary = class_colours(run_model), not run_model.multiclass
     height, width, frames = _even(info.height), _even(3 * info.width), 0
     for rgb in read_batches(capture, batch):
         for frame, probs in zip(rgb, run_model.predict(rgb), strict=True):
-            panel = _fit_even(compose(frame, run_model.label(probs), colours, alpha, binary), height, width)
+            panel = _fit_even(
+                compose(frame, run_model.label(probs), colours, alpha, binary), height, width
+            )
             writer.write(cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         frames += len(rgb)
         if advance:
@@ -171,8 +205,18 @@ def _segment_frames(run_model: RunModel, capture, writer, info: VideoInfo, alpha
     return frames
 
 
-def run_video(layout: Layout, run: str, src: Path, dst: Path, batch: int = 8, alpha: float = 0.5, tta: str = "none",
-              device: str = "auto", progress_for=None, run_model: RunModel | None = None) -> dict:
+def run_video(
+    layout: Layout,
+    run: str,
+    src: Path,
+    dst: Path,
+    batch: int = 8,
+    alpha: float = 0.5,
+    tta: str = "none",
+    device: str = "auto",
+    progress_for=None,
+    run_model: RunModel | None = None,
+) -> dict:
     """Segment ``src`` frame by frame with ``run`` and write the side-by-side video ``dst``.
 
     Args:
@@ -193,16 +237,32 @@ def run_video(layout: Layout, run: str, src: Path, dst: Path, batch: int = 8, al
         with atomic_video(dst) as tmp:
             writer = _writer(tmp, info.fps, width, height)
             try:
-                with (progress_for(f"{run} video", info.frames or None) if progress_for
-                      else contextlib.nullcontext(None)) as advance:
-                    frames = _segment_frames(run_model, capture, writer, info, alpha, batch, advance)
+                with (
+                    progress_for(f"{run} video", info.frames or None)
+                    if progress_for
+                    else contextlib.nullcontext(None)
+                ) as advance:
+                    frames = _segment_frames(
+                        run_model, capture, writer, info, alpha, batch, advance
+                    )
             finally:
                 writer.release()
             if frames == 0:
-                raise PipelineError(f"{src}: the video holds no decodable frames; check or re-encode it")
+                raise PipelineError(
+                    f"{src}: the video holds no decodable frames; check or re-encode it"
+                )
             _check_written(tmp, dst, frames)
     finally:
         capture.release()
-    return {"run": run_model.run, "input": str(src), "output": str(dst), "frames": frames, "fps": info.fps,
-            "width": width, "height": height, "classes": run_model.classes,
-            "decision": run_model.decision_source, "seconds": time.perf_counter() - started}
+    return {
+        "run": run_model.run,
+        "input": str(src),
+        "output": str(dst),
+        "frames": frames,
+        "fps": info.fps,
+        "width": width,
+        "height": height,
+        "classes": run_model.classes,
+        "decision": run_model.decision_source,
+        "seconds": time.perf_counter() - started,
+    }

@@ -4,6 +4,7 @@
 ``last.pt`` (every epoch): also optimiser, scheduler, scaler, EMA, RNG states and history, to
 resume exactly where a killed run stopped.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,10 @@ def retrain_hint(path: Path) -> str:
     """The command that replaces the checkpoint at ``path`` (``.../fold<k>/`` or ``.../full/``)."""
     folder = Path(path).parent.name
     fold = folder[4:] if folder.startswith("fold") else folder
-    return f"retrain it with 'pipeline train CONFIG --fold {fold}' (a finished fold whose model.pt is unreadable is " \
-           "trained again)"
+    return (
+        f"retrain it with 'pipeline train CONFIG --fold {fold}' (a finished fold whose model.pt is unreadable is "
+        "trained again)"
+    )
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -37,7 +40,9 @@ def load(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - truncated/corrupt pickles raise many types
-        raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); {retrain_hint(path)}") from None
+        raise PipelineError(
+            f"{path}: unreadable checkpoint ({type(err).__name__}); {retrain_hint(path)}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PipelineError(f"{path}: not a segfuse checkpoint; {retrain_hint(path)}")
     return payload

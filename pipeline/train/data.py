@@ -4,6 +4,7 @@ Each image is decoded and resized once per resolution (``ArrayCache``); epochs t
 ``.npy`` files. Augmentation is seeded per (seed, epoch, index), so an epoch is reproducible no
 matter which worker loads which item, and a resumed run replays exactly the same batches.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,16 +56,27 @@ class ArrayCache:
         return self.geometry.fitted(*self.dataset.image_size(sample))
 
     def image(self, sample: Sample) -> np.ndarray:
-        return self._cached(sample, "img", lambda: resize_image(self.dataset.read_image(sample),
-                                                                self.fitted_size(sample)))
+        return self._cached(
+            sample,
+            "img",
+            lambda: resize_image(self.dataset.read_image(sample), self.fitted_size(sample)),
+        )
 
     def mask(self, sample: Sample, soft: bool = False) -> np.ndarray:
         """Fitted mask: class ids (nearest-neighbour resize), or 0..255 probabilities if ``soft``."""
         if soft:  # soft pseudo-labels: raw probability PNG, resized linearly
-            return self._cached(sample, "soft", lambda: resize_image(imageio.read_label(sample.mask_path),
-                                                                     self.fitted_size(sample)))
-        return self._cached(sample, "mask", lambda: resize_mask(self.dataset.read_mask(sample),
-                                                                self.fitted_size(sample)))
+            return self._cached(
+                sample,
+                "soft",
+                lambda: resize_image(
+                    imageio.read_label(sample.mask_path), self.fitted_size(sample)
+                ),
+            )
+        return self._cached(
+            sample,
+            "mask",
+            lambda: resize_mask(self.dataset.read_mask(sample), self.fitted_size(sample)),
+        )
 
     def original_mask(self, sample: Sample) -> np.ndarray:
         """The mask at the image's original size (for metrics at original resolution)."""
@@ -84,9 +96,16 @@ class SegmentationSet(TorchDataset):
     pseudo-labelled images by id.
     """
 
-    def __init__(self, samples: list[Sample], cache: ArrayCache, preset: str, seed: int,
-                 soft: set[str] | None = None, weights: dict[str, float] | None = None,
-                 crop: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        samples: list[Sample],
+        cache: ArrayCache,
+        preset: str,
+        seed: int,
+        soft: set[str] | None = None,
+        weights: dict[str, float] | None = None,
+        crop: tuple[int, int] | None = None,
+    ):
         self.samples, self.cache, self.seed, self.epoch = samples, cache, seed, 0
         self.soft, self.weights = soft or set(), weights or {}
         self.transform = build_transform(preset, cache.geometry, seed, crop)

@@ -1,4 +1,5 @@
 """DistributedDataParallel helpers: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; gloo on CPU, nccl on GPU."""
+
 from __future__ import annotations
 
 import os
@@ -76,4 +77,3 @@ def has_unused_parameters(model: torch.nn.Module, height: int, width: int) -> bo
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return unused
-

@@ -3,6 +3,7 @@ best/last checkpoints, resume from ``last.pt``, early stopping, EMA.
 
 The loop writes only inside the fold directory it is given; progress goes to a ``reporter``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,7 +82,9 @@ class FoldSetup:
     cache: ArrayCache
     device: torch.device
     ctx: DistContext
-    batch_sampler: object = None  # e.g. MixedBatchSampler; None = shuffled DistributedSampler batches
+    batch_sampler: object = (
+        None  # e.g. MixedBatchSampler; None = shuffled DistributedSampler batches
+    )
     fingerprint: str = ""  # config + fold images; a resume must match it
 
 
@@ -91,27 +94,51 @@ class FoldTrainer:
         tcfg = setup.cfg.train
         self.tcfg = tcfg
         self.cuda = setup.device.type == "cuda"
-        self.precision = resolve_precision(tcfg.precision if tcfg.amp else "fp32", setup.device,
-                                           "train.precision")
+        self.precision = resolve_precision(
+            tcfg.precision if tcfg.amp else "fp32", setup.device, "train.precision"
+        )
         self.model = setup.model.to(setup.device)
-        if tcfg.channels_last:  # NHWC: faster on CUDA and, for depthwise convs (EfficientNet), on CPU too
+        if (
+            tcfg.channels_last
+        ):  # NHWC: faster on CUDA and, for depthwise convs (EfficientNet), on CPU too
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = self.model
         if setup.ctx.enabled:
             geometry = setup.cache.geometry
             self.net = DistributedDataParallel(
-                self.model, device_ids=[setup.device] if self.cuda else None,
-                find_unused_parameters=has_unused_parameters(self.model, geometry.height, geometry.width))
+                self.model,
+                device_ids=[setup.device] if self.cuda else None,
+                find_unused_parameters=has_unused_parameters(
+                    self.model, geometry.height, geometry.width
+                ),
+            )
         if setup.batch_sampler is not None:
             self.sampler = setup.batch_sampler
-            self.loader = DataLoader(setup.train_set, batch_sampler=self.sampler, num_workers=tcfg.workers,
-                                     pin_memory=self.cuda, persistent_workers=False)
+            self.loader = DataLoader(
+                setup.train_set,
+                batch_sampler=self.sampler,
+                num_workers=tcfg.workers,
+                pin_memory=self.cuda,
+                persistent_workers=False,
+            )
         else:
-            self.sampler = DistributedSampler(setup.train_set, num_replicas=setup.ctx.world, rank=setup.ctx.rank,
-                                              shuffle=True, seed=tcfg.seed, drop_last=False)
-            self.loader = DataLoader(setup.train_set, batch_size=tcfg.batch_size, sampler=self.sampler,
-                                     num_workers=tcfg.workers, pin_memory=self.cuda, drop_last=False,
-                                     persistent_workers=False)
+            self.sampler = DistributedSampler(
+                setup.train_set,
+                num_replicas=setup.ctx.world,
+                rank=setup.ctx.rank,
+                shuffle=True,
+                seed=tcfg.seed,
+                drop_last=False,
+            )
+            self.loader = DataLoader(
+                setup.train_set,
+                batch_size=tcfg.batch_size,
+                sampler=self.sampler,
+                num_workers=tcfg.workers,
+                pin_memory=self.cuda,
+                drop_last=False,
+                persistent_workers=False,
+            )
         self.optimizer = build_optimizer(self.model, setup.cfg.optim)
         steps = -(-len(self.loader) // tcfg.accumulate)
         self.scheduler = Scheduler(self.optimizer, setup.cfg.optim, tcfg.epochs, steps)
@@ -128,24 +155,47 @@ class FoldTrainer:
     def _meta(self) -> dict:
         s = self.s
         h, w = s.cache.geometry.height, s.cache.geometry.width
-        return {"config": self.cfg_dict, "run": s.run, "fold": s.fold, "resolution": [h, w],
-                "geometry": s.cache.geometry.mode, "classes": s.cache.dataset.classes,
-                "normalization": self.model.normalization.to_dict(), "precision": self.precision.name}
+        return {
+            "config": self.cfg_dict,
+            "run": s.run,
+            "fold": s.fold,
+            "resolution": [h, w],
+            "geometry": s.cache.geometry.mode,
+            "classes": s.cache.dataset.classes,
+            "normalization": self.model.normalization.to_dict(),
+            "precision": self.precision.name,
+        }
 
     def _save_last(self, epoch: int) -> None:
-        checkpoint.save(FoldDir(self.s.fold_dir).last(), {
-            **self._meta(), "epoch": epoch, "config_hash": self.s.fingerprint or config_hash(self.cfg_dict),
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "best": self.best, "bad_epochs": self.bad_epochs, "rng": checkpoint.rng_state(),
-            "history": [asdict(r) for r in self.history],
-        })
+        checkpoint.save(
+            FoldDir(self.s.fold_dir).last(),
+            {
+                **self._meta(),
+                "epoch": epoch,
+                "config_hash": self.s.fingerprint or config_hash(self.cfg_dict),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "best": self.best,
+                "bad_epochs": self.bad_epochs,
+                "rng": checkpoint.rng_state(),
+                "history": [asdict(r) for r in self.history],
+            },
+        )
 
     def _save_best(self, record: EpochRecord) -> None:
-        checkpoint.save(FoldDir(self.s.fold_dir).model(), {
-            **self._meta(), "epoch": record.epoch, "val_dice": record.val_dice, "val_score": record.val_score,
-            "state_dict": self._eval_model().state_dict()})
+        checkpoint.save(
+            FoldDir(self.s.fold_dir).model(),
+            {
+                **self._meta(),
+                "epoch": record.epoch,
+                "val_dice": record.val_dice,
+                "val_score": record.val_score,
+                "state_dict": self._eval_model().state_dict(),
+            },
+        )
 
     def resume(self) -> bool:
         """Load ``last.pt`` if present; returns True if training continues from it."""
@@ -154,7 +204,9 @@ class FoldTrainer:
             return False
         state = checkpoint.load(path)
         if state.get("config_hash") != (self.s.fingerprint or config_hash(self.cfg_dict)):
-            raise PipelineError(f"{path}: was trained with a different config; rerun with --force to start over")
+            raise PipelineError(
+                f"{path}: was trained with a different config; rerun with --force to start over"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -173,8 +225,12 @@ class FoldTrainer:
         if self.tcfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         device = self.s.device
-        target, valid = self.s.task.target(batch["mask"].to(device), batch["valid"].to(device),
-                                           batch["soft"].to(device), batch["weight"].to(device))
+        target, valid = self.s.task.target(
+            batch["mask"].to(device),
+            batch["valid"].to(device),
+            batch["soft"].to(device),
+            batch["weight"].to(device),
+        )
         with self.precision.autocast():  # the forward pass only: the loss and metrics stay fp32
             logits = net(images)
         logits = logits.float()
@@ -235,16 +291,22 @@ class FoldTrainer:
         indices = list(range(ctx.rank, len(val), ctx.world))
         loss_sum, metrics = 0.0, task.accumulator()
         for start in range(0, len(indices), self.tcfg.batch_size):
-            batch = torch.utils.data.default_collate([val[i] for i in indices[start:start + self.tcfg.batch_size]])
+            batch = torch.utils.data.default_collate(
+                [val[i] for i in indices[start : start + self.tcfg.batch_size]]
+            )
             logits, loss = self._forward(model, batch)
             loss_sum += loss.item() * len(batch["index"])
             probs = task.probs(logits).cpu().numpy()
             for j, index in enumerate(batch["index"].tolist()):
                 sample = val.samples[index]
                 mask = self.s.cache.original_mask(sample)
-                metrics.add(restore_size(probs[j], self.s.cache.fitted_size(sample), mask.shape), mask)
+                metrics.add(
+                    restore_size(probs[j], self.s.cache.fitted_size(sample), mask.shape), mask
+                )
         state = ctx.all_sum([loss_sum, float(len(indices)), *metrics.state])
-        return state[0] / max(state[1], 1), type(metrics).result(state[2:], self.s.cache.dataset.classes)
+        return state[0] / max(state[1], 1), type(metrics).result(
+            state[2:], self.s.cache.dataset.classes
+        )
 
     # ---- the fold ----------------------------------------------------------------------------
     def fit(self, on_epoch: Callable[[list[EpochRecord]], None] | None = None) -> list[EpochRecord]:
@@ -261,8 +323,12 @@ class FoldTrainer:
             validating = len(self.s.val_set) > 0  # a full-data refit has nothing to validate on
             improved = validating and record.val_score > self.best
             if validating:
-                self.best, self.bad_epochs = (record.val_score, 0) if improved else (self.best, self.bad_epochs + 1)
-            if validating or self.scheduler.kind != "plateau":  # no score for a plateau schedule without validation
+                self.best, self.bad_epochs = (
+                    (record.val_score, 0) if improved else (self.best, self.bad_epochs + 1)
+                )
+            if (
+                validating or self.scheduler.kind != "plateau"
+            ):  # no score for a plateau schedule without validation
                 self.scheduler.after_epoch(record.val_score)
             # model.pt: the best validation epoch, or (select: last, or nothing to validate on) the latest
             keep = improved if self.tcfg.select == "best" and validating else True
@@ -284,5 +350,14 @@ class FoldTrainer:
             return EpochRecord(epoch, train_loss, nan, nan, lr, 0.0, ips, nan, {})
         val_loss, metrics = self.validate()
         extra = {k: v for k, v in metrics.items() if k != "dice"}
-        return EpochRecord(epoch, train_loss, val_loss, metrics["dice"], lr, 0.0, ips, metrics[self.s.task.primary],
-                           extra)
+        return EpochRecord(
+            epoch,
+            train_loss,
+            val_loss,
+            metrics["dice"],
+            lr,
+            0.0,
+            ips,
+            metrics[self.s.task.primary],
+            extra,
+        )

@@ -1,4 +1,5 @@
 """Optimisers (Adam, AdamW, RMSprop, SGD) and schedulers (plateau, cosine, one-cycle)."""
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,10 @@ def param_groups(model: nn.Module, cfg) -> list[dict]:
     enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
     enc = [p for p in model.parameters() if id(p) in enc_ids]
     rest = [p for p in model.parameters() if id(p) not in enc_ids]
-    groups = [{"params": enc, "lr": cfg.lr * cfg.encoder_lr_mult, "name": "encoder"},
-              {"params": rest, "lr": cfg.lr, "name": "decoder"}]
+    groups = [
+        {"params": enc, "lr": cfg.lr * cfg.encoder_lr_mult, "name": "encoder"},
+        {"params": rest, "lr": cfg.lr, "name": "decoder"},
+    ]
     return [g for g in groups if g["params"]]
 
 
@@ -28,8 +31,12 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.name == "rmsprop":  # the Carvana seed: RMSprop lr 1e-4
-        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        )
+    return torch.optim.SGD(
+        params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum, nesterov=True
+    )
 
 
 class Scheduler:
@@ -40,13 +47,22 @@ class Scheduler:
         self.impl = None
         if self.kind == "plateau":  # seed: factor 0.1, patience 4, on the validation Dice
             self.impl = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr)
+                optimizer,
+                mode="max",
+                factor=cfg.plateau_factor,
+                patience=cfg.plateau_patience,
+                min_lr=cfg.min_lr,
+            )
         elif self.kind == "cosine":
-            self.impl = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=cfg.min_lr)
+            self.impl = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=epochs, eta_min=cfg.min_lr
+            )
         elif self.kind == "onecycle":
             self.impl = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                total_steps=max(1, epochs * steps_per_epoch))
+                optimizer,
+                max_lr=[g["lr"] for g in optimizer.param_groups],
+                total_steps=max(1, epochs * steps_per_epoch),
+            )
 
     def after_step(self) -> None:
         if self.kind == "onecycle" and self.impl.last_epoch + 1 < self.impl.total_steps:

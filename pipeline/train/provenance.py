@@ -3,6 +3,7 @@ checks that reuse it (``pipeline train`` skips or resumes a fold only while it m
 predict`` predicts a fold's held-out images only with a model whose fingerprint matches the folds
 table now, so a remade folds table never yields a leaky OOF).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,18 +26,20 @@ def load_pseudo(cfg: Config, dataset) -> list[PseudoRow]:
         return []
     path = Path(cfg.pseudo.table)
     if not path.is_file():
-        raise PipelineError(f"pseudo.table {path}: not found; make it with "
-                            "'pipeline pseudo ENSEMBLE --round R'")
+        raise PipelineError(
+            f"pseudo.table {path}: not found; make it with 'pipeline pseudo ENSEMBLE --round R'"
+        )
     rows = table_from_csv(path.read_text(encoding="utf-8"), str(path))
     check_no_leak(rows, {s.image_id for s in dataset.train}, str(path))
     test_ids = {s.image_id for s in dataset.test}
     for r in rows:
         if r.image_id not in test_ids:
-            raise PipelineError(f"{path}: image '{r.image_id}' is not an unlabelled image of "
-                                f"dataset '{dataset.name}'")
+            raise PipelineError(
+                f"{path}: image '{r.image_id}' is not an unlabelled image of "
+                f"dataset '{dataset.name}'"
+            )
         if not Path(r.mask).is_file():
-            raise PipelineError(f"{path}: pseudo mask {r.mask} is missing; "
-                                "rerun 'pipeline pseudo'")
+            raise PipelineError(f"{path}: pseudo mask {r.mask} is missing; rerun 'pipeline pseudo'")
     return rows
 
 
@@ -64,9 +67,14 @@ def training_config(cfg: Config) -> dict:
 
 def fingerprint(cfg: Config, train: list, val: list, pseudo) -> str:
     """What a finished or interrupted fold must match to be reused: config and fold images."""
-    return config_hash({"config": training_config(cfg), "train": sorted(s.image_id for s in train),
-                        "val": sorted(s.image_id for s in val),
-                        "pseudo": sorted(r.mask for r in pseudo)})
+    return config_hash(
+        {
+            "config": training_config(cfg),
+            "train": sorted(s.image_id for s in train),
+            "val": sorted(s.image_id for s in val),
+            "pseudo": sorted(r.mask for r in pseudo),
+        }
+    )
 
 
 def _flat(value, prefix: str = "") -> dict[str, object]:
@@ -88,8 +96,17 @@ def config_changes(trained: dict, now: Config) -> list[str]:
     return [f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in changed]
 
 
-def check_fold_model(cfg: Config, trained: dict, recorded: str | None, train: list, val: list,
-                     pseudo, where: Path, folds_table: Path, dataset) -> None:
+def check_fold_model(
+    cfg: Config,
+    trained: dict,
+    recorded: str | None,
+    train: list,
+    val: list,
+    pseudo,
+    where: Path,
+    folds_table: Path,
+    dataset,
+) -> None:
     """Refuse a fold model that was not trained on the fold the folds table gives it now.
 
     ``trained``: the checkpoint's config; ``recorded``: the fingerprint its ``summary.json`` holds
@@ -109,11 +126,15 @@ def check_fold_model(cfg: Config, trained: dict, recorded: str | None, train: li
     then = pseudo if same_table else load_pseudo(as_trained, dataset)
     if fingerprint(as_trained, train, val, then) == recorded:
         return  # the same fold images: the model never saw the images it is asked to predict
-    said = (f"on other images than {folds_table} assigns to its fold now (was 'pipeline folds' "
-            "rerun? its OOF predictions would leak)")
+    said = (
+        f"on other images than {folds_table} assigns to its fold now (was 'pipeline folds' "
+        "rerun? its OOF predictions would leak)"
+    )
     changes = config_changes(trained, cfg)
     if changes:
         more = f"; +{len(changes) - 3} more" if len(changes) > 3 else ""
         said += f" and with another config ({'; '.join(changes[:3])}{more})"
-    raise PipelineError(f"{where}: this fold model was trained {said}; retrain it with 'pipeline "
-                        "train CONFIG --force' or restore the folds table it was trained with")
+    raise PipelineError(
+        f"{where}: this fold model was trained {said}; retrain it with 'pipeline "
+        "train CONFIG --force' or restore the folds table it was trained with"
+    )

@@ -22,6 +22,7 @@ column order, plus an optional free-text ``note`` column::
 - Matching is exact (case-sensitive, surrounding spaces ignored). Mapping a category to the
   background class drops it (it paints background, also over what lies below it).
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,7 +46,9 @@ class LabelRule:
     source_name: str
     target: int
 
-    def matches(self, source: str, category_id: Optional[int], category_name: Optional[str]) -> bool:
+    def matches(
+        self, source: str, category_id: Optional[int], category_name: Optional[str]
+    ) -> bool:
         return (
             (not self.source or self.source == source)
             and (self.source_id is None or self.source_id == category_id)
@@ -53,10 +56,17 @@ class LabelRule:
         )
 
     def describe(self, classes: list[str]) -> str:
-        what = " ".join(p for p in (
-            f"id {self.source_id}" if self.source_id is not None else "",
-            f"'{self.source_name}'" if self.source_name else "",
-        ) if p) or "any category"
+        what = (
+            " ".join(
+                p
+                for p in (
+                    f"id {self.source_id}" if self.source_id is not None else "",
+                    f"'{self.source_name}'" if self.source_name else "",
+                )
+                if p
+            )
+            or "any category"
+        )
         return f"{what} -> {classes[self.target]}"
 
 
@@ -67,8 +77,9 @@ class LabelMap:
         self.rules, self.classes, self.path = rules, list(classes), Path(path)
         self._cache: dict[tuple, int] = {}
 
-    def lookup(self, source: str, category_id: Optional[int], category_name: Optional[str],
-               where: str = "") -> int:
+    def lookup(
+        self, source: str, category_id: Optional[int], category_name: Optional[str], where: str = ""
+    ) -> int:
         """Class index for a category; ``category_id`` None for formats without ids (VIA).
 
         Args:
@@ -87,25 +98,39 @@ class LabelMap:
             self._cache[key] = rule.target
         return self._cache[key]
 
-    def _unknown(self, source: str, category_id: Optional[int], category_name: Optional[str], where: str) -> str:
-        desc = " ".join(p for p in (f"id {category_id}" if category_id is not None else "",
-                                    f"'{category_name}'" if category_name is not None else "") if p)
+    def _unknown(
+        self, source: str, category_id: Optional[int], category_name: Optional[str], where: str
+    ) -> str:
+        desc = " ".join(
+            p
+            for p in (
+                f"id {category_id}" if category_id is not None else "",
+                f"'{category_name}'" if category_name is not None else "",
+            )
+            if p
+        )
         known = [r.describe(self.classes) for r in self.rules if not r.source or r.source == source]
         listed = "; ".join(known[:12]) + (f"; ... ({len(known)} rows)" if len(known) > 12 else "")
         row = f"{source},{'' if category_id is None else category_id},{category_name or ''},<class>"
         used = f" (used by {where})" if where else ""
-        return (f"{self.path}: no row maps category {desc} of source '{source}'{used}; "
-                f"rows for this source: {listed or 'none'}; add a row '{row}' (class one of {self.classes})")
+        return (
+            f"{self.path}: no row maps category {desc} of source '{source}'{used}; "
+            f"rows for this source: {listed or 'none'}; add a row '{row}' (class one of {self.classes})"
+        )
 
 
 def check_classes(classes: list[str]) -> list[str]:
     """Validate project class names (index = mask value, so at most 256 for uint8 masks)."""
     classes = [str(c).strip() for c in classes]
     if len(classes) < 2 or len(classes) > 256 or not all(classes):
-        raise PipelineError(f"classes {classes}: give 2 to 256 non-empty names, background first (index = mask value)")
+        raise PipelineError(
+            f"classes {classes}: give 2 to 256 non-empty names, background first (index = mask value)"
+        )
     duplicates = sorted({c for c in classes if classes.count(c) > 1})
     if duplicates:
-        raise PipelineError(f"classes {classes}: {duplicates} appear twice; class names must be unique")
+        raise PipelineError(
+            f"classes {classes}: {duplicates} appear twice; class names must be unique"
+        )
     return classes
 
 
@@ -118,15 +143,21 @@ def load_label_map(path: str | Path, classes: list[str]) -> LabelMap:
     """
     path, classes = Path(path), check_classes(classes)
     if not path.is_file():
-        raise PipelineError(f"{path}: label map (control sheet) not found; "
-                            f"create a CSV with header {','.join(COLUMNS)}")
+        raise PipelineError(
+            f"{path}: label map (control sheet) not found; "
+            f"create a CSV with header {','.join(COLUMNS)}"
+        )
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             _check_header(path, reader.fieldnames)
-            rules = [_rule(path, reader.line_num, row, classes) for row in reader if not _blank(row)]
+            rules = [
+                _rule(path, reader.line_num, row, classes) for row in reader if not _blank(row)
+            ]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise PipelineError(f"{path}: cannot read the label map CSV ({err}); save it as a UTF-8 CSV") from None
+        raise PipelineError(
+            f"{path}: cannot read the label map CSV ({err}); save it as a UTF-8 CSV"
+        ) from None
     if not rules:
         raise PipelineError(f"{path}: the label map has no rows; add one row per source category")
     return LabelMap(rules, classes, path)
@@ -137,8 +168,10 @@ def _check_header(path: Path, fieldnames) -> None:
     missing = [c for c in COLUMNS if c not in names]
     unknown = [n for n in names if n not in COLUMNS + OPTIONAL]
     if missing or unknown:
-        raise PipelineError(f"{path}: header {names} is missing {missing} / has unknown {unknown}; expected "
-                            f"columns {','.join(COLUMNS)} (optional: {','.join(OPTIONAL)})")
+        raise PipelineError(
+            f"{path}: header {names} is missing {missing} / has unknown {unknown}; expected "
+            f"columns {','.join(COLUMNS)} (optional: {','.join(OPTIONAL)})"
+        )
 
 
 def _blank(row: dict) -> bool:
@@ -149,12 +182,18 @@ def _rule(path: Path, line: int, row: dict, classes: list[str]) -> LabelRule:
     row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
     where = f"{path} line {line}"
     if row["class"] not in classes:
-        raise PipelineError(f"{where}: class '{row['class']}' is not a project class; use one of {classes}")
+        raise PipelineError(
+            f"{where}: class '{row['class']}' is not a project class; use one of {classes}"
+        )
     source_id = None
     if row["source_id"]:
         try:
             source_id = int(row["source_id"])
         except ValueError:
-            raise PipelineError(f"{where}: source_id '{row['source_id']}' is not an integer; "
-                                "leave it empty to match by name") from None
-    return LabelRule(line, row["source"], source_id, row["source_name"], classes.index(row["class"]))
+            raise PipelineError(
+                f"{where}: source_id '{row['source_id']}' is not an integer; "
+                "leave it empty to match by name"
+            ) from None
+    return LabelRule(
+        line, row["source"], source_id, row["source_name"], classes.index(row["class"])
+    )

@@ -17,6 +17,7 @@ Conventions, from cocoapi ``common/maskApi.c`` (``rleEncode``, ``rleToString``, 
   0x20; bit 0x10 of a group's last char is the sign. From the 4th count on (index ``i > 2`` in the
   C code) the value stored is the difference to ``counts[i - 2]``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,9 @@ def check_counts(counts, height: int, width: int) -> np.ndarray:
         raise ValueError(f"RLE count {int(runs[runs < 0][0])} is negative")
     total = int(runs.sum())
     if total != height * width:
-        raise ValueError(f"RLE counts cover {total} pixels but the image has {height}x{width} = {height * width}")
+        raise ValueError(
+            f"RLE counts cover {total} pixels but the image has {height}x{width} = {height * width}"
+        )
     return runs.astype(np.int64)
 
 
@@ -53,7 +56,9 @@ def string_to_counts(text: str | bytes) -> np.ndarray:
     try:
         raw = text.encode("ascii") if isinstance(text, str) else bytes(text)
     except UnicodeEncodeError:
-        raise ValueError("compressed RLE holds a non-ASCII char; allowed chars are '0'..'o'") from None
+        raise ValueError(
+            "compressed RLE holds a non-ASCII char; allowed chars are '0'..'o'"
+        ) from None
     v = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
     if v.size == 0:
         return np.zeros(0, np.int64)
@@ -67,10 +72,14 @@ def string_to_counts(text: str | bytes) -> np.ndarray:
     starts = np.concatenate([[0], ends[:-1] + 1])
     lengths = ends - starts + 1
     if lengths.max() > _MAX_CHARS:
-        raise ValueError(f"compressed RLE holds a {int(lengths.max())}-char number; counts fit in 7 chars")
+        raise ValueError(
+            f"compressed RLE holds a {int(lengths.max())}-char number; counts fit in 7 chars"
+        )
     shift = 5 * (np.arange(v.size) - np.repeat(starts, lengths))
     values = np.add.reduceat((v & 0x1F) << shift, starts)
-    values -= ((v[ends] & 0x10) != 0).astype(np.int64) << (5 * lengths)  # sign-extend: x |= -1 << 5k
+    values -= ((v[ends] & 0x10) != 0).astype(np.int64) << (
+        5 * lengths
+    )  # sign-extend: x |= -1 << 5k
     # Undo the delta coding: counts[i] = values[i] + counts[i - 2] for i > 2; indices 0, 1 and 2 are
     # stored as is, so each parity is a cumulative sum (odd ones from 1, even ones from 2).
     counts = values.copy()
@@ -97,9 +106,14 @@ def coco_rle(rle: dict, height: int, width: int) -> dict:
     counts = rle["counts"]
     if isinstance(counts, (str, bytes)):
         check_counts(string_to_counts(counts), height, width)
-        return {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        return {
+            "size": [height, width],
+            "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+        }
     if not isinstance(counts, (list, tuple)):
-        raise ValueError(f"RLE counts must be a list of integers or a string, got {type(counts).__name__}")
+        raise ValueError(
+            f"RLE counts must be a list of integers or a string, got {type(counts).__name__}"
+        )
     runs = check_counts(counts, height, width)
     return coco_mask.frPyObjects({"size": [height, width], "counts": runs.tolist()}, height, width)
 

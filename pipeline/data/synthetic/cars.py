@@ -7,6 +7,7 @@ union of its two faces and the parallelograms swept by its edges, so the mask is
 has a wall/floor gradient and a soft shadow; bodies get shading, glass, specular highlights, noise
 and JPEG artifacts. About a quarter of the cars are painted close to the background (the hard case).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,18 @@ import numpy as np
 _SHIFT = 4  # cv2 fixed-point bits: sub-pixel polygon vertices
 _ELEVATION = np.deg2rad(12.0)
 _LIGHT = np.array([0.3, 0.9, 0.3]) / np.linalg.norm([0.3, 0.9, 0.3])
-_PAINTS = [(235, 235, 232), (222, 224, 226), (190, 192, 196), (28, 28, 32), (160, 20, 25), (20, 45, 120),
-           (90, 92, 96), (200, 185, 150), (30, 90, 60), (240, 200, 40)]
+_PAINTS = [
+    (235, 235, 232),
+    (222, 224, 226),
+    (190, 192, 196),
+    (28, 28, 32),
+    (160, 20, 25),
+    (20, 45, 120),
+    (90, 92, 96),
+    (200, 185, 150),
+    (30, 90, 60),
+    (240, 200, 40),
+]
 _NEAR_BACKGROUND = 2  # the first two paints are close to the studio background
 
 
@@ -43,22 +54,56 @@ def random_car(rng: np.random.Generator) -> CarSpec:
     else:
         base = _PAINTS[rng.integers(_NEAR_BACKGROUND, len(_PAINTS))]
     paint = tuple(int(np.clip(c + rng.normal(0, 8), 0, 255)) for c in base)
-    return CarSpec(car_id, paint, roof=rng.uniform(0.36, 0.48), roof_back=rng.uniform(-0.36, -0.2),
-                   hood=rng.uniform(0.24, 0.30), width=rng.uniform(0.38, 0.44), wheel=rng.uniform(0.075, 0.095))
+    return CarSpec(
+        car_id,
+        paint,
+        roof=rng.uniform(0.36, 0.48),
+        roof_back=rng.uniform(-0.36, -0.2),
+        hood=rng.uniform(0.24, 0.30),
+        width=rng.uniform(0.38, 0.44),
+        wheel=rng.uniform(0.075, 0.095),
+    )
 
 
 def _profile(car: CarSpec) -> tuple[np.ndarray, list[str]]:
     """Side profile polygon (x forward, y up) and the material of each edge i -> i+1."""
     r, h, top, back = car.wheel, car.hood, car.roof, car.roof_back
-    pts = [(0.50, 0.10), (0.50, 0.20), (0.45, h), (0.17, h + 0.02), (0.02, top), (back, top),
-           (back - 0.14, h + 0.02), (-0.48, h), (-0.50, 0.20), (-0.50, 0.10), (-0.42, r * 0.7), (0.42, r * 0.7)]
-    materials = ["body", "body", "body", "glass", "body", "glass", "body", "body", "body", "body", "body", "body"]
+    pts = [
+        (0.50, 0.10),
+        (0.50, 0.20),
+        (0.45, h),
+        (0.17, h + 0.02),
+        (0.02, top),
+        (back, top),
+        (back - 0.14, h + 0.02),
+        (-0.48, h),
+        (-0.50, 0.20),
+        (-0.50, 0.10),
+        (-0.42, r * 0.7),
+        (0.42, r * 0.7),
+    ]
+    materials = [
+        "body",
+        "body",
+        "body",
+        "glass",
+        "body",
+        "glass",
+        "body",
+        "body",
+        "body",
+        "body",
+        "body",
+        "body",
+    ]
     return np.array(pts, dtype=np.float64), materials
 
 
 def _windows(car: CarSpec) -> np.ndarray:
     h, top, back = car.hood, car.roof, car.roof_back
-    return np.array([(0.15, h + 0.03), (0.02, top - 0.02), (back + 0.01, top - 0.02), (back - 0.11, h + 0.03)])
+    return np.array(
+        [(0.15, h + 0.03), (0.02, top - 0.02), (back + 0.01, top - 0.02), (back - 0.11, h + 0.03)]
+    )
 
 
 class _Camera:
@@ -67,7 +112,9 @@ class _Camera:
     def __init__(self, theta: float, scale: float, cx: float, ground_y: float):
         self.cos, self.sin = np.cos(theta), np.sin(theta)
         self.scale, self.cx, self.gy = scale, cx, ground_y
-        self.toward = np.array([-self.sin * np.cos(_ELEVATION), np.sin(_ELEVATION), self.cos * np.cos(_ELEVATION)])
+        self.toward = np.array(
+            [-self.sin * np.cos(_ELEVATION), np.sin(_ELEVATION), self.cos * np.cos(_ELEVATION)]
+        )
 
     def project(self, xyz: np.ndarray) -> np.ndarray:
         x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
@@ -79,12 +126,19 @@ class _Camera:
 
 def _fill(canvas: np.ndarray, poly2d: np.ndarray, color, antialias: bool) -> None:
     pts = np.round(poly2d * (1 << _SHIFT)).astype(np.int32)[None]
-    cv2.fillPoly(canvas, pts, color, lineType=cv2.LINE_AA if antialias else cv2.LINE_8, shift=_SHIFT)
+    cv2.fillPoly(
+        canvas, pts, color, lineType=cv2.LINE_AA if antialias else cv2.LINE_8, shift=_SHIFT
+    )
 
 
 def _prism_parts(profile: np.ndarray, z0: float, z1: float, cam: _Camera):
     """Faces and edge quads of ``profile`` extruded from z0 to z1: yields (2-D polygon, normal, kind)."""
-    ccw = np.sum(profile[:, 0] * np.roll(profile[:, 1], -1) - np.roll(profile[:, 0], -1) * profile[:, 1]) > 0
+    ccw = (
+        np.sum(
+            profile[:, 0] * np.roll(profile[:, 1], -1) - np.roll(profile[:, 0], -1) * profile[:, 1]
+        )
+        > 0
+    )
     faces = {z: np.column_stack([profile, np.full(len(profile), z)]) for z in (z0, z1)}
     for z, face in faces.items():
         yield cam.project(face), np.array([0.0, 0.0, np.sign(z - (z0 + z1) / 2)]), ("face", -1)
@@ -142,19 +196,28 @@ def _add_shadow(canvas: np.ndarray, cx: float, gy: float, half_len: float, scale
     canvas *= (1 - 0.45 * shade)[..., None]
 
 
-def _add_highlights(img: np.ndarray, body: np.ndarray, rng: np.random.Generator, scale: float) -> None:
+def _add_highlights(
+    img: np.ndarray, body: np.ndarray, rng: np.random.Generator, scale: float
+) -> None:
     glow = np.zeros(img.shape[:2], np.float32)
     ys, xs = np.nonzero(body)
     for _ in range(int(rng.integers(1, 4))):
         i = int(rng.integers(len(ys)))
-        axes = (max(int(scale * rng.uniform(0.03, 0.1)), 1), max(int(scale * rng.uniform(0.005, 0.02)), 1))
-        cv2.ellipse(glow, (int(xs[i]), int(ys[i])), axes, float(rng.uniform(-20, 20)), 0, 360, 1.0, -1)
+        axes = (
+            max(int(scale * rng.uniform(0.03, 0.1)), 1),
+            max(int(scale * rng.uniform(0.005, 0.02)), 1),
+        )
+        cv2.ellipse(
+            glow, (int(xs[i]), int(ys[i])), axes, float(rng.uniform(-20, 20)), 0, 360, 1.0, -1
+        )
     k = max(3, int(0.02 * scale) | 1)
     glow = cv2.GaussianBlur(glow, (k, k), 0) * body
     img += (255 - img) * (0.8 * glow)[..., None]
 
 
-def render_view(car: CarSpec, view: int, n_views: int, size: tuple[int, int], rng: np.random.Generator):
+def render_view(
+    car: CarSpec, view: int, n_views: int, size: tuple[int, int], rng: np.random.Generator
+):
     """Render view ``view`` (0-based) of ``n_views`` around ``car`` at ``size`` = (width, height).
 
     Returns ``(image, mask)``: ``(H, W, 3)`` uint8 RGB (before JPEG) and ``(H, W)`` uint8 {0, 1}.
@@ -177,10 +240,30 @@ def render_view(car: CarSpec, view: int, n_views: int, size: tuple[int, int], rn
     wheels = [(x, z) for x in (-0.33, 0.33) for z in (-w2 + 0.02, w2 - 0.06)]
     wheels.sort(key=lambda xz: -xz[0] * cam.sin + xz[1] * cam.cos)  # far wheels first
     for x, z in wheels[:2]:
-        _draw_solid(img, mask, _wheel_profile(x, car.wheel), ["body"] * 20, z, z + 0.04, cam, (22, 22, 24), glass)
+        _draw_solid(
+            img,
+            mask,
+            _wheel_profile(x, car.wheel),
+            ["body"] * 20,
+            z,
+            z + 0.04,
+            cam,
+            (22, 22, 24),
+            glass,
+        )
     _draw_solid(img, mask, profile, materials, -w2, w2, cam, paint, glass)
     for x, z in wheels[2:]:
-        _draw_solid(img, mask, _wheel_profile(x, car.wheel), ["body"] * 20, z, z + 0.04, cam, (22, 22, 24), glass)
+        _draw_solid(
+            img,
+            mask,
+            _wheel_profile(x, car.wheel),
+            ["body"] * 20,
+            z,
+            z + 0.04,
+            cam,
+            (22, 22, 24),
+            glass,
+        )
     near_z = w2 if cam.cos > 0 else -w2
     if abs(cam.cos) > 0.15:
         window = np.column_stack([_windows(car), np.full(4, near_z * 1.001)])

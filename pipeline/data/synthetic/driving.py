@@ -11,6 +11,7 @@ dark dashboard below, about a quarter of the frame as in comma10k) is ``my_car``
 Class ids are comma10k's 1..5 shifted to 0..4 (``CLASSES``); ``PALETTE`` holds comma10k's mask colours.
 Masks are painted without anti-aliasing, images with it. Frames of one drive share a :class:`DriveStyle`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,10 +46,22 @@ _LIGHTS = {
     "day": ((70, 130, 210), (185, 210, 235), 1.0, (400.0, 900.0)),
     "overcast": ((150, 155, 165), (205, 205, 210), 0.9, (200.0, 450.0)),
     "dusk": ((45, 55, 100), (235, 155, 105), 0.6, (300.0, 700.0)),
-    "night": ((8, 10, 18), (28, 28, 38), 0.8, (40.0, 90.0)),  # 'haze' to black: headlights reach ~60 m
+    "night": (
+        (8, 10, 18),
+        (28, 28, 38),
+        0.8,
+        (40.0, 90.0),
+    ),  # 'haze' to black: headlights reach ~60 m
 }
 _GRASS: list[Color] = [(70, 110, 50), (115, 125, 60), (140, 115, 80)]
-_HOODS: list[Color] = [(25, 25, 28), (45, 47, 52), (205, 205, 210), (120, 20, 25), (30, 45, 90), (90, 95, 100)]
+_HOODS: list[Color] = [
+    (25, 25, 28),
+    (45, 47, 52),
+    (205, 205, 210),
+    (120, 20, 25),
+    (30, 45, 90),
+    (90, 95, 100),
+]
 
 
 @dataclass(frozen=True)
@@ -89,16 +102,28 @@ def random_drive(rng: np.random.Generator) -> DriveStyle:
     town = bool(rng.random() < 0.5)
     ground = (gray + 45, gray + 43, gray + 38) if town else _GRASS[rng.integers(len(_GRASS))]
     return DriveStyle(
-        horizon=rng.uniform(0.40, 0.50), vanish=rng.uniform(0.42, 0.58),
-        curve=0.0 if rng.random() < 0.5 else float(rng.choice([-1, 1]) * rng.uniform(0.0008, 0.003)),
+        horizon=rng.uniform(0.40, 0.50),
+        vanish=rng.uniform(0.42, 0.58),
+        curve=0.0
+        if rng.random() < 0.5
+        else float(rng.choice([-1, 1]) * rng.uniform(0.0008, 0.003)),
         curve_end=rng.uniform(40.0, 120.0),
-        lanes=lanes, ego_lane=int(rng.integers(lanes)), lane_width=rng.uniform(3.2, 3.8), town=town,
+        lanes=lanes,
+        ego_lane=int(rng.integers(lanes)),
+        lane_width=rng.uniform(3.2, 3.8),
+        town=town,
         verge=rng.uniform(2.0, 4.0) if town else rng.uniform(0.4, 1.5),
-        markings=bool(rng.random() < 0.9), edge_lines=bool(rng.random() < 0.6),
+        markings=bool(rng.random() < 0.9),
+        edge_lines=bool(rng.random() < 0.6),
         paint=(230, 190, 60) if rng.random() < 0.2 else (235, 235, 228),
-        road=tuple(float(gray + rng.normal(0, 4)) for _ in range(3)), ground=tuple(map(float, ground)),
-        light=light, visibility=rng.uniform(*_LIGHTS[light][3]), hood=_HOODS[rng.integers(len(_HOODS))],
-        hood_height=rng.uniform(0.22, 0.31), hood_bulge=rng.uniform(0.01, 0.05), gloss=rng.uniform(0.15, 0.45),
+        road=tuple(float(gray + rng.normal(0, 4)) for _ in range(3)),
+        ground=tuple(map(float, ground)),
+        light=light,
+        visibility=rng.uniform(*_LIGHTS[light][3]),
+        hood=_HOODS[rng.integers(len(_HOODS))],
+        hood_height=rng.uniform(0.22, 0.31),
+        hood_bulge=rng.uniform(0.01, 0.05),
+        gloss=rng.uniform(0.15, 0.45),
         dashboard=rng.uniform(0.3, 0.65),
     )
 
@@ -106,8 +131,10 @@ def random_drive(rng: np.random.Generator) -> DriveStyle:
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     width, height = (int(v) for v in size)
     if not (MIN_SIZE[0] <= width <= MAX_SIZE[0] and MIN_SIZE[1] <= height <= MAX_SIZE[1]):
-        raise PipelineError(f"size {width}x{height}: width must be {MIN_SIZE[0]}..{MAX_SIZE[0]}, "
-                            f"height {MIN_SIZE[1]}..{MAX_SIZE[1]}")
+        raise PipelineError(
+            f"size {width}x{height}: width must be {MIN_SIZE[0]}..{MAX_SIZE[0]}, "
+            f"height {MIN_SIZE[1]}..{MAX_SIZE[1]}"
+        )
     return width, height
 
 
@@ -120,32 +147,55 @@ def _sky(p: Painter, rng: np.random.Generator, drive: DriveStyle) -> None:
     height, width = p.mask.shape
     t = np.clip(np.arange(height, dtype=np.float32) / max(p.cam.horizon, 1.0), 0, 1) ** 0.6
     p.img[:] = (top * (1 - t[:, None]) + horizon * t[:, None])[:, None, :]
-    cover = np.clip(smooth_noise(rng, height, width, max(width / 6, 2)) - rng.uniform(0.3, 1.5), 0, 1)
+    cover = np.clip(
+        smooth_noise(rng, height, width, max(width / 6, 2)) - rng.uniform(0.3, 1.5), 0, 1
+    )
     cloud = horizon + (245 - horizon) * horizon.mean() / 255
     p.img += (cloud - p.img) * (0.7 * cover * (1 - t[:, None]))[..., None]
 
 
-def _ground(p: Painter, rng: np.random.Generator, drive: DriveStyle, edges: tuple[float, float]) -> None:
+def _ground(
+    p: Painter, rng: np.random.Generator, drive: DriveStyle, edges: tuple[float, float]
+) -> None:
     """Grass or pavement, shoulders or sidewalks, the asphalt (``ROAD``), then the painted lines."""
     height, width = p.mask.shape
     left, right = edges
     field = texture(rng, height, width, drive.ground, 0.12 if not drive.town else 0.05, 0.08)
-    p.fill(np.array([(-1, p.cam.horizon), (width + 1, p.cam.horizon), (width + 1, height + 1), (-1, height + 1)]),
-           field)
+    p.fill(
+        np.array(
+            [
+                (-1, p.cam.horizon),
+                (width + 1, p.cam.horizon),
+                (width + 1, height + 1),
+                (-1, height + 1),
+            ]
+        ),
+        field,
+    )
     verge, shade = drive.verge, ((0.9, 1.1) if drive.town else (0.95, 0.95))
-    side = texture(rng, height, width, (1.05 * drive.road[0] + 25, drive.road[1] + 22, 0.95 * drive.road[2] + 18),
-                   0.06, 0.10)
+    side = texture(
+        rng,
+        height,
+        width,
+        (1.05 * drive.road[0] + 25, drive.road[1] + 22, 0.95 * drive.road[2] + 18),
+        0.06,
+        0.10,
+    )
     for (x0, x1), s in zip(((left - verge, left), (right, right + verge)), shade, strict=True):
         p.fill(road_strip(p.cam, x0, x1), side * s)
     if drive.town:  # curbs: bright thin strips on the road edges
         for x0 in (left - 0.15, right):
             p.fill(road_strip(p.cam, x0, x0 + 0.15), np.asarray(drive.ground) * 1.2)
-    p.fill(road_strip(p.cam, left, right), texture(rng, height, width, drive.road, 0.07, 0.06), ROAD)
+    p.fill(
+        road_strip(p.cam, left, right), texture(rng, height, width, drive.road, 0.07, 0.06), ROAD
+    )
     _markings(p, rng, drive, edges)
     p.haze_ground()
 
 
-def _markings(p: Painter, rng: np.random.Generator, drive: DriveStyle, edges: tuple[float, float]) -> None:
+def _markings(
+    p: Painter, rng: np.random.Generator, drive: DriveStyle, edges: tuple[float, float]
+) -> None:
     """Dashed lines between lanes (3 m dash, 12 m period, as on US roads) and optional solid edge lines.
 
     Lines stop where they would be thinner than 0.3 px; the paint is partly worn (opacity) in the image
@@ -163,7 +213,12 @@ def _markings(p: Painter, rng: np.random.Generator, drive: DriveStyle, edges: tu
                     p.fill(dash, drive.paint, LANE_MARKINGS, opacity=wear)
     if drive.edge_lines:
         for x in (left + 0.25, right - 0.4):
-            p.fill(road_strip(p.cam, x, x + 0.15, z_far=z_far), drive.paint, LANE_MARKINGS, opacity=wear)
+            p.fill(
+                road_strip(p.cam, x, x + 0.15, z_far=z_far),
+                drive.paint,
+                LANE_MARKINGS,
+                opacity=wear,
+            )
 
 
 def _finish(img: np.ndarray, rng: np.random.Generator, drive: DriveStyle) -> np.ndarray:
@@ -178,8 +233,12 @@ def _finish(img: np.ndarray, rng: np.random.Generator, drive: DriveStyle) -> np.
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def render_scene(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE, drive: DriveStyle | None = None,
-                 cars: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(
+    rng: np.random.Generator,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    drive: DriveStyle | None = None,
+    cars: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one dash-cam frame.
 
     Args:
@@ -194,9 +253,14 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE,
     width, height = _check_size(size)
     drive = drive or random_drive(rng)
     # per frame: a little pitch/yaw shake and drift within the lane
-    cam = Camera(focal=FOCAL * width, horizon=height * (drive.horizon + rng.normal(0, 0.008)),
-                 vanish=width * (drive.vanish + rng.normal(0, 0.01)), curve=drive.curve,
-                 curve_end=drive.curve_end, offset=float(np.clip(rng.normal(0, 0.3), -0.8, 0.8)))
+    cam = Camera(
+        focal=FOCAL * width,
+        horizon=height * (drive.horizon + rng.normal(0, 0.008)),
+        vanish=width * (drive.vanish + rng.normal(0, 0.01)),
+        curve=drive.curve,
+        curve_end=drive.curve_end,
+        offset=float(np.clip(rng.normal(0, 0.3), -0.8, 0.8)),
+    )
     p = Painter(width, height, cam, haze=_LIGHTS[drive.light][1], visibility=drive.visibility)
     left = -(drive.ego_lane + 0.5) * drive.lane_width
     edges = (left, left + drive.lanes * drive.lane_width)

@@ -7,6 +7,7 @@ spiralling off along the horizon). Everything placed in road coordinates (lanes,
 follows the bend without its own geometry. The painter draws every polygon twice: into the
 image with anti-aliasing (like a camera) and into the mask without it (labels must be exact class ids).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ ROAD, LANE_MARKINGS, UNDRIVABLE, MOVABLE, MY_CAR = range(5)
 
 CAM_HEIGHT = 1.22  # m: a windshield-mounted comma device sits about 1.2 m above the road
 FOCAL = 0.78  # focal length in image widths: comma10k's ~910 px at 1164 px wide
-Z_MIN = 0.5  # m: nothing is projected nearer, which keeps fixed-point vertices far from int32 overflow
+Z_MIN = (
+    0.5  # m: nothing is projected nearer, which keeps fixed-point vertices far from int32 overflow
+)
 _SHIFT = 4  # cv2 fixed-point bits: sub-pixel polygon vertices
 
 Color = tuple[float, float, float]
@@ -114,16 +117,30 @@ class Painter:
         t = 1.0 - np.exp(-max(z, 0.0) / self.visibility)
         return np.asarray(color, np.float32) * (1 - t) + self.haze * t
 
-    def face(self, pts: np.ndarray, color, cls: int | None = None, shade: float = 1.0, opacity: float = 1.0) -> None:
+    def face(
+        self,
+        pts: np.ndarray,
+        color,
+        cls: int | None = None,
+        shade: float = 1.0,
+        opacity: float = 1.0,
+    ) -> None:
         """Fill the 3-D polygon ``pts`` ``(N, 3)``, shaded by ``shade`` and hazed by its mean distance."""
         pts = np.asarray(pts, np.float64)
-        self.fill(self.cam.project(pts), self.fog(np.asarray(color) * shade, float(pts[:, 2].mean())), cls, opacity)
+        self.fill(
+            self.cam.project(pts),
+            self.fog(np.asarray(color) * shade, float(pts[:, 2].mean())),
+            cls,
+            opacity,
+        )
 
     def haze_ground(self) -> None:
         """Haze every row below the horizon by its road distance (done once, after the flat layers)."""
         rows = np.arange(self.img.shape[0])
         dist = self.cam.ground_distance(rows)
-        t = np.where(np.isfinite(dist), 1.0 - np.exp(-dist / self.visibility), 0.0).astype(np.float32)
+        t = np.where(np.isfinite(dist), 1.0 - np.exp(-dist / self.visibility), 0.0).astype(
+            np.float32
+        )
         self.img += (self.haze - self.img) * t[:, None, None]
 
 
@@ -135,7 +152,9 @@ def smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float)
     return big[:height, :width] / 0.8
 
 
-def texture(rng: np.random.Generator, height: int, width: int, color: Color, coarse: float, fine: float) -> np.ndarray:
+def texture(
+    rng: np.random.Generator, height: int, width: int, color: Color, coarse: float, fine: float
+) -> np.ndarray:
     """``(H, W, 3)`` float32 surface: ``color`` modulated by blotches (``coarse``) and grain (``fine``)."""
     blotches = smooth_noise(rng, height, width, max(width / 8, 2))
     light = 1 + coarse * blotches + fine * smooth_noise(rng, height, width, 1)

@@ -3,20 +3,28 @@
 Painter's algorithm: every object is queued with its distance and drawn farthest first, so nearer
 objects cover farther ones in the image and in the mask alike.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
 
-from pipeline.data.synthetic.driving_objects import draw_building, draw_car, draw_person, draw_tree, random_cars
+from pipeline.data.synthetic.driving_objects import (
+    draw_building,
+    draw_car,
+    draw_person,
+    draw_tree,
+    random_cars,
+)
 from pipeline.data.synthetic.driving_paint import UNDRIVABLE, Camera, Color, Painter, smooth_noise
 
 Strip = tuple[float, float]  # lateral extent (x0, x1) in m
 
 
-def road_strip(cam: Camera, x0: float, x1: float, z_near: float = 1.0, z_far: float = 400.0,
-               n: int = 40) -> np.ndarray:
+def road_strip(
+    cam: Camera, x0: float, x1: float, z_near: float = 1.0, z_far: float = 400.0, n: int = 40
+) -> np.ndarray:
     """Pixel polygon ``(2n, 2)`` of the ground band ``x0..x1`` from ``z_near`` to ``z_far`` (follows the curve).
 
     Distances are sampled geometrically: a bend changes fastest, in pixels, close to the camera.
@@ -42,7 +50,11 @@ def _skyline(p: Painter, rng: np.random.Generator, town: bool) -> None:
         xs, heights, color = xs[keep], heights[keep], (90, 92, 105)
     else:
         xs = np.arange(-1, width + 2, dtype=np.float64)
-        heights = 0.025 * width * np.clip(1 + 0.6 * smooth_noise(rng, 1, len(xs), max(width / 12, 2))[0], 0.1, None)
+        heights = (
+            0.025
+            * width
+            * np.clip(1 + 0.6 * smooth_noise(rng, 1, len(xs), max(width / 12, 2))[0], 0.1, None)
+        )
         color = (50, 75, 50)
     top = np.column_stack([xs, p.cam.horizon - heights])
     poly = np.vstack([top, [(xs[-1], p.cam.horizon + 0.5), (xs[0], p.cam.horizon + 0.5)]])
@@ -81,8 +93,14 @@ def draw_roadside(p: Painter, rng: np.random.Generator, town: bool, verges: list
         draw(p, rng)
 
 
-def draw_traffic(p: Painter, rng: np.random.Generator, n_cars: int, lanes: list[float], road: Color,
-                 sidewalks: list[Strip]) -> None:
+def draw_traffic(
+    p: Painter,
+    rng: np.random.Generator,
+    n_cars: int,
+    lanes: list[float],
+    road: Color,
+    sidewalks: list[Strip],
+) -> None:
     """``n_cars`` cars in the ``lanes`` (centres, m) and 1-3 people on ``sidewalks`` if any, far first."""
     items = [(car.z, lambda c=car: draw_car(p, c)) for car in random_cars(rng, n_cars, lanes, road)]
     for _ in range(int(rng.integers(1, 4)) if sidewalks else 0):
