@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 import os as _os
 
 # albumentations checks PyPI for a newer version when imported; nothing here may touch the network
-# at run time (offline kernels, these machines), so switch that check off before anything imports it.
+# at run time (offline kernels, these machines),
+# so switch that check off before anything imports it.
 _os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")

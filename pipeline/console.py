@@ -31,8 +31,9 @@ LOG_EVERY_S = 30.0  # without a terminal: at most one progress line per this man
 
 
 class LogProgress:
-    """``advance(n)`` for a log: a line ``<what>: <done>/<total> (<pct>), <elapsed>, eta <s>`` at most
-    every ``every_s`` seconds, and ``done()``'s closing line with the count and the time taken."""
+    """``advance(n)`` for a log: a line ``<what>: <done>/<total> (<pct>), <elapsed>, eta <s>`` at
+    most every ``every_s`` seconds, and ``done()``'s closing line with the count
+    and the time taken."""
 
     def __init__(
         self,
@@ -159,8 +160,8 @@ def validated(record) -> bool:
 
 
 def validation(record, best: bool) -> str:
-    """The validation part of an epoch line; for a full-data refit, what is true instead: nothing was
-    validated, and model.pt is the latest epoch (``best``: the epoch was kept)."""
+    """The validation part of an epoch line; for a full-data refit, what is true instead: nothing
+    was validated, and model.pt is the latest epoch (``best``: the epoch was kept)."""
     if not validated(record):
         return "no validation images (full-data refit)" + (
             "; model.pt = this epoch" if best else ""

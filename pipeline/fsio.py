@@ -35,11 +35,19 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 _random = random.SystemRandom()
 # errno -> what the user can do about it; these are the write failures the CLI prints as one line
 WRITE_FIXES = {
-    errno.ENOSPC: "free disk space (or point the project at a larger disk) and rerun; finished work is kept",
+    errno.ENOSPC: (
+        "free disk space (or point the project at a larger disk) and rerun; finished work is kept"
+    ),
     errno.EDQUOT: "free space within your disk quota and rerun; finished work is kept",
-    errno.EROFS: "the file system is read-only; run from a writable folder (or remount it) and rerun",
-    errno.EACCES: "permission denied; fix the file's or folder's owner/permissions, or run elsewhere",
-    errno.EPERM: "the operation is not permitted there; fix the folder's owner/permissions or run elsewhere",
+    errno.EROFS: (
+        "the file system is read-only; run from a writable folder (or remount it) and rerun"
+    ),
+    errno.EACCES: (
+        "permission denied; fix the file's or folder's owner/permissions, or run elsewhere"
+    ),
+    errno.EPERM: (
+        "the operation is not permitted there; fix the folder's owner/permissions or run elsewhere"
+    ),
 }
 
 
@@ -64,7 +72,8 @@ def _is_temp_of(candidate: Path, path: Path) -> bool:
 
 
 def is_write_error(err: BaseException) -> bool:
-    """Whether ``err`` is a file-system refusal the user fixes outside the pipeline (see WRITE_FIXES)."""
+    """Whether ``err`` is a file-system refusal the user fixes outside the pipeline
+    (see WRITE_FIXES)."""
     return isinstance(err, OSError) and err.errno in WRITE_FIXES
 
 
@@ -132,7 +141,8 @@ def make_temp(path: Path, suffix: str = ".tmp", directory: bool = False) -> Path
 def atomic_open(
     path: str | os.PathLike, mode: str = "w", durable: bool = True, **kwargs
 ) -> Iterator[IO]:
-    """Open a temp file beside ``path``; on clean exit fsync (when ``durable``) and rename it onto ``path``.
+    """Open a temp file beside ``path``; on clean exit fsync (when ``durable``)
+    and rename it onto ``path``.
 
     The rename alone makes the write atomic for a killed process; the fsync also survives a power
     loss, at a disk flush per file (1-7 ms measured here), which many small files (store entries)
@@ -175,7 +185,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = Tru
 def read_json(
     path: str | os.PathLike, fix: str = "rerun the stage that writes it", optional: bool = False
 ) -> dict:
-    """A JSON object from ``path`` (``{}`` when ``optional`` and absent); anything unreadable is one line."""
+    """A JSON object from ``path`` (``{}`` when ``optional`` and absent);
+    anything unreadable is one line."""
     path = Path(path)
     if optional and not path.is_file():
         return {}

@@ -5,10 +5,10 @@ All locations are relative to ``root`` (the working directory by default)::
     folds/<dataset>.csv, folds/<dataset>.config.yaml, folds/pseudo_r<R>.csv (+ .json provenance)
     artifacts/pseudo/r<R>/masks/<image_id>.png
     artifacts/runs/<run>/fold<k>/{model.pt, last.pt, history.csv, config.yaml}, full/ (same files)
-    artifacts/runs/<run>/{oof,test}/, config.yaml, predict_report.json, thresholds.json, decision.json,
-        threshold_curve.png, report.html, show/<split>_<what>.png
-    artifacts/ensembles/<name>/{oof,test}/, ensemble.yaml, config.yaml, thresholds.json, decision.json,
-        qa/{qa.csv, groups.csv, oof.csv, calibration.json, index.html}, show/
+    artifacts/runs/<run>/{oof,test}/, config.yaml, predict_report.json, thresholds.json,
+        decision.json, threshold_curve.png, report.html, show/<split>_<what>.png
+    artifacts/ensembles/<name>/{oof,test}/, ensemble.yaml, config.yaml, thresholds.json,
+        decision.json, qa/{qa.csv, groups.csv, oof.csv, calibration.json, index.html}, show/
     artifacts/cache/<dataset>/<HxW>/
     submissions/<name>.csv(.gz), submissions/<name>.json, submissions/ledger.csv
 """
@@ -25,9 +25,10 @@ FULL = "full"  # the full-data refit's key beside fold numbers (pipeline train -
 
 
 def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot name a file or folder inside its parent (a run, an ensemble, a submission,
-    a dataset), or None when it can. The one rule for config names and CLI names alike: a non-empty
-    word without path separators, NUL or a leading '.', so '../x' and '/abs' never leave the folder."""
+    """Why ``name`` cannot name a file or folder inside its parent (a run, an ensemble, a
+    submission, a dataset), or None when it can. The one rule for config names and CLI names alike:
+    a non-empty word without path separators, NUL or a leading '.',
+    so '../x' and '/abs' never leave the folder."""
     if not isinstance(name, str) or not name:
         return "must be a non-empty name"
     if any(c in name for c in "/\\ \0") or name.startswith("."):
@@ -75,7 +76,8 @@ class FoldDir:
 
 @dataclass(frozen=True)
 class ResultDir:
-    """A run's or an ensemble's folder: resolved config, probability stores, tuned decision, pictures."""
+    """A run's or an ensemble's folder: resolved config, probability stores, tuned decision,
+    pictures."""
 
     path: Path
     name: str
@@ -91,7 +93,8 @@ class ResultDir:
         return self.path / split
 
     def thresholds(self) -> Path:
-        """The full record of the threshold search (``pipeline tune``): per class, per fold, curves."""
+        """The full record of the threshold search (``pipeline tune``): per class, per fold,
+        curves."""
         return self.path / "thresholds.json"
 
     def threshold_curve(self) -> Path:
@@ -185,7 +188,8 @@ class Layout:
         return EnsembleDir(self.ensemble_dir(name), name)
 
     def source(self, run: str | None, ensemble: str | None) -> RunDir | EnsembleDir:
-        """The folder of a run or an ensemble (exactly one of them), which must hold its config.yaml."""
+        """The folder of a run or an ensemble (exactly one of them),
+        which must hold its config.yaml."""
         if bool(run) == bool(ensemble):
             raise PipelineError("give exactly one of --run RUN or --ensemble NAME")
         folder = self.run(run) if run else self.ensemble(ensemble)

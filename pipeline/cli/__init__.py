@@ -16,8 +16,8 @@ from pipeline.fsio import is_write_error, write_error
 
 
 def one_line(err: PipelineError) -> str:
-    """The message of ``err`` as one line. A PipelineError re-raised by a DataLoader or a process pool
-    arrives with the worker's traceback in front of it; its last line holds the message."""
+    """The message of ``err`` as one line. A PipelineError re-raised by a DataLoader or a process
+    pool arrives with the worker's traceback in front of it; its last line holds the message."""
     text = str(err).strip()
     if "\n" not in text:
         return text
@@ -26,8 +26,9 @@ def one_line(err: PipelineError) -> str:
 
 
 class PipelineGroup(click.Group):
-    """Prints a PipelineError as one line (``Error: ...``) with exit code 1, no traceback; so are the
-    writes the file system refuses anywhere below (full disk, read-only, no permission), naming the path."""
+    """Prints a PipelineError as one line (``Error: ...``) with exit code 1, no traceback; so are
+    the writes the file system refuses anywhere below (full disk, read-only, no permission),
+    naming the path."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -43,7 +44,8 @@ class PipelineGroup(click.Group):
 @click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="segfuse")
 def cli() -> None:
-    """segfuse: K-fold segmentation for competitions (folds -> train -> predict -> tune -> ensemble)."""
+    """segfuse: K-fold segmentation for competitions
+    (folds -> train -> predict -> tune -> ensemble)."""
 
 
 for _command in (

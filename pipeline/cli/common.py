@@ -1,4 +1,5 @@
-"""What every CLI module shares: the CONFIG argument with ``--set`` overrides, WIDTHxHEIGHT sizes."""
+"""What every CLI module shares: the CONFIG argument with ``--set`` overrides,
+WIDTHxHEIGHT sizes."""
 
 from __future__ import annotations
 

@@ -129,7 +129,8 @@ def import_annotations_cmd(
 def driving_data_cmd(
     out_dir: Path, frames: int, test_frames: int, size: tuple[int, int], seed: int, layout: str
 ) -> None:
-    """Generate synthetic dash-cam frames with comma10k's classes (road, lanes, undrivable, movable, my car)."""
+    """Generate synthetic dash-cam frames with comma10k's classes
+    (road, lanes, undrivable, movable, my car)."""
     from pipeline.stages.driving_data import DrivingSpec, write_driving
 
     spec = DrivingSpec(frames=frames, size=size, seed=seed, layout=layout, test_frames=test_frames)
@@ -162,5 +163,6 @@ def demo_data_cmd(
     with progress_bar("rendering", (cars + test_cars) * views) as advance:
         info = write_demo(out_dir, spec, advance)
     console.print(
-        f"wrote {info['train']} labelled + {info['test']} test images ({size[0]}x{size[1]}) to {out_dir}"
+        f"wrote {info['train']} labelled + {info['test']} test images ({size[0]}x{size[1]}) "
+        f"to {out_dir}"
     )

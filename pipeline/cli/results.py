@@ -112,7 +112,8 @@ def qa_cmd(
     max_components: int,
     workers: int,
 ) -> None:
-    """Estimate every test image's score of an ensemble (calibrated on its OOF), flag and rank (CSV + HTML)."""
+    """Estimate every test image's score of an ensemble (calibrated on its OOF), flag and rank
+    (CSV + HTML)."""
     from pipeline.review.suspicion import QAConfig
     from pipeline.stages.qa import run_qa
 
@@ -149,9 +150,9 @@ def qa_cmd(
     console.print(table)
     oof = s["calibration"]
     console.print(
-        f"calibration on {oof['images']} OOF images, cross-validated by {oof['cross_validated_by']}: "
-        f"estimated mean {oof['estimated_mean']:.4f} vs true {oof['true_mean']:.4f}, Spearman "
-        f"{oof['spearman']:.2f}"
+        f"calibration on {oof['images']} OOF images, cross-validated by "
+        f"{oof['cross_validated_by']}: estimated mean {oof['estimated_mean']:.4f} vs true "
+        f"{oof['true_mean']:.4f}, Spearman {oof['spearman']:.2f}"
     )
     console.print(s["line"])
 
@@ -159,7 +160,8 @@ def qa_cmd(
 @click.command("report")
 @click.argument("run")
 def report_cmd(run: str) -> None:
-    """Static HTML report of a run: fold curves and results, OOF scores, threshold search, overlay grids."""
+    """Static HTML report of a run: fold curves and results, OOF scores, threshold search,
+    overlay grids."""
     from pipeline.stages.report import run_report
 
     path = run_report(Layout(), run)
@@ -189,13 +191,15 @@ def report_cmd(run: str) -> None:
 def video_cmd(
     run: str, src: Path, dst: Path, batch: int, alpha: float, tta: str, device: str
 ) -> None:
-    """Segment a video with RUN: each frame becomes original | colour map | blend (3x wide, same fps)."""
+    """Segment a video with RUN: each frame becomes original | colour map | blend
+    (3x wide, same fps)."""
     from pipeline.stages.video import run_video
 
     out = run_video(Layout(), run, src, dst, batch, alpha, tta, device, progress_for=progress_bar)
     console.print(
         f"wrote {out['output']}: {out['frames']} frames, {out['width']}x{out['height']} at "
-        f"{out['fps']:g} fps (run {out['run']}, decision {out['decision']}) in {out['seconds']:.0f}s"
+        f"{out['fps']:g} fps (run {out['run']}, decision {out['decision']}) in "
+        f"{out['seconds']:.0f}s"
     )
 
 
@@ -253,8 +257,8 @@ def serve_cmd(
     tta: str,
     device: str,
 ) -> None:
-    """Serve RUN over HTTP (waitress): GET /health, POST /predict (multipart 'image'; ?format=png|rle).
-    Ctrl-C stops."""
+    """Serve RUN over HTTP (waitress): GET /health, POST /predict
+    (multipart 'image'; ?format=png|rle). Ctrl-C stops."""
     from pipeline.stages.serve import run_serve
 
     run_serve(

@@ -1,4 +1,5 @@
-"""CLI commands of the main job: config, folds, train, predict, tune, ensemble, validate, store info."""
+"""CLI commands of the main job: config, folds, train, predict, tune, ensemble, validate,
+store info."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from pipeline.paths import Layout
 @click.command("config")
 @config_argument
 def config_cmd(config: Path, overrides: tuple[str, ...]) -> None:
-    """Print the resolved config (base: inheritance and --set applied, validated): an experiment config,
-    an ensemble config (it has 'members') or a recipe (it has 'steps'; every step's config is validated
-    too, as 'pipeline run' does before its first step)."""
+    """Print the resolved config (base: inheritance and --set applied, validated): an experiment
+    config, an ensemble config (it has 'members') or a recipe (it has 'steps'; every step's config
+    is validated too, as 'pipeline run' does before its first step)."""
     from pipeline.config.recipe import Recipe
     from pipeline.stages.run import check_steps
 
@@ -45,14 +46,14 @@ def folds_cmd(config: Path, overrides: tuple[str, ...]) -> None:
     snapped = getattr(dataset, "snapped", {})
     if snapped:
         console.print(
-            f"snap_to_palette: {sum(snapped.values())} pixels in {len(snapped)} masks were mapped to "
-            "their nearest class colour"
+            f"snap_to_palette: {sum(snapped.values())} pixels in {len(snapped)} masks were mapped "
+            "to their nearest class colour"
         )
     greyed = getattr(dataset, "greyed", {})
     if greyed:
         console.print(
-            f"binary masks: {sum(greyed.values())} grey pixels in {len(greyed)} masks were neither black "
-            "nor white; read as foreground when > 127"
+            f"binary masks: {sum(greyed.values())} grey pixels in {len(greyed)} masks were neither "
+            "black nor white; read as foreground when > 127"
         )
     console.print(f"wrote {path}: {len(rows)} images in {len({r.group for r in rows})} groups")
     table = Table()
@@ -235,17 +236,17 @@ def tune_cmd(run: str | None, ensemble: str | None, cleanup: bool) -> None:
     for ch in out["channels"]:
         for f in ch["per_fold"]:
             console.print(
-                f"  {ch['class']} fold {f['fold']}: best threshold {f['best_threshold']:.3f}, Dice @0.5 "
-                f"{f['dice_half']:.5f}, at tuned {f['dice_tuned']:.5f}"
+                f"  {ch['class']} fold {f['fold']}: best threshold {f['best_threshold']:.3f}, "
+                f"Dice @0.5 {f['dice_half']:.5f}, at tuned {f['dice_tuned']:.5f}"
             )
         if ch["warning"]:
             console.print(f"[yellow]warning[/yellow]: {ch['class']}: {ch['warning']}")
     if "cleanup" in out and "oof_dice_cleanup" in out:
         verdict = "kept" if out["cleanup"] else "not kept"
         console.print(
-            f"clean-up (largest component + fill holes), judged jointly with the threshold: {verdict}; "
-            f"decision threshold {out['threshold']:.4f}, min area {out['min_area']:g}, clean-up "
-            f"{out['cleanup']}: OOF Dice {out['oof_dice_final']:.5f}"
+            "clean-up (largest component + fill holes), judged jointly with the threshold: "
+            f"{verdict}; decision threshold {out['threshold']:.4f}, min area {out['min_area']:g}, "
+            f"clean-up {out['cleanup']}: OOF Dice {out['oof_dice_final']:.5f}"
         )
     console.print(f"wrote {out['thresholds']}, {out['decision']} and {out['curve']}")
 
@@ -281,16 +282,17 @@ def ensemble_cmd(
         console.print(f"ensemble OOF {s.get('metric')} {oof} ({rule})")
     else:
         console.print(
-            f"ensemble OOF Dice {oof} at threshold {s['threshold']:.4f}, min_area {s['min_area']:g}, "
-            f"clean-up {s['cleanup']}"
+            f"ensemble OOF Dice {oof} at threshold {s['threshold']:.4f}, min_area "
+            f"{s['min_area']:g}, clean-up {s['cleanup']}"
         )
     board = s.get("estimated_score")
     if board:
         console.print(
             f"OOF {board['metric']} {oof}, estimated test {board['metric']} {board['mean']:.4f} ± "
-            f"{board['half_width']:.4f} (95%; {board['images']} test images, groups: {board['groups']}; "
-            f"checked on OOF by group: estimated {board['oof_estimated_mean']:.4f} vs true "
-            f"{board['oof_true_mean']:.4f}, Spearman {board['oof_spearman']:.2f})"
+            f"{board['half_width']:.4f} (95%; {board['images']} test images, groups: "
+            f"{board['groups']}; checked on OOF by group: estimated "
+            f"{board['oof_estimated_mean']:.4f} vs true {board['oof_true_mean']:.4f}, "
+            f"Spearman {board['oof_spearman']:.2f})"
         )
     console.print(f"wrote {s['path']} ({s['rows']} rows, validated) in {s['seconds']:.0f}s")
     if s.get("qa"):

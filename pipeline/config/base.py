@@ -21,7 +21,8 @@ SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 class Section(BaseModel):
-    """Base for every config section: unknown keys are errors, values are type-checked, and no number
-    is NaN or infinite (YAML's ``.nan`` / ``.inf`` would pass every ``ge``/``le`` bound unnoticed)."""
+    """Base for every config section: unknown keys are errors, values are type-checked, and no
+    number is NaN or infinite (YAML's ``.nan`` / ``.inf`` would pass every ``ge``/``le`` bound
+    unnoticed)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)

@@ -34,7 +34,8 @@ class FolderData(Section):
     test_dir: Optional[str] = None
     group_pattern: Optional[str] = Field(
         None,
-        description="regex on the image stem; group 1 (or the whole match) is the group; none = stem",
+        description="regex on the image stem; group 1 (or the whole match) is the group; "
+        "none = stem",
     )
     mask_mode: Literal["binary", "index", "colour"] = "binary"
     classes: list[str] = ["background", "foreground"]
@@ -65,8 +66,9 @@ class FolderData(Section):
 
 
 class Comma10kData(Section):
-    """comma10k: ``imgs/*.png`` + colour ``masks/*.png`` (road #402020, lane markings #ff0000, undrivable
-    #808060, movable #00ff66, my car #cc00ff, movable in my car #00ccff); group = dongle id + route."""
+    """comma10k: ``imgs/*.png`` + colour ``masks/*.png`` (road #402020, lane markings #ff0000,
+    undrivable #808060, movable #00ff66, my car #cc00ff, movable in my car #00ccff);
+    group = dongle id + route."""
 
     layout: Literal["comma10k"] = "comma10k"
     name: SafeName

@@ -34,7 +34,8 @@ def _tags_of(annotation) -> dict[str, type[BaseModel]]:
 
 
 def _walk(root: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel] | None]:
-    """Follow ``loc`` from ``root``; return the dotted key parts and the model the last part is in."""
+    """Follow ``loc`` from ``root``; return the dotted key parts and the model the last
+    part is in."""
     parts: list[str] = []
     candidates: list[type[BaseModel]] = [root]
     tags: dict[str, type[BaseModel]] = {}
@@ -102,7 +103,10 @@ def format_validation_error(
     elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         ctx = first.get("ctx", {})
         tag_key = f"{key}.{ctx.get('discriminator', 'layout')}".replace("'", "")
-        msg = f"key '{tag_key}' must be one of {ctx.get('expected_tags', '?')}, got {ctx.get('tag')!r}"
+        msg = (
+            f"key '{tag_key}' must be one of {ctx.get('expected_tags', '?')}, "
+            f"got {ctx.get('tag')!r}"
+        )
     elif first["type"] == "missing":
         msg = f"missing required key '{key}'"
     else:

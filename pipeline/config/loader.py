@@ -80,7 +80,8 @@ def load_raw(
 ) -> dict:
     """Read ``path`` and everything it inherits through ``base:`` (relative to the file).
 
-    ``origins``, if given, is filled with the file that set each key (the last one wins, as in the merge).
+    ``origins``, if given, is filled with the file that set each key
+    (the last one wins, as in the merge).
     """
     path = Path(path).resolve()
     if path in _chain:
@@ -110,7 +111,8 @@ def load_raw(
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
-    """Parse ``a.b=value`` strings; values are YAML scalars/lists (``3`` -> int, ``null`` -> None)."""
+    """Parse ``a.b=value`` strings; values are YAML scalars/lists
+    (``3`` -> int, ``null`` -> None)."""
     parsed = []
     for item in items:
         key, sep, raw = item.partition("=")
@@ -146,16 +148,16 @@ KINDS: tuple[tuple[str, type[BaseModel]], ...] = (("members", EnsembleConfig), (
 
 
 def schema_of(data: dict) -> type[BaseModel]:
-    """The schema a config file's (merged) data is written for: an ensemble config has ``members``, a
-    recipe ``steps``; anything else is an experiment config (:class:`Config`)."""
+    """The schema a config file's (merged) data is written for: an ensemble config has ``members``,
+    a recipe ``steps``; anything else is an experiment config (:class:`Config`)."""
     return next((schema for key, schema in KINDS if key in data), Config)
 
 
 def load_config(
     path: str | Path, overrides: Iterable[str] = (), schema: type[BaseModel] | None = Config
 ):
-    """Load, merge, override and validate a config file into a typed ``schema`` (default :class:`Config`;
-    None: whichever ``schema_of`` the file's keys name, before the overrides).
+    """Load, merge, override and validate a config file into a typed ``schema`` (default
+    :class:`Config`; None: whichever ``schema_of`` the file's keys name, before the overrides).
 
     A validation error names where the offending value came from: the file (``base:`` files
     included) or the ``--set`` that set it.
@@ -180,7 +182,8 @@ def load_config(
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """A recipe file (``pipeline run RECIPE``), validated; its steps' configs are loaded when they run."""
+    """A recipe file (``pipeline run RECIPE``), validated;
+    its steps' configs are loaded when they run."""
     return load_config(path, overrides, schema=Recipe)
 
 

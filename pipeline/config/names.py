@@ -26,7 +26,8 @@ ARCHS = (
     "UPerNet",
     "Segformer",
 )
-# what the pipeline decides for every architecture itself, and why: not settable through model.kwargs
+# what the pipeline decides for every architecture itself, and why:
+# not settable through model.kwargs
 ARCH_FIXED_ARGS = {
     "encoder_name": "set model.encoder instead",
     "encoder_weights": "set model.encoder_weights instead",
@@ -46,10 +47,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # pipeline.model.precision
 
 @functools.cache
 def arch_kwargs(arch: str) -> tuple[str, ...] | None:
-    """The named arguments of an smp architecture that ``model.kwargs`` may set (``inspect.signature`` of
-    its class; nothing is built or downloaded). smp passes unknown ones on to the encoder, which drops
-    them silently, so anything else is refused. None when the installed smp lacks ``arch`` (building it
-    says so). Imports smp on the first call only, so configs without ``model.kwargs`` load without it."""
+    """The named arguments of an smp architecture that ``model.kwargs`` may set
+    (``inspect.signature`` of its class; nothing is built or downloaded). smp passes unknown ones on
+    to the encoder, which drops them silently, so anything else is refused. None when the installed
+    smp lacks ``arch`` (building it says so). Imports smp on the first call only,
+    so configs without ``model.kwargs`` load without it."""
     import segmentation_models_pytorch as smp
 
     cls = getattr(smp, arch, None)

@@ -3,13 +3,13 @@
 ```yaml
 name: carvana-lite0
 steps:
-  - folds: configs/carvana.yaml                      # folds/<dataset>.csv
+  - folds: configs/carvana.yaml                    # folds/<dataset>.csv
   - train: configs/carvana_unet-lite0_bce-dice_256x384.yaml
-    full: true                                       # + the full-data refit (--fold full)
-  - ensemble: configs/ensemble_carvana_lite0.yaml    # fuse, decide, validated submission
-  - pseudo: carvana-lite0                            # optional: pseudo-labels from that ensemble ...
+    full: true                                     # + the full-data refit (--fold full)
+  - ensemble: configs/ensemble_carvana_lite0.yaml  # fuse, decide, validated submission
+  - pseudo: carvana-lite0                          # optional: pseudo-labels from that ensemble ...
     round: 1
-  - train: configs/carvana_unet-lite0_pseudo.yaml    # ... and members retrained with them
+  - train: configs/carvana_unet-lite0_pseudo.yaml  # ... and members retrained with them
 ```
 
 Each step names the config of the stage it runs; ``set:`` adds overrides for that step, and the
@@ -70,8 +70,9 @@ class EnsembleStep(Section):
     set: list[str] = Field(default_factory=list)
 
 
-# The pseudo rule's one default threshold (a recipe's pseudo step, `pipeline pseudo --tau`, PseudoRule):
-# the demo's pseudo round (make pseudo-experiment) keeps images with under 15% uncertain pixels.
+# The pseudo rule's one default threshold (a recipe's pseudo step, `pipeline pseudo --tau`,
+# PseudoRule): the demo's pseudo round (make pseudo-experiment) keeps images
+# with under 15% uncertain pixels.
 PSEUDO_TAU = 0.15
 
 

@@ -25,7 +25,8 @@ class Sample:
 
 def check_unique_ids(files: Iterable[tuple[str, Path]]) -> None:
     """Refuse two files with one image id (``a.png`` and ``a.jpg`` both become ``a``): one would be
-    dropped from the folds, or overwrite the other's prediction. ``files``: (image id, path) pairs."""
+    dropped from the folds, or overwrite the other's prediction. ``files``:
+    (image id, path) pairs."""
     seen: dict[str, Path] = {}
     for image_id, path in files:
         other = seen.setdefault(image_id, path)
@@ -112,8 +113,9 @@ class Dataset:
         if mask.shape != (height, width):
             where = sample.mask_path or sample.image_path
             raise PipelineError(
-                f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but image {sample.image_path.name} is "
-                f"{width}x{height} (WxH); masks must match their image size"
+                f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} "
+                f"but image {sample.image_path.name} is {width}x{height} (WxH); "
+                "masks must match their image size"
             )
         return mask
 

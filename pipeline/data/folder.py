@@ -67,8 +67,8 @@ class FolderDataset(Dataset):
         match = self._group_re.search(path.stem)
         if not match:
             raise PipelineError(
-                f"{path}: dataset.group_pattern {self._group_re.pattern!r} does not match '{path.stem}'; "
-                "fix the pattern or the file name"
+                f"{path}: dataset.group_pattern {self._group_re.pattern!r} does not match "
+                f"'{path.stem}'; fix the pattern or the file name"
             )
         return match.group(1) if match.groups() else match.group(0)
 
@@ -111,7 +111,8 @@ class FolderDataset(Dataset):
 
     def _scan_test(self) -> list[Sample]:
         # A configured test folder that is not there means no test images (as Carvana's test/): the
-        # same recipe runs on a labelled-only copy, and predict/ensemble say that nothing was tested.
+        # same recipe runs on a labelled-only copy,
+        # and predict/ensemble say that nothing was tested.
         if not self.cfg.test_dir or not (self.root / self.cfg.test_dir).is_dir():
             return []
         return [

@@ -101,8 +101,8 @@ def read_label(path: Path) -> np.ndarray:
                 arr = arr.astype(np.uint8)
             else:
                 raise PipelineError(
-                    f"{path}: mask has mode {img.mode} (colour); expected a single-channel label image "
-                    "(palette, L or 1). Convert colour masks with a palette mapping"
+                    f"{path}: mask has mode {img.mode} (colour); expected a single-channel label "
+                    "image (palette, L or 1). Convert colour masks with a palette mapping"
                 )
     except _DECODE_ERRORS as err:
         raise PipelineError(f"{path}: corrupt mask ({err}); re-export or remove the file") from None
@@ -141,7 +141,8 @@ def binarize_grey(grey: np.ndarray, source: str) -> tuple[np.ndarray, int]:
 
     The rule: values in {0,1} are the mask; values in {0,255} are black/white; {0,1,255} is an
     error (ambiguous); other masks with bright pixels (anti-aliased or JPEG edges) are ``> 127``,
-    and their grey pixels are counted; anything else (only dark values beyond {0,1}) is an error naming the values.
+    and their grey pixels are counted; anything else (only dark values beyond {0,1}) is an error
+    naming the values.
     """
     values = np.unique(grey)
     if set(values.tolist()) <= {0, 1}:

@@ -103,7 +103,8 @@ class IdMap:
 
 
 def cityscapes_map(kind: str) -> IdMap:
-    """``categories``: 8 classes (void included); ``trainids``: 19 classes, everything else ignored (255)."""
+    """``categories``: 8 classes (void included); ``trainids``: 19 classes,
+    everything else ignored (255)."""
     lut = np.full(256, UNMAPPED, np.uint8)
     if kind == "categories":
         for _, label_id, _, category in CITYSCAPES_LABELS:
@@ -164,7 +165,8 @@ def csv_id_map(path: Path, classes: list[str], ignore_index: int | None) -> IdMa
 def csv_color_map(
     path: Path, classes: list[str], ignore_index: int | None
 ) -> tuple[Palette, np.ndarray]:
-    """A colour map from a CSV: the palette of source colours and, per palette entry, its class id."""
+    """A colour map from a CSV: the palette of source colours and, per palette entry,
+    its class id."""
     colors, targets = [], []
     for n, (source, name) in enumerate(read_label_map_csv(path), start=2):
         colors.append(parse_color(source))

@@ -74,7 +74,8 @@ class Palette:
     def decode(
         self, rgb: np.ndarray, source: str = "mask", snap: bool = False
     ) -> tuple[np.ndarray, int]:
-        """(H, W, 3) RGB -> ((H, W) uint8 class ids, pixels snapped). Unknown colours: error, or snapped."""
+        """(H, W, 3) RGB -> ((H, W) uint8 class ids, pixels snapped). Unknown colours: error,
+        or snapped."""
         keys = _keys(rgb[..., :3])
         pos = np.clip(np.searchsorted(self.sorted_keys, keys), 0, len(self.sorted_keys) - 1)
         known = self.sorted_keys[pos] == keys

@@ -19,7 +19,8 @@ READERS: dict[str, type[Dataset]] = {
 
 def open_dataset(cfg) -> Dataset:
     """Build the reader for ``cfg.layout`` (a dataset config section); every reader's ids are unique
-    within its labelled and within its test images (two files of one id are an error naming both)."""
+    within its labelled and within its test images
+    (two files of one id are an error naming both)."""
     try:
         reader = READERS[cfg.layout]
     except KeyError:

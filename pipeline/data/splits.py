@@ -106,8 +106,8 @@ def holdout_assign(
     for r in rows:
         if split.setdefault(r.group, r.fold) != r.fold:
             raise PipelineError(
-                f"folds: group '{r.group}' has images on both sides of holdout_pattern {pattern!r}; "
-                "that leaks — change the pattern or the group rule"
+                f"folds: group '{r.group}' has images on both sides of holdout_pattern "
+                f"{pattern!r}; that leaks — change the pattern or the group rule"
             )
     return rows
 

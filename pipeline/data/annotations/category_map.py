@@ -38,7 +38,8 @@ OPTIONAL = ("note",)
 
 @dataclass(frozen=True)
 class LabelRule:
-    """One control-sheet row; empty ``source``/``source_name`` and None ``source_id`` match anything."""
+    """One control-sheet row; empty ``source``/``source_name`` and None ``source_id`` match
+    anything."""
 
     line: int
     source: str
@@ -71,7 +72,8 @@ class LabelRule:
 
 
 class LabelMap:
-    """Resolves ``(source, category id, category name)`` to a project class index (first match wins)."""
+    """Resolves ``(source, category id, category name)`` to a project class index
+    (first match wins)."""
 
     def __init__(self, rules: list[LabelRule], classes: list[str], path: Path):
         self.rules, self.classes, self.path = rules, list(classes), Path(path)
@@ -115,7 +117,8 @@ class LabelMap:
         used = f" (used by {where})" if where else ""
         return (
             f"{self.path}: no row maps category {desc} of source '{source}'{used}; "
-            f"rows for this source: {listed or 'none'}; add a row '{row}' (class one of {self.classes})"
+            f"rows for this source: {listed or 'none'}; add a row '{row}' "
+            f"(class one of {self.classes})"
         )
 
 
@@ -124,7 +127,8 @@ def check_classes(classes: list[str]) -> list[str]:
     classes = [str(c).strip() for c in classes]
     if len(classes) < 2 or len(classes) > 256 or not all(classes):
         raise PipelineError(
-            f"classes {classes}: give 2 to 256 non-empty names, background first (index = mask value)"
+            f"classes {classes}: give 2 to 256 non-empty names, background first "
+            "(index = mask value)"
         )
     duplicates = sorted({c for c in classes if classes.count(c) > 1})
     if duplicates:

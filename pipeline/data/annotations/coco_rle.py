@@ -89,14 +89,16 @@ def string_to_counts(text: str | bytes) -> np.ndarray:
 
 
 def coco_rle(rle: dict, height: int, width: int) -> dict:
-    """Validate a COCO RLE object for an ``(H, W)`` image; return it compressed, as pycocotools takes it.
+    """Validate a COCO RLE object for an ``(H, W)`` image; return it compressed,
+    as pycocotools takes it.
 
     ``counts`` as a list is the uncompressed form (crowd annotations in COCO JSON files), as a
     ``str``/``bytes`` the compressed form (pycocotools ``encode`` output, LVIS, many exporters).
     The result is ``{"size": [H, W], "counts": bytes}``; ``coco_rle_mask`` renders it.
 
     Raises:
-        ValueError: malformed RLE, counts not covering the image, or a ``size`` other than ``(height, width)``.
+        ValueError: malformed RLE, counts not covering the image,
+            or a ``size`` other than ``(height, width)``.
     """
     if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
         raise ValueError("RLE must be an object with 'size' [H, W] and 'counts'")
@@ -124,7 +126,8 @@ def coco_rle_mask(rle: dict) -> np.ndarray:
 
 
 def coco_rle_decode(rle: dict, height: int, width: int) -> np.ndarray:
-    """Decode a COCO RLE ``{"size": [H, W], "counts": list[int] | str}`` into ``(H, W)`` uint8 {0,1}.
+    """Decode a COCO RLE ``{"size": [H, W], "counts": list[int] | str}`` into ``(H, W)``
+    uint8 {0,1}.
 
     Raises:
         ValueError: see ``coco_rle``.
@@ -133,6 +136,7 @@ def coco_rle_decode(rle: dict, height: int, width: int) -> np.ndarray:
 
 
 def coco_rle_encode(mask: np.ndarray) -> dict:
-    """``{"size": [H, W], "counts": str}``: pycocotools' compressed RLE of a ``(H, W)`` mask (nonzero = 1)."""
+    """``{"size": [H, W], "counts": str}``: pycocotools' compressed RLE of a ``(H, W)`` mask
+    (nonzero = 1)."""
     rle = coco_mask.encode(np.asfortranarray(np.asarray(mask) != 0, dtype=np.uint8))
     return {"size": [int(n) for n in rle["size"]], "counts": rle["counts"].decode("ascii")}

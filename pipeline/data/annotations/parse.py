@@ -1,7 +1,7 @@
 """Polygon / RLE annotations (COCO, VGG Image Annotator) -> class-index masks. Pure: writes no file.
 
-Each converter first parses and validates the whole annotation file (every error is raised before the
-first mask comes out), then renders one ``(H, W)`` uint8 class-index mask per image on demand:
+Each converter first parses and validates the whole annotation file (every error is raised before
+the first mask comes out), then renders one ``(H, W)`` uint8 class-index mask per image on demand:
 
 - polygons are filled by pixel centres (``ops.polygon``: even-odd, exact; COCO and VIA use pixel
   units with x right, y down); several polygons of one annotation are united (as pycocotools'
@@ -58,7 +58,8 @@ MaskItem = tuple[
 
 @dataclass(frozen=True)
 class Shape:
-    """One validated annotation: ``value`` painted over polygons (each ``(N, 2)`` x, y) or a COCO RLE.
+    """One validated annotation: ``value`` painted over polygons (each ``(N, 2)`` x, y)
+    or a COCO RLE.
 
     ``rle`` is the validated, compressed form ``coco_rle`` returns (its size is the image's).
     """
@@ -368,7 +369,8 @@ def parse_via(
         name = entry["filename"]
         if not isinstance(name, str) or not name or name in seen:
             raise PipelineError(
-                f"{file}: image file name {name!r} is empty or listed twice; keep one entry per image"
+                f"{file}: image file name {name!r} is empty or listed twice; "
+                "keep one entry per image"
             )
         seen.add(name)
         shapes = []

@@ -107,7 +107,8 @@ def _windows(car: CarSpec) -> np.ndarray:
 
 
 class _Camera:
-    """Orthographic camera: turntable angle ``theta``, fixed elevation, pixel scale and ground point."""
+    """Orthographic camera: turntable angle ``theta``, fixed elevation,
+    pixel scale and ground point."""
 
     def __init__(self, theta: float, scale: float, cx: float, ground_y: float):
         self.cos, self.sin = np.cos(theta), np.sin(theta)
@@ -132,7 +133,8 @@ def _fill(canvas: np.ndarray, poly2d: np.ndarray, color, antialias: bool) -> Non
 
 
 def _prism_parts(profile: np.ndarray, z0: float, z1: float, cam: _Camera):
-    """Faces and edge quads of ``profile`` extruded from z0 to z1: yields (2-D polygon, normal, kind)."""
+    """Faces and edge quads of ``profile`` extruded from z0 to z1: yields
+    (2-D polygon, normal, kind)."""
     ccw = (
         np.sum(
             profile[:, 0] * np.roll(profile[:, 1], -1) - np.roll(profile[:, 0], -1) * profile[:, 1]

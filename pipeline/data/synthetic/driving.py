@@ -1,15 +1,18 @@
-"""Synthetic dash-cam frames with comma10k's five classes: a fair miniature of comma10k / CamVid, not blobs.
+"""Synthetic dash-cam frames with comma10k's five classes: a fair miniature of comma10k / CamVid,
+not blobs.
 
-A pinhole camera 1.22 m above the road (comma10k's focal length in image widths) looks along a straight
-or curving road of 1-4 lanes towards a horizon and vanishing point that vary per drive. The sky has a
-gradient and clouds; the roadside is grass with trees or sidewalks with buildings and people; lanes are
-dashed in perspective with optional solid edge lines; 0-4 cars drive ahead at perspective-consistent
-scale (about 30% painted close to the asphalt); the ego car at the bottom (hood reflecting the scene,
-dark dashboard below, about a quarter of the frame as in comma10k) is ``my_car``. Distance haze, light
-(day / overcast / dusk / night), lens softness and sensor noise finish the frame.
+A pinhole camera 1.22 m above the road (comma10k's focal length in image widths) looks along a
+straight or curving road of 1-4 lanes towards a horizon and vanishing point that vary per drive. The
+sky has a gradient and clouds; the roadside is grass with trees or sidewalks with buildings and
+people; lanes are dashed in perspective with optional solid edge lines; 0-4 cars drive ahead at
+perspective-consistent scale (about 30% painted close to the asphalt); the ego car at the bottom
+(hood reflecting the scene, dark dashboard below, about a quarter of the frame as in comma10k) is
+``my_car``. Distance haze, light (day / overcast / dusk / night),
+lens softness and sensor noise finish the frame.
 
-Class ids are comma10k's 1..5 shifted to 0..4 (``CLASSES``); ``PALETTE`` holds comma10k's mask colours.
-Masks are painted without anti-aliasing, images with it. Frames of one drive share a :class:`DriveStyle`.
+Class ids are comma10k's 1..5 shifted to 0..4 (``CLASSES``); ``PALETTE`` holds comma10k's mask
+colours. Masks are painted without anti-aliasing,
+images with it. Frames of one drive share a :class:`DriveStyle`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from pipeline.data.synthetic.driving_scenery import draw_roadside, draw_traffic,
 from pipeline.errors import PipelineError
 
 CLASSES = ["road", "lane_markings", "undrivable", "movable", "my_car"]
-# comma10k's mask colours (RGB), there numbered 1..5: road #402020, lane markings #ff0000, undrivable
+# comma10k's mask colours (RGB), there numbered 1..5: road #402020, lane markings #ff0000,
+# undrivable
 # #808060, movable #00ff66, my car #cc00ff (see comma10k's README).
 PALETTE = {0: (64, 32, 32), 1: (255, 0, 0), 2: (128, 128, 96), 3: (0, 255, 102), 4: (204, 0, 255)}
 DEFAULT_SIZE = (582, 437)  # width, height: half of comma10k's 1164x874
@@ -68,7 +72,8 @@ _HOODS: list[Color] = [
 class DriveStyle:
     """What the frames of one drive share: camera mount, road, surroundings, ego car and light.
 
-    ``horizon`` and ``vanish`` are fractions of the height / width; ``curve`` is in 1/m; colours are RGB.
+    ``horizon`` and ``vanish`` are fractions of the height / width; ``curve`` is in 1/m;
+    colours are RGB.
     """
 
     horizon: float
@@ -141,7 +146,8 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
 def _sky(p: Painter, rng: np.random.Generator, drive: DriveStyle) -> None:
     """Vertical gradient towards the horizon colour, plus soft clouds fading near the horizon.
 
-    Clouds are as much brighter than the horizon as the light allows: near white by day, dim at night.
+    Clouds are as much brighter than the horizon as the light allows: near white by day,
+    dim at night.
     """
     top, horizon = (np.asarray(c, np.float32) for c in _LIGHTS[drive.light][:2])
     height, width = p.mask.shape
@@ -196,10 +202,11 @@ def _ground(
 def _markings(
     p: Painter, rng: np.random.Generator, drive: DriveStyle, edges: tuple[float, float]
 ) -> None:
-    """Dashed lines between lanes (3 m dash, 12 m period, as on US roads) and optional solid edge lines.
+    """Dashed lines between lanes (3 m dash, 12 m period, as on US roads) and optional solid
+    edge lines.
 
-    Lines stop where they would be thinner than 0.3 px; the paint is partly worn (opacity) in the image
-    but fully labelled in the mask, as comma10k's annotators do.
+    Lines stop where they would be thinner than 0.3 px; the paint is partly worn (opacity) in the
+    image but fully labelled in the mask, as comma10k's annotators do.
     """
     left, right = edges
     z_far = min(160.0, p.cam.focal * 0.13 / 0.3)
@@ -248,7 +255,8 @@ def render_scene(
         cars: number of cars ahead (fewer if the lanes are full); random 0..4 if None.
 
     Returns:
-        ``(image, mask)``: ``(H, W, 3)`` uint8 RGB and ``(H, W)`` uint8 class ids 0..4 (``CLASSES``).
+        ``(image, mask)``: ``(H, W, 3)`` uint8 RGB and ``(H, W)`` uint8 class ids 0..4
+        (``CLASSES``).
     """
     width, height = _check_size(size)
     drive = drive or random_drive(rng)

@@ -1,8 +1,8 @@
 """Things in the synthetic driving scenes: cars, people, buildings, trees and the ego car's hood.
 
 Every object is a few planar 3-D faces in road coordinates (X right, Y up, Z forward, metres) handed
-to :class:`~pipeline.data.synthetic.driving_paint.Painter`, so perspective, scale and haze come from the one
-camera and the mask always matches the image (both painted in the same order, far to near).
+to :class:`~pipeline.data.synthetic.driving_paint.Painter`, so perspective, scale and haze come from
+the one camera and the mask always matches the image (both painted in the same order, far to near).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class Car:
 
 
 def random_cars(rng: np.random.Generator, n: int, lanes: list[float], road: Color) -> list[Car]:
-    """Up to ``n`` cars in the lanes centred at ``lanes`` (m), at least 8 m apart in a lane, far first.
+    """Up to ``n`` cars in the lanes centred at ``lanes`` (m), at least 8 m apart in a lane,
+    far first.
 
     About 30% are painted close to the asphalt colour ``road`` (the hard case for a segmenter).
     """
@@ -109,7 +110,8 @@ def _quad_x(x: float, z0: float, z1: float, y0: float, y1: float) -> np.ndarray:
 
 
 def _car_side(p: Painter, car: Car, side: float) -> None:
-    """The flank facing the camera: body, two wheels (exact circles on the flank plane), side glass."""
+    """The flank facing the camera: body, two wheels (exact circles on the flank plane),
+    side glass."""
     z0, z1 = car.z, car.z + car.length
     p.face(_quad_x(side, z0, z1, 0.25, car.body), car.paint, MOVABLE, shade=0.7)
     t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
@@ -129,7 +131,8 @@ def _car_side(p: Painter, car: Car, side: float) -> None:
 
 
 def draw_car(p: Painter, car: Car) -> None:
-    """Paint ``car`` (mask: ``MOVABLE``): shadow, wheels, flank, trunk lid, cabin, rear, lights, plate."""
+    """Paint ``car`` (mask: ``MOVABLE``): shadow, wheels, flank, trunk lid, cabin, rear,
+    lights, plate."""
     left, right, z0 = car.x - car.width / 2, car.x + car.width / 2, car.z
     shadow = np.array(
         [
@@ -189,7 +192,8 @@ def draw_person(p: Painter, rng: np.random.Generator, x: float, z: float) -> Non
 def draw_building(
     p: Painter, rng: np.random.Generator, x: float, z0: float, z1: float, height: float
 ) -> None:
-    """A block whose facade runs along the road at lateral ``x`` from ``z0`` to ``z1``, with windows."""
+    """A block whose facade runs along the road at lateral ``x`` from ``z0`` to ``z1``,
+    with windows."""
     side = np.sign(x)
     color = np.asarray(_FACADES[rng.integers(len(_FACADES))]) * rng.uniform(0.85, 1.1)
     # labelled although the mask starts undrivable: a block may hide the far end of a bending road
@@ -225,7 +229,8 @@ def draw_tree(p: Painter, rng: np.random.Generator, x: float, z: float, leaves: 
 
 
 def _arc(width: int, height: int, top: float, sag: float) -> np.ndarray:
-    """Region below a convex edge: ``top`` (px) at the centre, ``top + sag`` at the frame's sides."""
+    """Region below a convex edge: ``top`` (px) at the centre,
+    ``top + sag`` at the frame's sides."""
     xs = np.linspace(-1, width + 1, 33)
     edge = top + sag * ((xs - width / 2) / (width / 2)) ** 2
     return np.vstack([np.column_stack([xs, edge]), [(width + 1, height + 1), (-1, height + 1)]])
@@ -242,9 +247,9 @@ def draw_ego(
 ) -> None:
     """The ego car (``MY_CAR``): a hood that mirrors the scene, and below it the dark dashboard.
 
-    ``cover`` (fraction of the height at the centre) and ``bulge`` (extra at the sides) shape the hood's
-    edge; ``gloss`` scales the reflection; ``dashboard`` is the share of the region that is dashboard,
-    as comma10k labels hood and dashboard alike.
+    ``cover`` (fraction of the height at the centre) and ``bulge`` (extra at the sides) shape the
+    hood's edge; ``gloss`` scales the reflection; ``dashboard`` is the share of the region that is
+    dashboard, as comma10k labels hood and dashboard alike.
     """
     height, width = p.mask.shape
     top = height * (1 - cover)

@@ -1,11 +1,12 @@
 """Camera and painter for the synthetic driving scenes (see ``pipeline.data.synthetic.driving``).
 
-World coordinates are metres in a road-aligned frame: X to the right, Y up, Z forward along the road.
-The road bends sideways by ``curve * Z**2 / 2`` up to ``curve_end`` and runs straight on along its new
-heading beyond (so it meets the horizon at a shifted vanishing point, as a real bend does, instead of
-spiralling off along the horizon). Everything placed in road coordinates (lanes, cars, buildings)
-follows the bend without its own geometry. The painter draws every polygon twice: into the
-image with anti-aliasing (like a camera) and into the mask without it (labels must be exact class ids).
+World coordinates are metres in a road-aligned frame: X to the right, Y up, Z forward along the
+road. The road bends sideways by ``curve * Z**2 / 2`` up to ``curve_end`` and runs straight on along
+its new heading beyond (so it meets the horizon at a shifted vanishing point, as a real bend does,
+instead of spiralling off along the horizon). Everything placed in road coordinates
+(lanes, cars, buildings) follows the bend without its own geometry. The painter draws every polygon
+twice: into the image with anti-aliasing (like a camera) and into the mask without it
+(labels must be exact class ids).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Class ids (comma10k's classes 1..5, shifted to 0..4; names and colours live in pipeline.data.synthetic.driving).
+# Class ids (comma10k's classes 1..5, shifted to 0..4; names and colours live in
+# pipeline.data.synthetic.driving).
 ROAD, LANE_MARKINGS, UNDRIVABLE, MOVABLE, MY_CAR = range(5)
 
 CAM_HEIGHT = 1.22  # m: a windshield-mounted comma device sits about 1.2 m above the road
@@ -49,7 +51,8 @@ class Camera:
     offset: float = 0.0
 
     def bend(self, z: np.ndarray) -> np.ndarray:
-        """Sideways displacement (m) of the road centre at distance ``z``: a parabola, then its tangent."""
+        """Sideways displacement (m) of the road centre at distance ``z``: a parabola,
+        then its tangent."""
         end = self.curve_end
         return self.curve * np.where(z < end, 0.5 * z * z, end * (z - 0.5 * end))
 
@@ -62,7 +65,8 @@ class Camera:
         return np.stack([sx, sy], axis=-1)
 
     def ground_distance(self, rows: np.ndarray) -> np.ndarray:
-        """Distance Z (m) of the road seen at pixel-centre ``rows``; ``inf`` at and above the horizon."""
+        """Distance Z (m) of the road seen at pixel-centre ``rows``;
+        ``inf`` at and above the horizon."""
         below = np.asarray(rows, np.float64) + 0.5 - self.horizon
         with np.errstate(divide="ignore"):
             return np.where(below > 0, self.focal * CAM_HEIGHT / np.maximum(below, 1e-9), np.inf)
@@ -93,8 +97,9 @@ class Painter:
     def fill(self, poly: np.ndarray, color, cls: int | None = None, opacity: float = 1.0) -> None:
         """Fill pixel polygon ``poly`` ``(N, 2)`` with an RGB colour or an ``(H, W, 3)`` texture.
 
-        ``cls`` (if given) is written to the mask with 8-connected, non-anti-aliased edges; the image
-        gets an anti-aliased blend, computed only inside the polygon's bounding box (cheap for small parts).
+        ``cls`` (if given) is written to the mask with 8-connected, non-anti-aliased edges; the
+        image gets an anti-aliased blend, computed only inside the polygon's bounding box
+        (cheap for small parts).
         """
         poly = np.asarray(poly, np.float64)
         height, width = self.mask.shape
@@ -113,7 +118,8 @@ class Painter:
         region += (source - region) * weight
 
     def fog(self, color, z: float) -> np.ndarray:
-        """``color`` seen through ``z`` m of air: blends towards the haze colour (aerial perspective)."""
+        """``color`` seen through ``z`` m of air: blends towards the haze colour
+        (aerial perspective)."""
         t = 1.0 - np.exp(-max(z, 0.0) / self.visibility)
         return np.asarray(color, np.float32) * (1 - t) + self.haze * t
 
@@ -125,7 +131,8 @@ class Painter:
         shade: float = 1.0,
         opacity: float = 1.0,
     ) -> None:
-        """Fill the 3-D polygon ``pts`` ``(N, 3)``, shaded by ``shade`` and hazed by its mean distance."""
+        """Fill the 3-D polygon ``pts`` ``(N, 3)``,
+        shaded by ``shade`` and hazed by its mean distance."""
         pts = np.asarray(pts, np.float64)
         self.fill(
             self.cam.project(pts),
@@ -135,7 +142,8 @@ class Painter:
         )
 
     def haze_ground(self) -> None:
-        """Haze every row below the horizon by its road distance (done once, after the flat layers)."""
+        """Haze every row below the horizon by its road distance
+        (done once, after the flat layers)."""
         rows = np.arange(self.img.shape[0])
         dist = self.cam.ground_distance(rows)
         t = np.where(np.isfinite(dist), 1.0 - np.exp(-dist / self.visibility), 0.0).astype(
@@ -155,13 +163,15 @@ def smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float)
 def texture(
     rng: np.random.Generator, height: int, width: int, color: Color, coarse: float, fine: float
 ) -> np.ndarray:
-    """``(H, W, 3)`` float32 surface: ``color`` modulated by blotches (``coarse``) and grain (``fine``)."""
+    """``(H, W, 3)`` float32 surface: ``color`` modulated by blotches (``coarse``) and grain
+    (``fine``)."""
     blotches = smooth_noise(rng, height, width, max(width / 8, 2))
     light = 1 + coarse * blotches + fine * smooth_noise(rng, height, width, 1)
     return np.asarray(color, np.float32) * light[..., None]
 
 
 def circle(center: np.ndarray, radius: tuple[float, float], n: int = 16) -> np.ndarray:
-    """``(n, 2)`` polygon of an axis-aligned ellipse around pixel ``center`` with radii ``(rx, ry)``."""
+    """``(n, 2)`` polygon of an axis-aligned ellipse around pixel ``center``
+    with radii ``(rx, ry)``."""
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     return np.column_stack([center[0] + radius[0] * np.cos(t), center[1] + radius[1] * np.sin(t)])

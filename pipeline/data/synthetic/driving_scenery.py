@@ -1,4 +1,5 @@
-"""Layout of the synthetic driving scenes: road strips, the roadside and the traffic, painted far to near.
+"""Layout of the synthetic driving scenes: road strips, the roadside and the traffic,
+painted far to near.
 
 Painter's algorithm: every object is queued with its distance and drawn farthest first, so nearer
 objects cover farther ones in the image and in the mask alike.
@@ -25,7 +26,8 @@ Strip = tuple[float, float]  # lateral extent (x0, x1) in m
 def road_strip(
     cam: Camera, x0: float, x1: float, z_near: float = 1.0, z_far: float = 400.0, n: int = 40
 ) -> np.ndarray:
-    """Pixel polygon ``(2n, 2)`` of the ground band ``x0..x1`` from ``z_near`` to ``z_far`` (follows the curve).
+    """Pixel polygon ``(2n, 2)`` of the ground band ``x0..x1`` from ``z_near`` to ``z_far``
+    (follows the curve).
 
     Distances are sampled geometrically: a bend changes fastest, in pixels, close to the camera.
     """
@@ -62,7 +64,8 @@ def _skyline(p: Painter, rng: np.random.Generator, town: bool) -> None:
 
 
 def _buildings(rng: np.random.Generator, side: int, edge: float) -> list[tuple[float, Callable]]:
-    """Blocks along one side, 10-35 m long with gaps, set back 0.3-3 m from the sidewalk ``edge``."""
+    """Blocks along one side, 10-35 m long with gaps,
+    set back 0.3-3 m from the sidewalk ``edge``."""
     items, z = [], rng.uniform(3.0, 15.0)
     while z < 220.0:
         length = rng.uniform(10.0, 35.0)
@@ -84,7 +87,8 @@ def _trees(rng: np.random.Generator, side: int, edge: float) -> list[tuple[float
 
 
 def draw_roadside(p: Painter, rng: np.random.Generator, town: bool, verges: list[Strip]) -> None:
-    """Skyline, then buildings (town) or trees (country) beyond the ``verges`` (left, right), far first."""
+    """Skyline, then buildings (town) or trees (country) beyond the ``verges`` (left, right),
+    far first."""
     _skyline(p, rng, town)
     items = []
     for side, edge in ((-1, verges[0][0]), (1, verges[1][1])):
@@ -101,7 +105,8 @@ def draw_traffic(
     road: Color,
     sidewalks: list[Strip],
 ) -> None:
-    """``n_cars`` cars in the ``lanes`` (centres, m) and 1-3 people on ``sidewalks`` if any, far first."""
+    """``n_cars`` cars in the ``lanes`` (centres, m) and 1-3 people on ``sidewalks`` if any,
+    far first."""
     items = [(car.z, lambda c=car: draw_car(p, c)) for car in random_cars(rng, n_cars, lanes, road)]
     for _ in range(int(rng.integers(1, 4)) if sidewalks else 0):
         x0, x1 = sidewalks[int(rng.integers(len(sidewalks)))]
