@@ -1,4 +1,5 @@
-"""Ensemble components: member weights (equal, fixed, fit on OOF) and the scorers that judge them."""
+"""Ensemble components: member weights (equal, fixed, fit on OOF) and the scorers that
+judge them."""
 
 from __future__ import annotations
 
@@ -76,9 +77,9 @@ class CleanupScorer(BinaryScorer):
     component + holes filled) at 0.5.
 
     Weights are judged under the decision the submission will use: without clean-up in the fit, a
-    member that only adds false blobs far from the car (which clean-up removes anyway) looks worse than
-    it is, and one that blurs the outline looks better (measured on Carvana: fit without clean-up chose
-    weights that lost 0.0012 Dice after clean-up against the best member alone).
+    member that only adds false blobs far from the car (which clean-up removes anyway) looks worse
+    than it is, and one that blurs the outline looks better (measured on Carvana: fit without
+    clean-up chose weights that lost 0.0012 Dice after clean-up against the best member alone).
     """
 
     DECISION = Decision(threshold=127 / 255, min_area=0, cleanup=True)
@@ -116,8 +117,8 @@ def fit_weights(
     mode: str = "mean",
     scorer: Callable[[], object] = BinaryScorer,
 ) -> tuple[np.ndarray, float]:
-    """Coordinate ascent on member weights maximising the fused OOF score (``scorer``: best-threshold
-    Dice for binary tasks, argmax mIoU for multi-class ones).
+    """Coordinate ascent on member weights maximising the fused OOF score (``scorer``:
+    best-threshold Dice for binary tasks, argmax mIoU for multi-class ones).
 
     ``images()`` yields (member entries as stored, mask (H, W) class ids) for every OOF image; a
     candidate is scored on ``fuse_entries`` resized to the original size: the very maps the fused

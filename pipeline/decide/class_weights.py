@@ -8,9 +8,9 @@ to their frequency*; raising their weight trades a few pixels of the big classes
 sky) for whole objects of the small ones, and mIoU weighs every class the same.
 
 The search is a coordinate ascent over a log-spaced grid, one class at a time, scored on a pixel
-subsample (a random 1/``stride``² of the pixels) of every OOF image; the result is then scored on all
-pixels and kept only when it beats the plain argmax there, so the tuned decision never lowers the
-OOF mIoU it reports.
+subsample (a random 1/``stride``² of the pixels) of every OOF image; the result is then scored on
+all pixels and kept only when it beats the plain argmax there, so the tuned decision never lowers
+the OOF mIoU it reports.
 """
 
 from __future__ import annotations

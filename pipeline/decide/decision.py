@@ -1,4 +1,5 @@
-"""The decision: how probabilities become masks, and ``decision.json``, the one file that records it.
+"""The decision: how probabilities become masks, and ``decision.json``,
+the one file that records it.
 
 ``pipeline tune`` writes a run's (and an ensemble's) ``decision.json``; ``pipeline ensemble`` writes
 the decision it applied to the submission. Every consumer (ensemble writer, pseudo, summary, serve,
@@ -66,8 +67,8 @@ class Decision:
 
 @dataclass(frozen=True)
 class MulticlassDecision:
-    """Exclusive classes: argmax of the fused probabilities. Multi-label (Severstal style): each class
-    thresholded on its own (``thresholds``/``min_areas`` per class; class 0 is background)."""
+    """Exclusive classes: argmax of the fused probabilities. Multi-label (Severstal style): each
+    class thresholded on its own (``thresholds``/``min_areas`` per class; class 0 is background)."""
 
     mode: str = "argmax"
     thresholds: tuple[float, ...] = ()
@@ -137,7 +138,8 @@ def from_dict(data: Any) -> AnyDecision:
 def write_decision(
     folder: ResultDir, decision: AnyDecision, made_by: str, inputs: dict | None = None, **extra
 ) -> None:
-    """Write ``decision.json``: the decision, the command that made it and the fingerprints of its inputs."""
+    """Write ``decision.json``: the decision, the command that made it and the fingerprints
+    of its inputs."""
     record = {
         "format": DECISION_FORMAT,
         "decision": to_dict(decision),
@@ -160,7 +162,8 @@ def _fix(folder: ResultDir) -> str:
 
 
 def read_decision(folder: ResultDir, multiclass: bool) -> AnyDecision:
-    """The decision of a run or an ensemble folder: its ``decision.json``, or the untuned run's default."""
+    """The decision of a run or an ensemble folder: its ``decision.json``,
+    or the untuned run's default."""
     record = read_record(folder)
     if not record:
         if folder.kind == "ensemble":
@@ -186,7 +189,8 @@ def read_decision(folder: ResultDir, multiclass: bool) -> AnyDecision:
 
 
 def _check_inputs(folder: ResultDir, record: dict) -> None:
-    """A decision tuned on an OOF store that has changed since (predicted again) is stale: say so."""
+    """A decision tuned on an OOF store that has changed since (predicted again) is stale:
+    say so."""
     tuned_on = (record.get("inputs") or {}).get("oof")
     oof = folder.store("oof")
     if not tuned_on or not oof.is_dir():
@@ -214,8 +218,8 @@ class Fixed:
     @classmethod
     def of(cls, config=None, cleanup: bool = True) -> Fixed:
         """From an ensemble config (``threshold`` / ``min_area`` / ``cleanup``, 'tune' = search it;
-        None for a run: all searched) and the CLI's ``--no-cleanup`` (``cleanup=False``: clean-up off
-        where the config leaves it to the search)."""
+        None for a run: all searched) and the CLI's ``--no-cleanup`` (``cleanup=False``: clean-up
+        off where the config leaves it to the search)."""
         if isinstance(config, Fixed):
             return config
 
@@ -237,8 +241,8 @@ def applied_decision(tuned: dict, multiclass: bool, fixed=None) -> AnyDecision:
     """The decision from a threshold search (``tuned``, as ``search_oof`` reports it) and, for an
     ensemble, what its config fixes (``fixed``: a ``Fixed`` or the config; 'tune' = the search's).
 
-    A run's multi-class decision stays the argmax (what ``predict`` scores); its per-class thresholds
-    are reported in ``thresholds.json`` only.
+    A run's multi-class decision stays the argmax (what ``predict`` scores); its per-class
+    thresholds are reported in ``thresholds.json`` only.
     """
     given = Fixed.of(fixed)
 

@@ -2,7 +2,8 @@
 
 A store's fingerprint covers its identity header (run, split, folds, TTA, classes, checkpoints,
 resolution), its index and every image file's size and modification time: predicting again, with
-other settings or not, or a damaged file, changes it. Stat calls only, no reading: cheap on 100k images.
+other settings or not, or a damaged file, changes it. Stat calls only, no reading:
+cheap on 100k images.
 """
 
 from __future__ import annotations

@@ -100,7 +100,8 @@ def table_from_csv(text: str, source: str) -> list[PseudoRow]:
 
 
 def check_no_leak(rows: list[PseudoRow], labelled_ids: set[str], source: str) -> None:
-    """A pseudo row may not be a labelled image (its true mask would be replaced, or it leaks into OOF)."""
+    """A pseudo row may not be a labelled image (its true mask would be replaced,
+    or it leaks into OOF)."""
     leaked = sorted(r.image_id for r in rows if r.image_id in labelled_ids)
     if leaked:
         raise PipelineError(

@@ -120,8 +120,8 @@ def stability(result: ChannelResult) -> dict:
     warning = None
     if len(gains) > 1 and gain < noise:
         warning = (
-            f"tuned gain {gain:+.5f} is smaller than the fold-to-fold noise ({noise:.5f}, std of fold "
-            "Dice / sqrt(K)); the tuned threshold may not beat 0.5 on unseen data"
+            f"tuned gain {gain:+.5f} is smaller than the fold-to-fold noise ({noise:.5f}, std "
+            "of fold Dice / sqrt(K)); the tuned threshold may not beat 0.5 on unseen data"
         )
     return {"threshold_spread": spread, "gain": gain, "fold_noise": noise, "warning": warning}
 
@@ -185,8 +185,8 @@ def search_oof(
     """The exact threshold (+ min area, + clean-up for binary stores) search over an OOF store,
     with what ``fixed`` gives held fixed (None: everything searched).
 
-    Returns what ``thresholds.json`` records (per class, per fold, the clean-up table) and the curves
-    for ``threshold_curve.png``. ``fold_of`` maps every scored image to its fold. Binary:
+    Returns what ``thresholds.json`` records (per class, per fold, the clean-up table) and the
+    curves for ``threshold_curve.png``. ``fold_of`` maps every scored image to its fold. Binary:
     ``oof_dice_final`` is the OOF Dice of the decision the result names (threshold, min area,
     clean-up), the one ``applied_decision`` makes of it.
     """
@@ -252,7 +252,8 @@ def _binary_decision(best: dict, store, dataset, by_id, fixed: Fixed) -> dict:
 
 
 def oof_folds(cfg, layout: Layout, store: ProbStore, dataset) -> dict[str, int]:
-    """Each labelled image's fold (the folds table of ``cfg``), with the store checked against the dataset."""
+    """Each labelled image's fold (the folds table of ``cfg``),
+    with the store checked against the dataset."""
     by_id = {s.image_id: s for s in dataset.train}
     fold_of = {r.image_id: r.fold for r in load_folds(cfg, layout) if r.fold >= 0}
     missing = [i for i in fold_of if i not in by_id]
@@ -274,8 +275,8 @@ def write_search(
     inputs: dict | None = None,
     **extra,
 ) -> dict:
-    """``thresholds.json`` (the whole search), ``threshold_curve.png`` and ``decision.json`` of a folder;
-    returns ``out`` with ``source`` and the three paths."""
+    """``thresholds.json`` (the whole search), ``threshold_curve.png`` and ``decision.json`` of a
+    folder; returns ``out`` with ``source`` and the three paths."""
     out = {"source": str(folder.path), **out}
     atomic_write_text(folder.thresholds(), json.dumps(out, indent=2))
     atomic_write_bytes(folder.threshold_curve(), threshold_curve(curves, folder.name))

@@ -126,7 +126,8 @@ class ProbStore:
         An existing store whose ``identity`` header keys match is resumed: its whole images and its
         other header fields are kept (the caller maintains those, e.g. per-fold checkpoints of OOF).
         One that differs (other models, TTA, classes, ...) is stale and replaced, as is any store
-        when ``force``. ``store.replaced`` says why a store was started afresh (None if resumed/new).
+        when ``force``. ``store.replaced`` says why a store was started afresh
+        (None if resumed/new).
         """
         path = Path(path)
         header = json.loads(json.dumps({k: header[k] for k in HEADER_KEYS}))
@@ -198,13 +199,15 @@ class ProbStore:
                 "'pipeline predict' to rewrite it as " + FORMAT
             )
         original = tuple(original or probs_u8.shape[1:])
-        # atomic, not fsynced one by one: finalize() flushes them all before the store is marked complete
+        # atomic, not fsynced one by one: finalize() flushes them all before the store is
+        # marked complete
         key = source.key() if source is not None else b""
         data = store_codec.encode(probs_u8, original, key)
         atomic_write_bytes(self._file(image_id), data, durable=False)
 
     def read_stored(self, image_id: str) -> tuple[np.ndarray, tuple[int, int]]:
-        """``(C, h, w)`` uint8 probabilities as stored (maybe the model's resolution) and the original (H, W)."""
+        """``(C, h, w)`` uint8 probabilities as stored (maybe the model's resolution)
+        and the original (H, W)."""
         path = self._file(image_id)
         if not path.is_file():
             raise PipelineError(
@@ -253,13 +256,13 @@ class ProbStore:
         if state.foreign:
             parts.append(
                 f"shard{'s' if len(state.foreign) > 1 else ''} "
-                f"{', '.join(f'{i}/{state.count}' for i in state.foreign)} predicted with other models or "
-                "settings than this store's manifest"
+                f"{', '.join(f'{i}/{state.count}' for i in state.foreign)} predicted "
+                "with other models or settings than this store's manifest"
             )
         first = (state.missing or state.foreign)[0]
         return (
-            f"{'; '.join(parts)}: run 'pipeline predict CONFIG --split test --shard {first}/{state.count}' "
-            "and copy that store folder's files in here"
+            f"{'; '.join(parts)}: run 'pipeline predict CONFIG --split test --shard "
+            f"{first}/{state.count}' and copy that store folder's files in here"
         )
 
     def ids(self) -> list[str]:
@@ -289,7 +292,8 @@ class ProbStore:
         self.update_manifest(**(extra or {}), index=[list(row) for row in index], complete=True)
 
     def finalize_shard(self, shard: Shard, index: list[tuple[str, int, int]]) -> None:
-        """Record that ``shard`` is done (its images' index); the store completes with its last shard."""
+        """Record that ``shard`` is done (its images' index);
+        the store completes with its last shard."""
         missing = [i for i, _, _ in index if not self.has(i)]
         if missing:
             raise PipelineError(
@@ -304,15 +308,17 @@ class ProbStore:
             yield image_id, self.read(image_id)
 
     def check_against(self, expected: dict[str, tuple[int, int]]) -> None:
-        """The store must hold exactly ``expected`` ids with these original shapes (clear error if not)."""
+        """The store must hold exactly ``expected`` ids with these original shapes
+        (clear error if not)."""
         if not self.complete:
             raise PipelineError(f"{self.path}: {self.incomplete_reason()}")
         shapes = self.shapes()
         missing, extra = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
         if missing:
             raise PipelineError(
-                f"{self.path}: no probabilities for image '{missing[0]}' (+{len(missing) - 1} more); "
-                "the dataset changed — rerun 'pipeline predict --force'"
+                f"{self.path}: no probabilities for image '{missing[0]}' "
+                f"(+{len(missing) - 1} more); the dataset changed "
+                "— rerun 'pipeline predict --force'"
             )
         if extra:
             raise PipelineError(

@@ -107,8 +107,8 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def build_transform(
     preset: str, geometry: Geometry, seed: int | None = None, crop: tuple[int, int] | None = None
 ) -> A.Compose:
-    """Augmentations of ``preset``, padding to the geometry, then an optional random ``crop`` (h, w) of
-    the padded input; also transforms a ``valid`` mask (0 on padding)."""
+    """Augmentations of ``preset``, padding to the geometry, then an optional random ``crop`` (h, w)
+    of the padded input; also transforms a ``valid`` mask (0 on padding)."""
     if preset not in AUGMENTS:
         raise PipelineError(
             f"augment.preset '{preset}' is unknown; choose one of {sorted(AUGMENTS)}"

@@ -19,7 +19,8 @@ from pipeline.errors import PipelineError
 
 
 def border_weights(target: torch.Tensor, kernel: int = 41, factor: float = 2.0) -> torch.Tensor:
-    """Weight map that is ``1 + factor`` near mask boundaries, 1 elsewhere, rescaled to keep the sum.
+    """Weight map that is ``1 + factor`` near mask boundaries, 1 elsewhere,
+    rescaled to keep the sum.
 
     As in the 1st-place Carvana solution: average-pool the target with a ``kernel`` window; pixels
     whose local mean lies strictly between 0.01 and 0.99 are near a boundary.
@@ -47,7 +48,8 @@ def bce(logits, target, valid=None, weights=None):
 
 
 def soft_dice(logits, target, valid=None, weights=None, eps: float = 1.0):
-    """Batch soft Dice in [0, 1] over all pixels (weighted by ``weights``² as in the Carvana solution)."""
+    """Batch soft Dice in [0, 1] over all pixels
+    (weighted by ``weights``² as in the Carvana solution)."""
     w = _valid(valid, logits) * (1.0 if weights is None else weights**2)
     probs = torch.sigmoid(logits)
     inter = (w * probs * target).sum()
@@ -125,7 +127,8 @@ assert tuple(LOSSES) == names.BINARY_LOSSES and tuple(MULTICLASS_LOSSES) == name
 def make_loss(
     name: str, border_kernel: int = 41, border_factor: float = 2.0, multiclass: bool = False
 ) -> Callable:
-    """``loss(logits, target, valid=None)`` for a registry name (``MULTICLASS_LOSSES`` if ``multiclass``)."""
+    """``loss(logits, target, valid=None)`` for a registry name
+    (``MULTICLASS_LOSSES`` if ``multiclass``)."""
     if multiclass:
         if name not in MULTICLASS_LOSSES:
             raise PipelineError(

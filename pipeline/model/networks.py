@@ -1,7 +1,8 @@
 """Model registry ``ARCHS`` (segmentation-models-pytorch) and checkpoint-safe construction.
 
 The network takes float images in 0..255 (N, 3, H, W) and normalises them itself with what its
-encoder weights expect (``pipeline.model.weights``), so every caller (train, predict, serve) feeds raw pixels.
+encoder weights expect (``pipeline.model.weights``), so every caller (train, predict, serve) feeds
+raw pixels.
 
 A model is always *built* with ``encoder_weights=None``; pretrained weights are then loaded
 explicitly (an offline source, a local file, or smp's ``imagenet`` hub download). Loading a
@@ -56,7 +57,8 @@ class SegModel(nn.Module):
 
 
 def accepted_kwargs(arch: str) -> list[str]:
-    """The named arguments of an smp architecture that ``model.kwargs`` may set (``names.arch_kwargs``)."""
+    """The named arguments of an smp architecture that ``model.kwargs`` may set
+    (``names.arch_kwargs``)."""
     return list(names.arch_kwargs(arch) or ())
 
 
@@ -79,7 +81,8 @@ def _smp_network(arch: str, encoder: str, outputs: int, kwargs: dict) -> nn.Modu
 
 
 def load_pretrained(net: nn.Module, model_cfg) -> None:
-    """Put pretrained encoder weights into ``net``: an offline source, a local file, or smp's hub."""
+    """Put pretrained encoder weights into ``net``: an offline source, a local file,
+    or smp's hub."""
     weights = model_cfg.encoder_weights
     if weights is None:
         return
@@ -117,7 +120,8 @@ def model_normalization(model_cfg) -> Normalization:
 
 
 def build_model(model_cfg, outputs: int, pretrained: bool = True) -> SegModel:
-    """A fresh model with ``outputs`` channels; ``pretrained`` loads ``model_cfg.encoder_weights``."""
+    """A fresh model with ``outputs`` channels;
+    ``pretrained`` loads ``model_cfg.encoder_weights``."""
     net = _smp_network(model_cfg.arch, model_cfg.encoder, outputs, dict(model_cfg.kwargs))
     if pretrained:
         load_pretrained(net, model_cfg)
@@ -148,7 +152,8 @@ def load_trained(path: Path, device: str | torch.device = "cpu") -> tuple[SegMod
         output_channels(len(payload["classes"])),
         dict(model_cfg.kwargs),
     )
-    # The normalisation the weights were trained with travels in the checkpoint (older ones: ImageNet).
+    # The normalisation the weights were trained with travels in the checkpoint
+    # (older ones: ImageNet).
     model = SegModel(net, Normalization.from_dict(payload.get("normalization")))
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), payload

@@ -1,9 +1,10 @@
 """What differs between binary and multi-class segmentation: targets, probabilities, metrics.
 
-``BinaryTask``: one sigmoid channel; metric = mean per-image Dice at a threshold (empty vs empty = 1).
-``MulticlassTask``: one softmax channel per class, argmax; metrics from a dataset-wide confusion
-matrix (per-class IoU, mIoU, pixel accuracy, mean class Dice) and the mean categorical
-cross-entropy over valid pixels (comma10k's published number), padding and ignore pixels excluded.
+``BinaryTask``: one sigmoid channel; metric = mean per-image Dice at a threshold
+(empty vs empty = 1). ``MulticlassTask``: one softmax channel per class, argmax; metrics from a
+dataset-wide confusion matrix (per-class IoU, mIoU, pixel accuracy, mean class Dice) and the mean
+categorical cross-entropy over valid pixels (comma10k's published number),
+padding and ignore pixels excluded.
 
 Metrics accumulate as flat sums (``state``) so distributed ranks can add them up.
 """
@@ -140,7 +141,8 @@ class MulticlassTask:
         soft: torch.Tensor | None = None,
         weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> class-index target (N, H, W) long with ``IGNORE`` on padding/ignore, and pixel weights (N, H, W)."""
+        """-> class-index target (N, H, W) long with ``IGNORE`` on padding/ignore, and pixel weights
+        (N, H, W)."""
         keep = valid.bool()
         if self.ignore_index is not None:
             keep &= mask != self.ignore_index

@@ -41,7 +41,8 @@ class Normalization:
 
     @classmethod
     def from_dict(cls, value: dict | None) -> Normalization:
-        """``None`` (a checkpoint older than this field) is ImageNet, what those were trained with."""
+        """``None`` (a checkpoint older than this field) is ImageNet,
+        what those were trained with."""
         if value is None:
             return cls()
         return cls(tuple(float(v) for v in value["mean"]), tuple(float(v) for v in value["std"]))
@@ -83,7 +84,8 @@ class WeightSource:
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A plain tensor state dict from a weights file (``state_dict``/``model`` wrappers unwrapped)."""
+    """A plain tensor state dict from a weights file
+    (``state_dict``/``model`` wrappers unwrapped)."""
     if not path.is_file():
         raise PipelineError(
             f"model.encoder_weights: file {path} not found (use null, 'imagenet', a source "
@@ -112,7 +114,8 @@ _TOP = {
     "_bn1.": "bn2.",
     "_fc.": "classifier.",
 }
-# Inside a block: timm's InvertedResidual (has an expansion conv) vs DepthwiseSeparableConv (stage 0).
+# Inside a block: timm's InvertedResidual (has an expansion conv) vs DepthwiseSeparableConv
+# (stage 0).
 _INVERTED = {
     "_expand_conv.": "conv_pw.",
     "_bn0.": "bn1.",
@@ -127,7 +130,8 @@ _SEPARABLE = {
     "_project_conv.": "conv_pw.",
     "_bn2.": "bn2.",
 }
-# Blocks per stage of timm's tf_efficientnet_lite0..2 (depth multiplier 1.0, 1.1, 1.2; stem/head fixed).
+# Blocks per stage of timm's tf_efficientnet_lite0..2
+# (depth multiplier 1.0, 1.1, 1.2; stem/head fixed).
 LITE_STAGES = {
     "lite0": (1, 2, 2, 3, 3, 4, 1),
     "lite1": (1, 3, 3, 4, 4, 5, 1),
@@ -145,7 +149,8 @@ def _rename(key: str, table: dict[str, str]) -> str | None:
 def lite_to_timm(
     state: dict[str, torch.Tensor], stages: tuple[int, ...]
 ) -> dict[str, torch.Tensor]:
-    """Map ``_blocks.N._role.x`` keys onto timm's ``blocks.S.B.role.x`` (N counts blocks across stages)."""
+    """Map ``_blocks.N._role.x`` keys onto timm's ``blocks.S.B.role.x``
+    (N counts blocks across stages)."""
     places = [(s, b) for s, depth in enumerate(stages) for b in range(depth)]
     expanding = {
         int(m.group(1)) for k in state if (m := re.match(r"_blocks\.(\d+)\._expand_conv\.", k))
@@ -260,7 +265,8 @@ def load_encoder_state(encoder: nn.Module, state: dict[str, torch.Tensor], origi
 
 
 def encoder_normalization(encoder: str, weights: str | None) -> Normalization:
-    """What the weights expect: the source's, else the encoder's pretrained config, else ImageNet."""
+    """What the weights expect: the source's, else the encoder's pretrained config,
+    else ImageNet."""
     if weights in SOURCES:
         return SOURCES[weights].normalization
     if weights is None:

@@ -42,7 +42,8 @@ def confusion_matrix(
 
 
 def iou_per_class(cm: np.ndarray) -> np.ndarray:
-    """IoU of each class from a confusion matrix; NaN for a class absent from truth and prediction."""
+    """IoU of each class from a confusion matrix;
+    NaN for a class absent from truth and prediction."""
     tp = np.diag(cm).astype(np.float64)
     union = cm.sum(0) + cm.sum(1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -81,7 +81,8 @@ def rasterize_polygon(points, height: int, width: int) -> np.ndarray:
 
 
 def _fill_rows(r0: int, r1: int, width: int, x0, y0, x1, y1) -> np.ndarray:
-    """``(r1 - r0, W)`` uint8 coverage of rows ``r0..r1-1`` by the edges ``(x0, y0) -> (x1, y1)``."""
+    """``(r1 - r0, W)`` uint8 coverage of rows ``r0..r1-1`` by the edges
+    ``(x0, y0) -> (x1, y1)``."""
     yc = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5
     # Half-open [lo, hi): a vertex on a scanline counts once for a pass-through and 0 or 2 times for
     # a local extremum, so every row has an even number of crossings.
@@ -89,7 +90,8 @@ def _fill_rows(r0: int, r1: int, width: int, x0, y0, x1, y1) -> np.ndarray:
     xs = x0 + (yc - y0) * ((x1 - x0) / (y1 - y0))
     xs = np.sort(np.where(crosses, xs, np.inf), axis=1)
     pairs = xs.shape[1] // 2 * 2  # rows have an even count; unused slots are +inf
-    # Pixel x is inside a span [xa, xb) when xa <= x + 0.5 < xb, i.e. ceil(xa - .5) <= x < ceil(xb - .5).
+    # Pixel x is inside a span [xa, xb) when xa <= x + 0.5 < xb,
+    # i.e. ceil(xa - .5) <= x < ceil(xb - .5).
     cols = np.clip(np.ceil(xs[:, :pairs] - 0.5), 0, width).astype(np.int64)
     # Span starts +1, ends -1 on a (rows, W + 1) grid, then a running sum along each row; bincount
     # on flat indices does the scatter-add (much faster than np.add.at).

@@ -84,7 +84,8 @@ _BLOCK = 8
 
 @numba.njit(cache=True, nogil=True)
 def _skip_more(words, start, flip, const):
-    """First word index >= start holding a byte of ``word ^ flip`` > 127 - const (or ``words.size``).
+    """First word index >= start holding a byte of ``word ^ flip`` > 127 - const
+    (or ``words.size``).
 
     Indices are unsigned: numba then emits no negative-index wraparound on each load (measured
     2x on the whole kernel).
@@ -141,7 +142,8 @@ def encode_runs(flat: np.ndarray, words: np.ndarray, level: int) -> np.ndarray:
     high = level > 127
     flip = ~np.uint64(0) if high else np.uint64(0)
     # Outside a run: find a byte > level; inside one: a byte <= level (< level + 1). Levels over
-    # 127 test the complemented word: x > level <=> ~x < 255 - level; x <= level <=> ~x > 254 - level.
+    # 127 test the complemented word: x > level <=> ~x < 255 - level;
+    # x <= level <=> ~x > 254 - level.
     off_const = np.uint64(255 - level if high else 127 - level) * _ONES
     on_const = np.uint64(level - 127 if high else level + 1) * _ONES
     add = np.uint64((level - 127) if high else (127 - level)) * _ONES

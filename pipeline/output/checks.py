@@ -65,7 +65,8 @@ def _rows(path: Path, fmt: SubmissionFormat, problems: list[str]):
             )
         if tuple(header) != fmt.header:
             problems.append(
-                f"line 1: header {','.join(header)!r} != {','.join(fmt.header)!r} ({fmt.name} format)"
+                f"line 1: header {','.join(header)!r} != {','.join(fmt.header)!r} "
+                f"({fmt.name} format)"
             )
         yield from enumerate(reader, start=2)
 

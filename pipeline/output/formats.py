@@ -36,7 +36,8 @@ class SubmissionFormat:
 
 
 FORMATS: dict[str, SubmissionFormat] = {
-    # Kaggle Carvana: img,rle_mask; "<id>.jpg"; row-major (verified against the official train_masks.csv).
+    # Kaggle Carvana: img,rle_mask; "<id>.jpg"; row-major
+    # (verified against the official train_masks.csv).
     "carvana": SubmissionFormat(
         "carvana", ("img", "rle_mask"), "{image_id}.jpg", "C", "", False, (1280, 1918)
     ),
@@ -49,7 +50,8 @@ FORMATS: dict[str, SubmissionFormat] = {
         "",
         True,
     ),
-    # Mask images in a folder submissions/<name>/<image_id>.png: class ids, colours, Cityscapes labelIds.
+    # Mask images in a folder submissions/<name>/<image_id>.png: class ids, colours,
+    # Cityscapes labelIds.
     "png-index": SubmissionFormat(
         "png-index", ("", ""), "{image_id}.png", "C", "", False, kind="png-index"
     ),
@@ -117,7 +119,8 @@ def validate_rows(
         seen[row_id] = line
         if position < len(expected) and row_id != expected[position]:
             problems.append(
-                f"line {line}: id '{row_id}' out of order or unknown; expected '{expected[position]}'"
+                f"line {line}: id '{row_id}' out of order or unknown; "
+                f"expected '{expected[position]}'"
             )
         position += 1
         size = sizes.get(row_id)

@@ -1,4 +1,5 @@
-"""Mask image outputs: class-index PNGs, colour PNGs (dataset palette) and Cityscapes labelId PNGs."""
+"""Mask image outputs: class-index PNGs,
+colour PNGs (dataset palette) and Cityscapes labelId PNGs."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def default_palette(classes: int) -> np.ndarray:
 
 
 def output_lut(dataset, kind: str) -> np.ndarray:
-    """Class id -> output value: (256,) ids for index/labelId PNGs, (C, 3) colours for colour PNGs."""
+    """Class id -> output value: (256,) ids for index/labelId PNGs,
+    (C, 3) colours for colour PNGs."""
     if kind == "png-index":
         return np.arange(256, dtype=np.uint8)
     if kind == "cityscapes":

@@ -60,8 +60,8 @@ def _writing(path: Path):
 
 
 class SubmissionWriter:
-    """Streams rows to a temp file beside the target; ``finish()`` completes the temp file (``staged``,
-    which can then be validated), ``commit()`` renames it into place.
+    """Streams rows to a temp file beside the target; ``finish()`` completes the temp file
+    (``staged``, which can then be validated), ``commit()`` renames it into place.
 
     Leaving the ``with`` block without ``commit()`` (an error, a failed validation, a kill) removes
     the temp file, so no partial or invalid submission ever appears under its real name. An existing
@@ -75,7 +75,8 @@ class SubmissionWriter:
         check_free(self.path, overwrite)
 
     def __enter__(self) -> SubmissionWriter:
-        # the temp keeps the real suffixes: validation sniffs gzip by content and checks the name agrees
+        # the temp keeps the real suffixes: validation sniffs gzip by content
+        # and checks the name agrees
         with _writing(self.path):
             self.tmp = make_temp(
                 self.path, suffix=".tmp" + "".join(self.path.suffixes[-2 if self.gz else -1 :])
@@ -219,7 +220,8 @@ def git_commit() -> str | None:
 
 
 def _cell(value) -> str:
-    """A ledger cell for a number, a per-class list or nothing (argmax decisions have no threshold)."""
+    """A ledger cell for a number, a per-class list or nothing
+    (argmax decisions have no threshold)."""
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
@@ -268,7 +270,8 @@ def write_sidecar_and_ledger(
 
 def append_ledger(ledger: Path, row: list) -> None:
     """Append one row (and the header to a new ledger) under an exclusive lock, so concurrent runs
-    never interleave their rows; a refused write (full disk) is cut back off, leaving no half row."""
+    never interleave their rows; a refused write (full disk) is cut back off,
+    leaving no half row."""
     upgrade_ledger(ledger)
     with _writing(ledger), open(ledger, "a+b") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -289,8 +292,8 @@ def append_ledger(ledger: Path, row: list) -> None:
 
 
 def upgrade_ledger(ledger: Path) -> None:
-    """Rewrite a ledger whose header lacks columns of ``LEDGER_COLUMNS`` (an older version) with them,
-    empty in its old rows, so that new rows line up with the header."""
+    """Rewrite a ledger whose header lacks columns of ``LEDGER_COLUMNS`` (an older version) with
+    them, empty in its old rows, so that new rows line up with the header."""
     if not ledger.is_file():
         return
     with open(ledger, newline="", encoding="utf-8") as fh:

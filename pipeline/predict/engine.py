@@ -14,7 +14,8 @@ from pipeline.train.data import ArrayCache
 
 
 class PredictSet(TorchDataset):
-    """Items: ``image`` uint8 (3, H, W) fitted and padded, ``fitted`` (h, w), ``original`` (h0, w0), ``index``."""
+    """Items: ``image`` uint8 (3, H, W) fitted and padded, ``fitted`` (h, w), ``original`` (h0, w0),
+    ``index``."""
 
     def __init__(self, samples: list[Sample], cache: ArrayCache):
         self.samples, self.cache = samples, cache
@@ -54,7 +55,8 @@ class Predictor:
         batch_size: int = 8,
         precision: str = "fp32",
     ):
-        # NHWC: EfficientNet's depthwise convolutions run about 2x faster on CPU too (as in training)
+        # NHWC: EfficientNet's depthwise convolutions run about 2x faster on CPU too
+        # (as in training)
         self.models = [m.to(device).eval().to(memory_format=torch.channels_last) for m in models]
         self.task, self.device = task, device
         self.precision = resolve_precision(precision, device, "predict.precision")

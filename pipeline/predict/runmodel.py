@@ -6,7 +6,8 @@ predict`` does for the test store (``predict.test_from``: fold models, full-data
 fit to the checkpoint's geometry (resize, or scale + pad bottom/right), optional flip TTA merged in
 probability space, restore the original size.
 The decision is the run's ``decision.json`` (``pipeline tune``: threshold, min area, clean-up), read
-through ``pipeline.decide.decision.read_decision``: untuned binary runs use 0.5, multi-class runs the argmax.
+through ``pipeline.decide.decision.read_decision``: untuned binary runs use 0.5,
+multi-class runs the argmax.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def expected_folds(cfg: Config) -> list[int]:
 
 
 def load_decision(folder: RunDir, multiclass: bool) -> tuple[AnyDecision, str]:
-    """The run's decision and where it came from (its ``decision.json``; else ``default``, or ``argmax``
-    for multi-class runs)."""
+    """The run's decision and where it came from (its ``decision.json``; else ``default``, or
+    ``argmax`` for multi-class runs)."""
     decision = read_decision(folder, multiclass)
     if folder.decision().is_file():
         return decision, str(folder.decision())
@@ -55,8 +56,8 @@ def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict
         full = layout.run(run).model(FULL)
         if not full.is_file():
             raise PipelineError(
-                f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit is "
-                "not trained yet; run 'pipeline train CONFIG --fold full'"
+                f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit "
+                "is not trained yet; run 'pipeline train CONFIG --fold full'"
             )
         paths[FULL] = full
     missing = [p for p in paths.values() if not p.is_file()]
@@ -69,7 +70,8 @@ def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict
 
 
 def _load_models(paths: dict, device: torch.device) -> tuple[list, dict]:
-    """Every chosen ``model.pt`` (``test_models`` checked they exist); all must agree on geometry and classes."""
+    """Every chosen ``model.pt`` (``test_models`` checked they exist);
+    all must agree on geometry and classes."""
     models, first = [], None
     for path in paths.values():
         model, payload = load_trained(path, device)

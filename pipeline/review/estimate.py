@@ -50,7 +50,8 @@ MAX_SPLITS = (
 INNER_SPLITS = 5  # splits of the training groups that choose the ridge penalty
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 Z95 = 1.96
-# feature (before ':<class>') -> (transform, floor); log(x + floor), log(1 - x + floor), log1p(|x|), as is
+# feature (before ':<class>') -> (transform, floor); log(x + floor), log(1 - x + floor),
+# log1p(|x|), as is
 TRANSFORMS = {
     "area": ("log", 1e-4),
     "band": ("log", 1e-3),
@@ -67,7 +68,8 @@ TRANSFORMS = {
 
 
 def transform(name: str, values: np.ndarray) -> np.ndarray:
-    """The column the regression sees for feature ``name`` (``TRANSFORMS``; unknown names as they are)."""
+    """The column the regression sees for feature ``name``
+    (``TRANSFORMS``; unknown names as they are)."""
     kind, floor = TRANSFORMS.get(name.split(":")[0].split("/")[-1], ("id", 0.0))
     values = np.asarray(values, np.float64)
     if kind == "log":
@@ -100,7 +102,8 @@ def matrix(rows: list[dict[str, float]], columns: list[str]) -> np.ndarray:
 
 @dataclass
 class Estimator:
-    """A fitted estimator: ``t_hat = intercept + weights . (x - center)`` on transformed features."""
+    """A fitted estimator: ``t_hat = intercept + weights . (x - center)`` on transformed
+    features."""
 
     columns: list[str]
     center: np.ndarray
@@ -149,7 +152,8 @@ class Estimator:
 
 
 def usable_columns(rows: list[dict[str, float]]) -> list[str]:
-    """Features every row has and that vary over the rows (a one-member ensemble has no disagreement)."""
+    """Features every row has and that vary over the rows
+    (a one-member ensemble has no disagreement)."""
     names = sorted(set.intersection(*(set(r) for r in rows))) if rows else []
     z = matrix(rows, names)
     return [n for n, col in zip(names, z.T, strict=True) if np.ptp(col) > 1e-9]
@@ -175,8 +179,9 @@ def centered(a: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
 def _ridge(
     z: np.ndarray, t: np.ndarray, alpha: float, groups: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """(center, weights in transformed units, intercept): ridge slopes on standardised deviations from
-    the group means (``groups``) or the overall mean (None); ``t_hat = mean(t) + w . (x - mean(x))``."""
+    """(center, weights in transformed units, intercept): ridge slopes on standardised deviations
+    from the group means (``groups``) or the overall mean (None);
+    ``t_hat = mean(t) + w . (x - mean(x))``."""
     center, intercept = z.mean(axis=0), float(np.mean(t))
     if z.shape[1] == 0:  # nothing varies: the estimate is the mean log error
         return center, np.zeros(0), intercept
@@ -190,7 +195,8 @@ def _ridge(
 def _cv_error(
     z: np.ndarray, t: np.ndarray, splits: np.ndarray, alpha: float, groups: np.ndarray | None
 ) -> float:
-    """Squared error of the slopes on held-out splits, on deviations from the held-out groups' own means."""
+    """Squared error of the slopes on held-out splits,
+    on deviations from the held-out groups' own means."""
     err = 0.0
     for k in np.unique(splits):
         train = splits != k
@@ -201,7 +207,8 @@ def _cv_error(
 
 
 def group_splits(groups: list[str], k: int) -> np.ndarray:
-    """Split index of each row: the sorted distinct groups dealt round-robin into ``min(k, groups)`` splits."""
+    """Split index of each row: the sorted distinct groups dealt round-robin into ``min(k, groups)``
+    splits."""
     names = sorted(set(groups))
     index = {g: i % max(1, min(k, len(names))) for i, g in enumerate(names)}
     return np.array([index[g] for g in groups])
@@ -210,7 +217,8 @@ def group_splits(groups: list[str], k: int) -> np.ndarray:
 def choose_alpha(
     z: np.ndarray, t: np.ndarray, splits: np.ndarray, groups: np.ndarray | None
 ) -> float:
-    """The ridge penalty with the least squared error across ``splits`` (the middle one if < 2 splits)."""
+    """The ridge penalty with the least squared error across ``splits``
+    (the middle one if < 2 splits)."""
     if len(np.unique(splits)) < 2 or z.shape[1] == 0:
         return ALPHAS[len(ALPHAS) // 2]
     errors = [_cv_error(z, t, splits, a, groups) for a in ALPHAS]
@@ -223,7 +231,8 @@ def fit(
     groups: list[str],
     columns: list[str] | None = None,
 ) -> Estimator:
-    """Fit on OOF rows (features), their true ``scores`` and ``groups`` (the penalty is chosen by group CV)."""
+    """Fit on OOF rows (features), their true ``scores`` and ``groups``
+    (the penalty is chosen by group CV)."""
     if len(rows) < 2:
         raise PipelineError(
             f"{len(rows)} OOF images are too few to calibrate the QA estimate; need >= 2"
@@ -275,9 +284,10 @@ def group_means(values: np.ndarray, groups: list[str]) -> dict[str, float]:
 def calibration(truth: np.ndarray, estimate: np.ndarray, groups: list[str]) -> dict:
     """How well cross-validated estimates track the truth on OOF.
 
-    ``spearman`` (estimate vs true score, images), ``true_mean``/``estimated_mean``, ``group_residual_sd``
-    (spread of the per-group mean of truth - estimate), ``groups``, ``worst_group`` (lowest true mean)
-    and ``worst_group_in_top10`` (share of its images among the 10% ranked lowest by the estimate).
+    ``spearman`` (estimate vs true score, images), ``true_mean``/``estimated_mean``,
+    ``group_residual_sd`` (spread of the per-group mean of truth - estimate), ``groups``,
+    ``worst_group`` (lowest true mean) and ``worst_group_in_top10``
+    (share of its images among the 10% ranked lowest by the estimate).
     """
     truth, estimate = np.asarray(truth, np.float64), np.asarray(estimate, np.float64)
     residual = group_means(truth - estimate, groups)

@@ -47,12 +47,14 @@ _MACROS = ENV.get_template("macros.html.j2").module
 
 
 def render(template: str, **context) -> str:
-    """The page ``template`` (a file in ``review/templates``) filled with ``context`` (plain values)."""
+    """The page ``template`` (a file in ``review/templates``) filled with ``context``
+    (plain values)."""
     return ENV.get_template(template).render(**context)
 
 
 def page(title: str, body: Iterable[str]) -> str:
-    """A whole HTML document: ``title`` as heading and ``body`` fragments (already HTML) below it."""
+    """A whole HTML document: ``title`` as heading and ``body`` fragments (already HTML)
+    below it."""
     return render("base.html.j2", title=title, body=Markup("\n".join(body)))
 
 

@@ -1,4 +1,5 @@
-"""The HTTP server's default limits (``pipeline serve``), in a module light enough for the CLI to import.
+"""The HTTP server's default limits (``pipeline serve``),
+in a module light enough for the CLI to import.
 
 Together they bound what a burst of uploads can take: each request holds at most one image of
 ``MAX_PIXELS`` pixels (about 14 bytes a pixel once decoded and predicted), ``THREADS`` of them at

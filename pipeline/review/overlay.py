@@ -32,7 +32,8 @@ _BACKDROP = (32, 32, 32)
 
 
 def class_colours(num_classes: int, lut: np.ndarray | None = None) -> np.ndarray:
-    """``(C, 3)`` uint8 colours: binary tasks get ``BINARY_COLOUR`` for class 1, others the ``lut`` rows."""
+    """``(C, 3)`` uint8 colours: binary tasks get ``BINARY_COLOUR`` for class 1,
+    others the ``lut`` rows."""
     if num_classes == 2:
         return np.array([(0, 0, 0), BINARY_COLOUR], np.uint8)
     if lut is None or len(lut) < num_classes:
@@ -132,9 +133,10 @@ def disagreement_map(image: np.ndarray, labels: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-# ---- layout ----------------------------------------------------------------------------------------
+# ---- layout --------------------------------------------------------------------------------------
 def _scaled(picture: np.ndarray, width: int) -> np.ndarray:
-    """Resize to ``width`` keeping the aspect ratio; upscaling keeps pixels crisp (exact colours)."""
+    """Resize to ``width`` keeping the aspect ratio; upscaling keeps pixels crisp
+    (exact colours)."""
     height = max(1, round(picture.shape[0] * width / picture.shape[1]))
     method = cv2.INTER_NEAREST if width >= picture.shape[1] else cv2.INTER_AREA
     return cv2.resize(picture, (width, height), interpolation=method)
@@ -217,7 +219,8 @@ def labelled_row(
     background: int = 0,
     ignore_index: int | None = None,
 ) -> np.ndarray:
-    """``image | truth overlay | prediction overlay | errors`` of a labelled image, scaled to ``width``."""
+    """``image | truth overlay | prediction overlay | errors`` of a labelled image,
+    scaled to ``width``."""
     panels = [
         image,
         overlay(image, truth, colours, skip),
@@ -237,7 +240,8 @@ def unlabelled_row(
     skip: int | None = 0,
     extra: list[np.ndarray] = (),
 ) -> np.ndarray:
-    """``image | prediction overlay | uncertainty heat map [| extra panels]`` of an unlabelled image."""
+    """``image | prediction overlay | uncertainty heat map [| extra panels]``
+    of an unlabelled image."""
     panels = [image, overlay(image, pred, colours, skip), heat_map(probs_u8), *extra]
     return compose_row(panels, text, width)
 

@@ -44,7 +44,8 @@ def _png(fig) -> bytes:
 
 
 def threshold_curve(curves: list[tuple[str, list, int, float]], title: str) -> bytes:
-    """Mean OOF Dice vs threshold per channel: (name, curve over 256 levels, chosen level, min_area)."""
+    """Mean OOF Dice vs threshold per channel:
+    (name, curve over 256 levels, chosen level, min_area)."""
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     thresholds = [k / 255 for k in range(256)]
     for name, curve, level, min_area in curves:

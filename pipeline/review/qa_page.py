@@ -1,4 +1,5 @@
-"""QA outputs as text: the ranked CSV tables and the static HTML gallery (pure: rows in, strings out)."""
+"""QA outputs as text: the ranked CSV tables and the static HTML gallery
+(pure: rows in, strings out)."""
 
 from __future__ import annotations
 
@@ -112,8 +113,8 @@ def csv_oof(rows: list[ImageQA], truth: np.ndarray, estimate: np.ndarray) -> str
 
 
 def gallery_rows(ranked: list[ImageQA], summary: list[GroupQA], top: int) -> list[ImageQA]:
-    """The images the gallery shows, ``top`` in all: every flagged image, then the worst groups' lowest
-    estimates (up to ``PER_GROUP`` per group)."""
+    """The images the gallery shows, ``top`` in all: every flagged image, then the worst groups'
+    lowest estimates (up to ``PER_GROUP`` per group)."""
     shown = [r for r in ranked if r.flags]
     seen = {r.image_id for r in shown}
     by_group: dict[str, list[ImageQA]] = {}
@@ -133,13 +134,16 @@ def _image_card(n: int, row: ImageQA, thumb: str, metric: str) -> str:
     title = f"{row.image_id} — est. {metric} {row.estimate:.4f}" + (
         f" ({', '.join(row.flags)})" if row.flags else ""
     )
-    return f'<div class="card"><p><b>#{n} {html.escape(title)}</b></p>{reasons}{html.image(thumb, row.image_id)}</div>'
+    return (
+        f'<div class="card"><p><b>#{n} {html.escape(title)}</b></p>'
+        f"{reasons}{html.image(thumb, row.image_id)}</div>"
+    )
 
 
 def _group_block(g: GroupQA, cards: list[str], metric: str) -> str:
     title = (
-        f"group {g.group} — est. {metric} {g.estimate:.4f} over {g.images} images, lowest {g.lowest:.4f} "
-        f"({g.worst})" + (f", {g.flagged} flagged" if g.flagged else "")
+        f"group {g.group} — est. {metric} {g.estimate:.4f} over {g.images} images, "
+        f"lowest {g.lowest:.4f} ({g.worst})" + (f", {g.flagged} flagged" if g.flagged else "")
     )
     reasons = "".join(html.paragraph(r) for r in g.reasons) or html.paragraph(
         "nothing stands out", "muted"
@@ -149,20 +153,21 @@ def _group_block(g: GroupQA, cards: list[str], metric: str) -> str:
 
 def _explain(metric: str, figures: dict, board: dict, cfg: QAConfig) -> list[str]:
     fit = (
-        f"Estimated test {metric} {board['mean']:.4f} ± {board['half_width']:.4f} (95%; {board['images']} "
-        f"images in {board['groups']} groups). Calibrated on {figures['images']} OOF images in "
-        f"{figures['groups']} groups, cross-validated by {figures['cross_validated_by']}: true mean "
-        f"{figures['true_mean']:.4f}, estimated {figures['estimated_mean']:.4f}, Spearman(estimate, true) "
-        f"{figures['spearman']:.2f}."
+        f"Estimated test {metric} {board['mean']:.4f} ± {board['half_width']:.4f} (95%; "
+        f"{board['images']} images in {board['groups']} groups). Calibrated on {figures['images']} "
+        f"OOF images in {figures['groups']} groups, cross-validated by "
+        f"{figures['cross_validated_by']}: true mean {figures['true_mean']:.4f}, estimated "
+        f"{figures['estimated_mean']:.4f}, Spearman(estimate, true) {figures['spearman']:.2f}."
     )
     how = (
-        "Each image's estimate is a ridge regression of its log error on its quality features (uncertain band "
-        "near the mask, its tail, edge width, soft vs hard Dice, clean-up, member disagreement, area outlier), "
-        "fitted on the OOF predictions; reasons name the features that push an estimate down the most against "
-        "the median OOF image. Flags (hard rules, ranked first): member agreement < "
-        f"{cfg.min_agreement:g}; |robust z of log area within the group| > {cfg.z_limit:g} (groups of >= "
-        f"{cfg.min_group}); area < {cfg.empty_fraction:.2%} of the image; more than {cfg.max_components} "
-        "components (binary)."
+        "Each image's estimate is a ridge regression of its log error on its quality features "
+        "(uncertain band near the mask, its tail, edge width, soft vs hard Dice, clean-up, member "
+        "disagreement, area outlier), fitted on the OOF predictions; reasons name the features "
+        "that push an estimate down the most against the median OOF image. Flags "
+        f"(hard rules, ranked first): member agreement < {cfg.min_agreement:g}; |robust z "
+        f"of log area within the group| > {cfg.z_limit:g} (groups of >= {cfg.min_group}); "
+        f"area < {cfg.empty_fraction:.2%} of the image; more than {cfg.max_components} components "
+        "(binary)."
     )
     return [html.paragraph(fit), html.paragraph(how, "muted")]
 
@@ -179,13 +184,14 @@ def html_text(
     board: dict,
     cfg: QAConfig,
 ) -> str:
-    """The gallery: summary, flagged images, the worst groups first with their lowest images, then tables."""
+    """The gallery: summary, flagged images, the worst groups first with their lowest images,
+    then tables."""
     body = [
         html.paragraph(line),
         *_explain(metric, figures, board, cfg),
         html.paragraph(
-            "Thumbnails: image | ensemble prediction | uncertainty (bright = unsure) | pixels where "
-            "the members' masks differ (magenta).",
+            "Thumbnails: image | ensemble prediction | uncertainty (bright = unsure) | pixels "
+            "where the members' masks differ (magenta).",
             "muted",
         ),
     ]

@@ -1,4 +1,5 @@
-"""Per-image quality features of a decided prediction, from its probabilities alone (no truth needed).
+"""Per-image quality features of a decided prediction, from its probabilities alone
+(no truth needed).
 
 Every feature describes one class channel ``p`` (uint8 probabilities) and the mask the decision kept
 for that class (threshold, min area, clean-up applied: what the submission holds). "Near" means
@@ -66,8 +67,8 @@ def near_boundary(mask: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarr
 def channel_features(
     probs_u8: np.ndarray, kept: np.ndarray, raw: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Features (module docstring) of one class: ``probs_u8`` (h, w) uint8, ``kept`` (h, w) mask kept
-    by the decision, ``raw`` (h, w) the thresholded mask before clean-up (binary tasks; adds
+    """Features (module docstring) of one class: ``probs_u8`` (h, w) uint8, ``kept`` (h, w) mask
+    kept by the decision, ``raw`` (h, w) the thresholded mask before clean-up (binary tasks; adds
     ``removed`` and ``components``)."""
     kept = kept.astype(bool)
     near, edge = near_boundary(kept, ring_radius(kept.shape))
@@ -97,8 +98,9 @@ def channel_features(
 
 
 def binary_features(probs_u8: np.ndarray, kept: np.ndarray, threshold: float) -> dict[str, float]:
-    """Features of a binary prediction: ``probs_u8`` (1, h, w) uint8, ``kept`` (h, w) the decided mask,
-    ``threshold`` the decision's threshold (``p > threshold`` before clean-up and min area)."""
+    """Features of a binary prediction: ``probs_u8`` (1, h, w) uint8, ``kept`` (h, w) the decided
+    mask, ``threshold`` the decision's threshold
+    (``p > threshold`` before clean-up and min area)."""
     plane = probs_u8[0]
     return channel_features(plane, kept, plane > threshold * 255)
 

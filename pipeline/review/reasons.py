@@ -52,7 +52,8 @@ def label(feature: str) -> str:
 
 
 def drivers(estimator: Estimator, row: ImageQA, limit: int = 2) -> list[tuple[str, float]]:
-    """The features pushing this row's estimated error up the most (> ``MIN_PUSH``): (feature, push)."""
+    """The features pushing this row's estimated error up the most (> ``MIN_PUSH``):
+    (feature, push)."""
     push = estimator.contributions(row.quality())
     top = sorted((p, f) for f, p in push.items() if p > MIN_PUSH)[::-1][:limit]
     return [(f, p) for p, f in top]
@@ -63,7 +64,8 @@ def driver_text(estimator: Estimator, feature: str, value: float) -> str:
 
 
 def estimate(rows: list[ImageQA], estimator: Estimator) -> None:
-    """Fill each row's ``estimate`` and append its drivers to its reasons (after the flags' reasons)."""
+    """Fill each row's ``estimate`` and append its drivers to its reasons
+    (after the flags' reasons)."""
     scores = estimator.predict([r.quality() for r in rows])
     for row, score in zip(rows, scores, strict=True):
         row.estimate = float(score)
@@ -74,7 +76,8 @@ def estimate(rows: list[ImageQA], estimator: Estimator) -> None:
 def groups(
     ranked: list[ImageQA], estimator: Estimator | None = None, limit: int = 2
 ) -> list[GroupQA]:
-    """Per-group summary, worst first: by mean estimate (the group's share of the leaderboard score).
+    """Per-group summary, worst first: by mean estimate
+    (the group's share of the leaderboard score).
 
     A group's reasons: its flags (counted), then the features pushing its images' error up the most
     on average.

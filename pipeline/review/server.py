@@ -60,9 +60,9 @@ class BadRequest(Exception):
 
 
 def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an uploaded file (EXIF orientation applied; 16-bit and float grey scaled, as
-    the dataset readers do); BadRequest if undecodable (400) or larger than ``max_pixels`` (413, from
-    the header: nothing is decoded)."""
+    """(H, W, 3) uint8 RGB of an uploaded file (EXIF orientation applied; 16-bit and float grey
+    scaled, as the dataset readers do); BadRequest if undecodable (400) or larger than
+    ``max_pixels`` (413, from the header: nothing is decoded)."""
     if not data:
         raise BadRequest(400, f"field 'image' ({name}): empty file; upload an image file")
     try:
@@ -89,7 +89,8 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.nda
 
 
 def mask_png(label: np.ndarray, binary: bool) -> bytes:
-    """8-bit grey PNG of a (H, W) label: {0, 255} for binary runs, class ids for multi-class ones."""
+    """8-bit grey PNG of a (H, W) label: {0, 255} for binary runs,
+    class ids for multi-class ones."""
     values = (label > 0).astype(np.uint8) * 255 if binary else label.astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(values).save(buf, format="PNG")  # 2-D uint8 -> mode "L"
@@ -126,8 +127,8 @@ def _uploaded_image(max_pixels: int) -> np.ndarray:
 def create_app(
     run_model: RunModel, max_bytes: int = int(MAX_MB * 1024 * 1024), max_pixels: int = MAX_PIXELS
 ) -> Flask:
-    """The Flask app serving ``run_model`` (loaded once by the caller); bodies over ``max_bytes`` and
-    images over ``max_pixels`` pixels get 413."""
+    """The Flask app serving ``run_model`` (loaded once by the caller); bodies over ``max_bytes``
+    and images over ``max_pixels`` pixels get 413."""
     app = Flask("segfuse")
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
     app.json.sort_keys = False  # keep "masks" in class-id order
@@ -140,8 +141,8 @@ def create_app(
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
         messages = {
-            413: f"request body over {max_bytes} bytes; send a smaller image or restart with a larger "
-            f"--max-mb"
+            413: f"request body over {max_bytes} bytes; send a smaller image or restart "
+            "with a larger --max-mb"
         }
         return jsonify(error=messages.get(err.code, err.description)), err.code
 

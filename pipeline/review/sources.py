@@ -48,7 +48,8 @@ class Source:
 
     @property
     def skip(self) -> int | None:
-        """The class left unpainted in overlays: binary background, or a class named 'background'."""
+        """The class left unpainted in overlays: binary background,
+        or a class named 'background'."""
         if not self.multiclass:
             return 0
         return (
@@ -75,7 +76,8 @@ class Source:
 
 
 def open_source(layout: Layout, run: str | None = None, ensemble: str | None = None) -> Source:
-    """The run or ensemble folder (exactly one of ``run``/``ensemble``), with its dataset and decision."""
+    """The run or ensemble folder (exactly one of ``run``/``ensemble``),
+    with its dataset and decision."""
     folder = layout.source(run, ensemble)
     cfg = load_config(folder.config())
     dataset = open_dataset(cfg.dataset)
@@ -83,7 +85,8 @@ def open_source(layout: Layout, run: str | None = None, ensemble: str | None = N
 
 
 def image_score(source: Source, pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of one image (binary; empty vs empty = 1) or its mIoU (multi-class); ignored pixels left out."""
+    """Dice of one image (binary; empty vs empty = 1) or its mIoU (multi-class);
+    ignored pixels left out."""
     ignore = source.dataset.ignore_index
     if source.multiclass:
         return mean_iou(confusion_matrix(pred, truth, source.dataset.num_classes, ignore))

@@ -1,4 +1,5 @@
-"""Prediction QA: a calibrated estimate of every test image's score, per-image flags, per-group report.
+"""Prediction QA: a calibrated estimate of every test image's score, per-image flags,
+per-group report.
 
 Each image gets quality features (``pipeline.review.quality``: uncertain band, soft vs hard Dice,
 edge width, clean-up, fragments, per class for multi-class) plus the signals below, and an
@@ -19,7 +20,8 @@ images a hard rule flags ahead of all others. Hard rules (one row per image, see
   ``<car>_<NN>``, a fixed turntable angle) a view effect is removed first: Tukey's median polish
   fits ``log area ~ group effect + view effect`` over all groups, so a front view is not odd for
   being smaller than its car's side views. On the demo generator's 16-view cars this takes the
-  share of natural views flagged at ``|z| > 3.5`` from 6-7% to none; a 3x or 1/3x area still scores |z| ~ 7.
+  share of natural views flagged at ``|z| > 3.5`` from 6-7% to none;
+  a 3x or 1/3x area still scores |z| ~ 7.
 - **empty** — ``area < empty_fraction``.
 - **fragmented** — more than ``max_components`` 8-connected components (binary tasks only).
 
@@ -105,7 +107,8 @@ class ImageQA:
 
 
 def agreement(labels: list[np.ndarray], num_classes: int) -> float | None:
-    """Mean pairwise Dice (2 classes) or mIoU (more) of the members' ``(h, w)`` label maps; None if < 2."""
+    """Mean pairwise Dice (2 classes) or mIoU (more) of the members' ``(h, w)`` label maps;
+    None if < 2."""
     if len(labels) < 2:
         return None
     if num_classes == 2:
@@ -124,8 +127,8 @@ def measure(
     background: int = 0,
     features: dict[str, float] | None = None,
 ) -> ImageQA:
-    """Agreement, foreground area fraction and (binary) component count of one image's final label map,
-    with its quality ``features``."""
+    """Agreement, foreground area fraction and (binary) component count of one image's final label
+    map, with its quality ``features``."""
     area = float(np.count_nonzero(label != background)) / label.size
     components = component_count(label != background) if num_classes == 2 else None
     return ImageQA(
@@ -166,7 +169,8 @@ def view_effects(
 
 
 def add_area_z(rows: list[ImageQA], cfg: QAConfig, views: dict[str, str] | None = None) -> None:
-    """Fill ``area_z`` and ``expected`` (area fraction) of rows in groups of ``>= min_group`` images.
+    """Fill ``area_z`` and ``expected`` (area fraction) of rows in groups
+    of ``>= min_group`` images.
 
     ``views`` (image id -> view key, every row) enables the view effect (module docstring).
     """
@@ -245,7 +249,8 @@ def assess(
     metric: str = "Dice",
     views: dict[str, str] | None = None,
 ) -> list[ImageQA]:
-    """Flags (``flag``) and the ranking (``rank``); estimates come from ``pipeline.review.reasons.estimate``."""
+    """Flags (``flag``) and the ranking (``rank``);
+    estimates come from ``pipeline.review.reasons.estimate``."""
     flag(rows, cfg, metric, views)
     return rank(rows)
 
@@ -272,9 +277,10 @@ def summary_line(
     metric: str = "Dice",
     board: dict | None = None,
 ) -> str:
-    """E.g. ``QA: 3 of 32 test images flagged (1 member disagreement, 2 empty); worst X (area z=-6.1);
-    worst group G (est. Dice 0.9710); estimated test Dice 0.9821 ± 0.0040 — see P``; ``worst_group`` is a
-    ``pipeline.review.reasons.GroupQA``, ``board`` ``pipeline.review.estimate.leaderboard``'s result."""
+    """E.g. ``QA: 3 of 32 test images flagged (1 member disagreement, 2 empty); worst X
+    (area z=-6.1); worst group G (est. Dice 0.9710); estimated test Dice 0.9821 ± 0.0040 — see
+    P``; ``worst_group`` is a ``pipeline.review.reasons.GroupQA``, ``board``
+    ``pipeline.review.estimate.leaderboard``'s result."""
     flagged = [r for r in ranked if r.flags]
     counts = {name: sum(name in r.flags for r in flagged) for name in FLAG_NAMES}
     detail = ", ".join(f"{n} {FLAG_NAMES[k][n > 1]}" for k, n in counts.items() if n)

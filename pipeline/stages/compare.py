@@ -1,4 +1,5 @@
-"""Stage: fold-by-fold OOF scores of two runs (e.g. without and with pseudo-labels), read from artifacts."""
+"""Stage: fold-by-fold OOF scores of two runs (e.g. without and with pseudo-labels),
+read from artifacts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pipeline.review.results import training_scores
 
 
 def fold_scores(layout: Layout, run: str) -> tuple[dict[int, float], str]:
-    """Per-fold OOF Dice: from predict_report.json (TTA) when present, else training's best val Dice."""
+    """Per-fold OOF Dice: from predict_report.json (TTA) when present,
+    else training's best val Dice."""
     report = read_json(layout.run(run).predict_report(), optional=True)
     if report.get("folds"):
         return {int(k): v["score"] for k, v in report["folds"].items()}, "predict reports"

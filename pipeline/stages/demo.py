@@ -1,9 +1,10 @@
 """Stage: the demo recipe (``configs/recipe_demo.yaml``), with the demo data's size set on the CLI.
 
-demo-data -> folds -> train (every resolution x fold) -> predict (OOF + test, hflip TTA) -> tune each
-run -> ensemble the runs (fit weights, tune on fused OOF) -> validated submission. ``pipeline demo``
-is ``pipeline run`` on this recipe; only the generated data's size can be changed here. This module
-only prepares the recipe; the CLI hands it to the orchestrator (``stages/run.py``).
+demo-data -> folds -> train (every resolution x fold) -> predict (OOF + test, hflip TTA) -> tune
+each run -> ensemble the runs (fit weights, tune on fused OOF) -> validated submission.
+``pipeline demo`` is ``pipeline run`` on this recipe; only the generated data's size can be changed
+here. This module only prepares the recipe; the CLI hands it to the orchestrator
+(``stages/run.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def demo_recipe(
     test_cars: int | None = None,
     size: tuple[int, int] | None = None,
 ) -> Recipe:
-    """The recipe at ``path`` with its demo-data step resized (options left None keep the recipe's)."""
+    """The recipe at ``path`` with its demo-data step resized
+    (options left None keep the recipe's)."""
     recipe = load_recipe(path)
     steps = [s for s in recipe.steps if isinstance(s, DemoDataStep)]
     if not steps:

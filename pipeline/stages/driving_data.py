@@ -1,17 +1,20 @@
-"""Stage: write a synthetic multi-class driving dataset (``pipeline.data.synthetic.driving``) to disk.
+"""Stage: write a synthetic multi-class driving dataset
+(``pipeline.data.synthetic.driving``) to disk.
 
 Layouts (``LAYOUTS``):
 
 - ``comma10k``: ``imgs/<name>.png`` + ``masks/<name>.png`` as RGB colour masks in comma10k's palette
-  (exact colours, no anti-aliasing), unlabelled ``test_imgs/<name>.png``; as the comma10k repository.
+  (exact colours, no anti-aliasing), unlabelled ``test_imgs/<name>.png``;
+  as the comma10k repository.
 - ``folder``: ``images/<name>.png`` + ``masks/<name>.png`` as single-channel ``L`` PNGs of class ids
   0..4, unlabelled ``test/<name>.png``; for the generic folder reader with ``mask_mode: index``.
 
 Names copy comma10k's ``<counter>_<dongle id>_<route date--time>_<segment>_<frame>.png``, e.g.
-``0000_0085e9e41513078a_2018-08-19--13-26-08_11_864.png``. One drive (``FRAMES_PER_DRIVE`` frames with one
-:class:`~pipeline.data.synthetic.driving.DriveStyle`) is one dongle + route, so comma10k's group regex
-``^\\d+_([0-9a-f]+_[0-9-]+--[0-9-]+)`` keeps a drive in one fold. The frame number's last digit is the
-drive number's, so comma10k's own holdout rule (names ending in ``9.png``) takes whole drives (every 10th).
+``0000_0085e9e41513078a_2018-08-19--13-26-08_11_864.png``. One drive (``FRAMES_PER_DRIVE`` frames
+with one :class:`~pipeline.data.synthetic.driving.DriveStyle`) is one dongle + route, so comma10k's
+group regex ``^\\d+_([0-9a-f]+_[0-9-]+--[0-9-]+)`` keeps a drive in one fold. The frame number's
+last digit is the drive number's, so comma10k's own holdout rule (names ending in ``9.png``) takes
+whole drives (every 10th).
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ _LUT = np.array([PALETTE[k] for k in range(len(CLASSES))], np.uint8)  # class id
 
 @dataclass(frozen=True)
 class DrivingSpec:
-    """What to generate: ``frames`` labelled + ``test_frames`` unlabelled frames of ``size`` = (width, height)."""
+    """What to generate: ``frames`` labelled + ``test_frames`` unlabelled frames of ``size`` =
+    (width, height)."""
 
     frames: int = 40
     size: tuple[int, int] = (582, 437)
@@ -73,14 +77,16 @@ def _check(spec: DrivingSpec, out: Path) -> None:
 
 
 def _png(array: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 ``(H, W)`` (mode L) or ``(H, W, 3)`` (RGB) array; PIL's PNG is byte-deterministic."""
+    """PNG bytes of a uint8 ``(H, W)`` (mode L) or ``(H, W, 3)`` (RGB) array;
+    PIL's PNG is byte-deterministic."""
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
-    """Class ids ``(H, W)`` uint8 0..4 -> comma10k colour mask ``(H, W, 3)`` uint8 RGB (``PALETTE``)."""
+    """Class ids ``(H, W)`` uint8 0..4 -> comma10k colour mask ``(H, W, 3)`` uint8 RGB
+    (``PALETTE``)."""
     return _LUT[mask]
 
 
@@ -92,7 +98,8 @@ def _route(rng: np.random.Generator) -> str:
 
 
 def _drive_names(rng: np.random.Generator, drive: int, counter: int, n: int) -> list[str]:
-    """``n`` frame names for drive number ``drive``; the frame number ends in the drive's last digit."""
+    """``n`` frame names for drive number ``drive``;
+    the frame number ends in the drive's last digit."""
     route = _route(rng)
     segments = np.sort(rng.choice(60, size=n, replace=False))
     frames = rng.integers(0, 120, size=n) * 10 + drive % 10
@@ -102,7 +109,8 @@ def _drive_names(rng: np.random.Generator, drive: int, counter: int, n: int) -> 
 def _write_drive(
     out: Path, spec: DrivingSpec, drive: int, counter: int, n: int, test: bool, progress
 ) -> None:
-    """Render ``n`` frames of drive number ``drive`` (names counted from ``counter``) and write them."""
+    """Render ``n`` frames of drive number ``drive`` (names counted from ``counter``)
+    and write them."""
     image_dir, mask_dir, test_dir = LAYOUTS[spec.layout]
     rng = np.random.default_rng([spec.seed, drive])
     style = random_drive(rng)
@@ -119,8 +127,8 @@ def _write_drive(
 def write_driving(out: Path, spec: DrivingSpec, progress=None) -> dict:
     """Render and write the dataset; returns counts. ``progress(n)`` is called per frame.
 
-    Labelled and test frames come from separate drives of ``FRAMES_PER_DRIVE`` frames (the last one may
-    be shorter). Each drive draws from its own generator seeded by ``(seed, drive)``: files are
+    Labelled and test frames come from separate drives of ``FRAMES_PER_DRIVE`` frames (the last one
+    may be shorter). Each drive draws from its own generator seeded by ``(seed, drive)``: files are
     byte-identical for a seed, and asking for more test frames leaves the labelled ones unchanged.
     """
     out = Path(out)

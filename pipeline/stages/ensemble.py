@@ -7,7 +7,8 @@ and ``decision.json`` (the decision the submission applied). ``submissions/<name
 ``<name>.json`` sidecar and a row in ``submissions/ledger.csv``.
 
 The fused OOF store is reused only while its members' stores are the ones it was fused from: their
-fingerprints are part of its header, so predicting a member again makes it stale and it is fused anew.
+fingerprints are part of its header, so predicting a member again makes it stale
+and it is fused anew.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def choose_weights(ecfg: EnsembleConfig, members: list[Member], dataset) -> np.n
 def write_fused_oof(
     ecfg: EnsembleConfig, members: list[Member], weights: np.ndarray, folder: EnsembleDir
 ) -> None:
-    """Fuse the members' OOF stores; a fused store made from exactly these member stores is resumed."""
+    """Fuse the members' OOF stores; a fused store made from exactly these member stores is
+    resumed."""
     ids = members[0].oof.ids()
     header = {
         "run": folder.name,
@@ -206,7 +208,8 @@ def stream_test(ids: list[str], state: dict, workers: int, writer, progress=None
             if progress:
                 progress(1)
         return
-    # fork: workers start in milliseconds with everything imported (spawn re-imports torch: seconds each)
+    # fork: workers start in milliseconds with everything imported
+    # (spawn re-imports torch: seconds each)
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
     # One OpenCV thread per worker (the workers are the parallelism), set here before forking: a
     # forked worker that reconfigures the thread pool it inherited can hang on its locks (it did).
@@ -285,8 +288,8 @@ def _check_test_ids(members: list[Member], ids: list[str]) -> None:
 
 
 def estimated_score(qa: dict) -> dict:
-    """The QA's leaderboard estimate (mean of the test images' estimated scores, 95% interval) and how
-    its calibration did on OOF (cross-validated by group)."""
+    """The QA's leaderboard estimate (mean of the test images' estimated scores, 95% interval) and
+    how its calibration did on OOF (cross-validated by group)."""
     oof = qa["calibration"]
     return {
         **qa["estimate"],
@@ -306,8 +309,9 @@ def run_ensemble(
     review: Callable[[Layout, str], dict] | None = None,
 ) -> dict:
     """Fuse, decide, stream the test set into a validated submission; returns the sidecar summary.
-    ``review(layout, name)``: QA (the CLI and ``pipeline run`` pass ``stages.qa.run_qa``), run before the
-    sidecar is written so its estimate lands there and in the ledger; None or ``qa: false`` skips it."""
+    ``review(layout, name)``: QA (the CLI and ``pipeline run`` pass ``stages.qa.run_qa``), run
+    before the sidecar is written so its estimate lands there and in the ledger;
+    None or ``qa: false`` skips it."""
     ecfg: EnsembleConfig = load_config(config_path, overrides, schema=EnsembleConfig)
     fmt = get_format(ecfg.format)
     members = load_members(ecfg, layout)

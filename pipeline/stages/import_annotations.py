@@ -103,7 +103,8 @@ def _png(mask: np.ndarray) -> bytes:
 
 
 def _copy(src: Path, dst: Path) -> None:
-    """Byte copy (no re-encode, so no JPEG generation loss), atomic; a no-op when importing in place."""
+    """Byte copy (no re-encode, so no JPEG generation loss), atomic;
+    a no-op when importing in place."""
     if dst.exists() and dst.resolve() == src.resolve():
         return
     with src.open("rb") as fin, atomic_open(dst, "wb") as fout:
@@ -149,7 +150,8 @@ def run_import(
     crowd_value: Optional[int] = None,
     progress: Optional[Callable[[int], None]] = None,
 ) -> dict:
-    """Convert an annotation file into ``<out_root>/{images,masks}`` readable by the ``folder`` layout.
+    """Convert an annotation file into ``<out_root>/{images,masks}`` readable by the
+    ``folder`` layout.
 
     Args:
         source_path: the COCO instances JSON or VIA project/export JSON.

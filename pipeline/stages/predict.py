@@ -264,7 +264,8 @@ def predict_test(
     dataset: Dataset | None = None,
     shard: Shard | None = None,
 ) -> None:
-    """The test store: every test image, or those of ``shard`` (the store completes with its last shard)."""
+    """The test store: every test image, or those of ``shard``
+    (the store completes with its last shard)."""
     dataset = dataset or open_dataset(cfg.dataset)
     if not dataset.test:
         report.notes.append("no test images in the dataset: test store skipped")
@@ -386,7 +387,8 @@ def run_predict(
     reports = []
     dataset = open_dataset(cfg.dataset)
     for run in cfg.run_names():
-        # Every model a split needs exists before any store is touched (the test models: test_models).
+        # Every model a split needs exists before any store is touched
+        # (the test models: test_models).
         # ... and is readable: a damaged checkpoint fails here, before a complete store is reopened.
         needed = []
         if split in ("oof", "both"):

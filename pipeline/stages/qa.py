@@ -119,9 +119,11 @@ def measure_all(
     progress=None,
     workers: int = 2,
 ) -> tuple[list[ImageQA], np.ndarray | None]:
-    """One ``ImageQA`` per image of the fused store (store order) and, for OOF, each image's true score.
+    """One ``ImageQA`` per image of the fused store (store order) and, for OOF,
+    each image's true score.
 
-    ``workers`` threads (zlib, NumPy and OpenCV release the GIL); each holds one image's maps at a time.
+    ``workers`` threads (zlib, NumPy and OpenCV release the GIL);
+    each holds one image's maps at a time.
     """
     ids = fused.ids()
     samples = {image_id: source.dataset.sample(image_id) for image_id in ids}
@@ -156,7 +158,8 @@ def measure_all(
 
 
 def view_keys(source: Source, rows: list[ImageQA]) -> dict[str, str] | None:
-    """Carvana ids ``<car>_<NN>``: image id -> ``NN`` (a fixed turntable angle), for the area view effect."""
+    """Carvana ids ``<car>_<NN>``: image id -> ``NN`` (a fixed turntable angle),
+    for the area view effect."""
     if source.cfg.dataset.layout != "carvana":
         return None
     keys = {
@@ -168,7 +171,8 @@ def view_keys(source: Source, rows: list[ImageQA]) -> dict[str, str] | None:
 
 
 def calibrate(oof: list[ImageQA], truth: np.ndarray):
-    """The estimator fitted on all OOF rows, each row's estimate cross-validated by group, and the figures."""
+    """The estimator fitted on all OOF rows, each row's estimate cross-validated by group,
+    and the figures."""
     quality, names = [r.quality() for r in oof], [r.group for r in oof]
     cv = est.cross_validate(quality, truth, names)
     splits = len(np.unique(est.group_splits(names, est.MAX_SPLITS)))
@@ -229,11 +233,13 @@ def run_qa(
     progress=None,
     workers: int = 2,
 ) -> dict:
-    """Estimate and rank every test image of an ensemble, write ``qa/`` (module docstring); return a summary.
+    """Estimate and rank every test image of an ensemble, write ``qa/`` (module docstring);
+    return a summary.
 
     Args:
         layout: the project layout.
-        ensemble_name: ``artifacts/ensembles/<name>/`` (needs its fused ``oof/`` and ``test/`` stores).
+        ensemble_name: ``artifacts/ensembles/<name>/``
+            (needs its fused ``oof/`` and ``test/`` stores).
         top: thumbnails in the HTML gallery (worst groups first, up to 3 images each).
         cfg: flag limits (default ``QAConfig()``).
         progress: optional ``progress(n)``, called per image measured (OOF, then test).
@@ -243,8 +249,8 @@ def run_qa(
         ``{"line", "images", "flagged", "counts" (per flag), "top" (the worst rows: image_id, group,
         estimate, flags, reason), "groups" (worst first: group, images, estimate, lowest, flagged,
         reasons), "estimate" (the leaderboard estimate: mean, half_width, low, high, images, groups,
-        metric), "calibration" (cross-validated OOF figures), "csv", "html"}``; ``line`` is the one-line
-        summary (``pipeline.review.suspicion.summary_line``) the ensemble command prints.
+        metric), "calibration" (cross-validated OOF figures), "csv", "html"}``; ``line`` is the
+        one-line summary (``pipeline.review.suspicion.summary_line``) the ensemble command prints.
     """
     cfg = cfg or QAConfig()
     if top < 0:

@@ -74,7 +74,8 @@ def _fold_dirs(run_dir: Path) -> list[Path]:
 
 
 def folds_section(layout: Layout, run: str) -> dict:
-    """Fold results table (None before any fold finished), unfinished folds, one training curve per fold."""
+    """Fold results table (None before any fold finished), unfinished folds,
+    one training curve per fold."""
     dirs = _fold_dirs(layout.run_dir(run))
     summaries = [(d, _json(FoldDir(d).summary())) for d in dirs]
     done = [s for _, s in summaries if s]
@@ -104,7 +105,8 @@ def folds_section(layout: Layout, run: str) -> dict:
 
 
 def oof_section(run_dir: RunDir) -> dict | None:
-    """The OOF score per fold, with and without TTA (``predict_report.json``); None before predict."""
+    """The OOF score per fold, with and without TTA (``predict_report.json``);
+    None before predict."""
     report = _json(run_dir.predict_report())
     if not report.get("oof") and not report.get("folds"):
         return None
@@ -136,7 +138,8 @@ def oof_section(run_dir: RunDir) -> dict | None:
 
 
 def threshold_section(run_dir: RunDir) -> dict | None:
-    """The tuned decision per channel (``thresholds.json``) and ``threshold_curve.png``; None before tune."""
+    """The tuned decision per channel (``thresholds.json``) and ``threshold_curve.png``;
+    None before tune."""
     tuned = _json(run_dir.thresholds())
     if not tuned:
         return None
@@ -166,7 +169,8 @@ def grids_section(run_dir: RunDir) -> list[dict]:
 
 
 def report_html(layout: Layout, run: str) -> str:
-    """The report page of a run (``report.html.j2``) from its artifacts; the run folder must exist."""
+    """The report page of a run (``report.html.j2``) from its artifacts;
+    the run folder must exist."""
     run_dir = layout.run(run)
     return html.render(
         "report.html.j2",

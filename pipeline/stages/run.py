@@ -48,7 +48,8 @@ def _no_progress(_description: str, _total: int | None):
 
 
 def _config_path(value: str, recipe_path: Path, key: str) -> Path:
-    """Config paths are relative to the working directory (like every path); say which step is wrong."""
+    """Config paths are relative to the working directory (like every path);
+    say which step is wrong."""
     path = Path(value)
     if not path.is_file():
         raise PipelineError(
@@ -59,14 +60,16 @@ def _config_path(value: str, recipe_path: Path, key: str) -> Path:
 
 
 def _members_override(members: list[str]) -> tuple[str, ...]:
-    """The ``--set`` that makes an ensemble's members the runs trained so far (``members: trained``)."""
+    """The ``--set`` that makes an ensemble's members the runs trained so far
+    (``members: trained``)."""
     return ("members=[" + ", ".join(f"{{run: {run}}}" for run in members) + "]",)
 
 
 def check_steps(recipe: Recipe, path: Path, overrides: tuple[str, ...] = ()) -> None:
     """Load and validate every step's config as its step will (its ``set:`` and, for experiment
     configs, ``overrides`` applied), before the first step spends any time: a typo in the last
-    step's config fails now, not after hours of training. One line naming the recipe and the step."""
+    step's config fails now, not after hours of training. One line naming the recipe
+    and the step."""
     trained: list[str] = []
     for i, step in enumerate(recipe.steps, 1):
         key = _CONFIG_KEY.get(type(step))
@@ -149,7 +152,8 @@ def _train(
     if step.full:
         for r in run_train(cfg, layout, FULL, reporter_for=reporter_for):
             log(
-                f"train {r.run} full-data refit: {r.epochs} epochs{' (done before)' if r.skipped else ''}"
+                f"train {r.run} full-data refit: "
+                f"{r.epochs} epochs{' (done before)' if r.skipped else ''}"
             )
     if step.predict:
         for report in run_predict(cfg, layout, "all", "both", progress_for=progress_for):
@@ -190,8 +194,8 @@ def _ensemble(
     board = out.get("estimated_score")
     estimate = f", estimated test {board['mean']:.4f} ± {board['half_width']:.4f}" if board else ""
     log(
-        f"ensemble {out['ensemble']}: OOF {out.get('metric', 'dice')} {oof}{estimate}; wrote {out['path']} "
-        f"({out['rows']} rows, validated)"
+        f"ensemble {out['ensemble']}: OOF {out.get('metric', 'dice')} {oof}{estimate}; "
+        f"wrote {out['path']} ({out['rows']} rows, validated)"
     )
     return out
 
@@ -204,7 +208,8 @@ def _pseudo(step: PseudoStep, layout: Layout, log) -> str:
     # Recomputed every time (cheap): the table always reflects the ensemble as it is now.
     out = run_pseudo(layout, step.pseudo, step.round, rule, step.soft, force=True)
     log(
-        f"pseudo round {step.round}: {out['selected']} of {out['candidates']} test images -> {out['table']}"
+        f"pseudo round {step.round}: {out['selected']} of {out['candidates']} test images -> "
+        f"{out['table']}"
     )
     return str(out["table"])
 

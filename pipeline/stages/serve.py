@@ -1,11 +1,11 @@
 """Stage: serve a trained run over HTTP (``pipeline serve RUN``) until interrupted.
 
-Loads the run once (every fold model), builds the Flask app of ``pipeline.review.server`` and runs it on
-waitress, a production WSGI server in pure Python. Waitress reads each request (headers and body) in
-its event loop before a worker thread sees it, so a client that never finishes its body holds no
-thread: it is closed after ``timeout_s`` seconds without a byte, at most ``connections`` are open at
-once, and ``threads`` bound the requests decoded and predicted at the same time (with the pixel limit
-of the app, that bounds the memory a burst of uploads can take).
+Loads the run once (every fold model), builds the Flask app of ``pipeline.review.server`` and runs
+it on waitress, a production WSGI server in pure Python. Waitress reads each request
+(headers and body) in its event loop before a worker thread sees it, so a client that never finishes
+its body holds no thread: it is closed after ``timeout_s`` seconds without a byte, at most
+``connections`` are open at once, and ``threads`` bound the requests decoded and predicted at the
+same time (with the pixel limit of the app, that bounds the memory a burst of uploads can take).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ _BODY_SLACK = (
 
 
 class Server:
-    """A bound, not yet running waitress server: ``serve_forever()`` in one thread, ``shutdown()`` from
-    another (or Ctrl-C), then ``server_close()``. ``server_port`` is the port it listens on."""
+    """A bound, not yet running waitress server: ``serve_forever()`` in one thread, ``shutdown()``
+    from another (or Ctrl-C), then ``server_close()``. ``server_port`` is the port it listens on."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -65,7 +65,8 @@ def build_server(
     """A bound, not yet running server for ``run_model``; ``port=0`` picks a free port.
 
     Raises:
-        PipelineError: a limit that is not positive, or the address cannot be bound (in use, no permission).
+        PipelineError: a limit that is not positive, or the address cannot be bound
+            (in use, no permission).
     """
     limits = {
         "--max-mb": max_mb,
@@ -119,9 +120,10 @@ def run_serve(
     server = build_server(run_model, host, port, max_mb, max_pixels, threads, timeout_s)
     url = f"http://{host}:{server.server_port}"
     log(
-        f"serving run {run} ({len(run_model.folds)} fold models, classes {', '.join(run_model.classes)}, "
-        f"decision {run_model.decision_source}) on {url} (waitress: {threads} threads, {timeout_s}s timeout, "
-        f"images up to {max_pixels} pixels and {max_mb:g} MB)"
+        f"serving run {run} ({len(run_model.folds)} fold models, classes "
+        f"{', '.join(run_model.classes)}, decision {run_model.decision_source}) on {url} "
+        f"(waitress: {threads} threads, {timeout_s}s timeout, images up to {max_pixels} pixels "
+        f"and {max_mb:g} MB)"
     )
     log(f"try: curl {url}/health   curl -F image=@photo.jpg '{url}/predict?format=png' -o mask.png")
     try:

@@ -85,8 +85,8 @@ def select(
     missing = [i for i in ids if i not in set(available)]
     if missing:
         raise PipelineError(
-            f"{store.path}: no image '{missing[0]}' in this store (it holds {len(available)} images, "
-            f"e.g. '{available[0] if available else '-'}'); check --id and --split"
+            f"{store.path}: no image '{missing[0]}' in this store (it holds {len(available)} "
+            f"images, e.g. '{available[0] if available else '-'}'); check --id and --split"
         )
     return list(ids), {}
 
@@ -108,7 +108,8 @@ def render_row(
     width: int,
     score: float | None = None,
 ) -> tuple[np.ndarray, float | None]:
-    """One grid row of ``image_id`` (labelled layout for OOF, unlabelled for test) and its score (OOF)."""
+    """One grid row of ``image_id`` (labelled layout for OOF, unlabelled for test)
+    and its score (OOF)."""
     sample = source.dataset.sample(image_id)
     image, probs = source.dataset.read_image(sample), store.read(image_id)
     if probs.shape[1:] != image.shape[:2]:

@@ -1,4 +1,5 @@
-"""Stage: validate a submission CSV (plain or .gz) or mask folder, with explicit options or its sidecar JSON."""
+"""Stage: validate a submission CSV (plain or .gz) or mask folder,
+with explicit options or its sidecar JSON."""
 
 from __future__ import annotations
 

@@ -28,13 +28,14 @@ def retrain_hint(path: Path) -> str:
     folder = Path(path).parent.name
     fold = folder[4:] if folder.startswith("fold") else folder
     return (
-        f"retrain it with 'pipeline train CONFIG --fold {fold}' (a finished fold whose model.pt is unreadable is "
-        "trained again)"
+        f"retrain it with 'pipeline train CONFIG --fold {fold}' (a finished fold whose model.pt is "
+        "unreadable is trained again)"
     )
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint on CPU; a missing or foreign file is a PipelineError naming it and the fix."""
+    """Read a checkpoint on CPU; a missing or foreign file is a PipelineError naming it
+    and the fix."""
     if not Path(path).is_file():
         raise PipelineError(f"{path}: checkpoint not found; train this run/fold first")
     try:

@@ -32,7 +32,8 @@ def _stamp(path: Path | None) -> str:
 
 
 class ArrayCache:
-    """Fitted (resized, unpadded) image + mask per sample; ``folder=None`` disables the disk cache."""
+    """Fitted (resized, unpadded) image + mask per sample;
+    ``folder=None`` disables the disk cache."""
 
     def __init__(self, dataset: Dataset, geometry: Geometry, folder: Path | None):
         self.dataset, self.geometry, self.folder = dataset, geometry, folder
@@ -63,7 +64,8 @@ class ArrayCache:
         )
 
     def mask(self, sample: Sample, soft: bool = False) -> np.ndarray:
-        """Fitted mask: class ids (nearest-neighbour resize), or 0..255 probabilities if ``soft``."""
+        """Fitted mask: class ids (nearest-neighbour resize),
+        or 0..255 probabilities if ``soft``."""
         if soft:  # soft pseudo-labels: raw probability PNG, resized linearly
             return self._cached(
                 sample,
@@ -134,6 +136,7 @@ class SegmentationSet(TorchDataset):
 
 
 def array_cache(cfg: Config, layout: Layout, dataset, geometry: Geometry) -> ArrayCache:
-    """The on-disk uint8 cache of fitted images/masks for this geometry (none if train.cache is off)."""
+    """The on-disk uint8 cache of fitted images/masks for this geometry
+    (none if train.cache is off)."""
     folder = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) / geometry.mode
     return ArrayCache(dataset, geometry, folder if cfg.train.cache else None)

@@ -1,4 +1,5 @@
-"""DistributedDataParallel helpers: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; gloo on CPU, nccl on GPU."""
+"""DistributedDataParallel helpers: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; gloo on CPU,
+nccl on GPU."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def resolve_device(name: str, ctx: DistContext | None = None) -> torch.device:
 
 
 def init_distributed(device_name: str) -> DistContext:
-    """Join the torchrun process group if launched by torchrun; otherwise a single-process context."""
+    """Join the torchrun process group if launched by torchrun;
+    otherwise a single-process context."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext()

@@ -40,7 +40,8 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
 
 
 class Scheduler:
-    """One interface over the three schedules: ``after_step()`` per optimiser step, ``after_epoch(score)``."""
+    """One interface over the three schedules: ``after_step()`` per optimiser step,
+    ``after_epoch(score)``."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg, epochs: int, steps_per_epoch: int):
         self.kind = cfg.scheduler
