@@ -36,7 +36,8 @@ def pipeline(*args: str, cwd: Path) -> None:
 def peak_rss_mb(cwd: Path) -> float:
     code = (
         "import resource, sys; from pipeline.cli import cli\n"
-        "try:\n    cli(['predict', 'mem.yaml', '--split', 'test', '--force'], standalone_mode=False)\n"
+        "try:\n"
+        "    cli(['predict', 'mem.yaml', '--split', 'test', '--force'], standalone_mode=False)\n"
         "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     out = subprocess.run(

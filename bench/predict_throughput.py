@@ -50,7 +50,8 @@ HEADER = {
 def project(
     models, dataset, geometry: Geometry, tta: str, batch: int, precision: str, out: Path
 ) -> float:
-    """img/s of the project's test pass (the loader, predictor and store ``pipeline predict`` uses)."""
+    """img/s of the project's test pass
+    (the loader, predictor and store ``pipeline predict`` uses)."""
     store = ProbStore.create(out, HEADER, force=True)
     predictor = Predictor(
         models, BinaryTask(), tta, torch.device("cpu"), batch_size=batch, precision=precision
@@ -135,8 +136,8 @@ def main() -> None:
         )
         dataset = open_dataset(CarvanaData(name="bench", root=str(root)))
         print(
-            f"{len(dataset.test)} test JPEGs 1918x1280 -> {height}x{width}, {args.models} x {args.encoder}, "
-            f"TTA {args.tta}, batch {args.batch}, {torch.get_num_threads()} threads"
+            f"{len(dataset.test)} test JPEGs 1918x1280 -> {height}x{width}, {args.models} x "
+            f"{args.encoder}, TTA {args.tta}, batch {args.batch}, {torch.get_num_threads()} threads"
         )
         run = {}
         for precision in dict.fromkeys(["fp32", args.precision]):
@@ -160,8 +161,8 @@ def main() -> None:
     speed = run["project", args.precision]
     hours = KAGGLE_TEST_IMAGES / speed / 3600
     print(
-        f"projection: {KAGGLE_TEST_IMAGES:,} test images x {args.models} models at {speed:.2f} img/s "
-        f"({args.precision}) = {hours:.1f} h on this machine"
+        f"projection: {KAGGLE_TEST_IMAGES:,} test images x {args.models} models at {speed:.2f} "
+        f"img/s ({args.precision}) = {hours:.1f} h on this machine"
     )
     print(f"ratio project/bare = {speed / run['bare', args.precision]:.3f}")
     print(

@@ -11,7 +11,8 @@ signal with no learning: the share of pixels with 0.1 < p < 0.9 per predicted pi
 of its negative). Nothing is written (``pipeline qa`` writes the same estimates under ``qa/``).
 Last line: ``ratio = Spearman(estimate) / Spearman(-band share)``.
 
-    .venv/bin/python bench/qa_calibration.py --ensemble carvana-lite0-256 --ensemble carvana-lite0-256-192
+    .venv/bin/python bench/qa_calibration.py --ensemble carvana-lite0-256
+        --ensemble carvana-lite0-256-192
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from pipeline.stages.qa import fused_store, load_members, measure_all, view_keys
 def worst_group_ranks(
     truth: np.ndarray, estimate: np.ndarray, groups: list[str]
 ) -> tuple[str, list[int]]:
-    """The group with the lowest mean true score and the 1-based ranks of its images by the estimate."""
+    """The group with the lowest mean true score and the 1-based ranks of its images by the
+    estimate."""
     names = np.array(groups)
     worst = min(set(groups), key=lambda g: truth[names == g].mean())
     rank = np.empty(len(estimate), int)
@@ -42,7 +44,8 @@ def worst_group_ranks(
 
 
 def one_model_ranking(quality: list[dict], truth: np.ndarray, groups: list[str]) -> float:
-    """Spearman of ``-w_g . (x - median x)`` with the truth, ``w_g`` fitted without the image's group.
+    """Spearman of ``-w_g . (x - median x)`` with the truth,
+    ``w_g`` fitted without the image's group.
 
     On a test set one fitted model scores every image, so its ranking is by ``w . x`` alone; pooling
     cross-validated estimates adds each held-out model's own intercept (the mean log error of the
@@ -98,26 +101,29 @@ def report(name: str, layout: Layout, workers: int) -> float:
     band_share = np.array([q.get("band", 0.0) + q.get("band_far", 0.0) for q in quality])
     baseline = float(spearmanr(-band_share, truth)[0])
     print(
-        f"\n{name}: {len(rows)} OOF images, {fig['groups']} groups, {len(members)} member(s); {metric} under the "
-        f"ensemble's decision ({source.decision}); measured in {time.perf_counter() - started:.0f}s"
+        f"\n{name}: {len(rows)} OOF images, {fig['groups']} groups, {len(members)} member(s); "
+        f"{metric} under the ensemble's decision ({source.decision}); "
+        f"measured in {time.perf_counter() - started:.0f}s"
     )
     print(
-        f"  true mean {fig['true_mean']:.5f}, worst group {worst} (mean {fig['worst_group_true']:.5f}), per-image "
-        f"spread (sd) {truth.std():.5f}"
+        f"  true mean {fig['true_mean']:.5f}, worst group {worst} "
+        f"(mean {fig['worst_group_true']:.5f}), per-image spread (sd) {truth.std():.5f}"
     )
     print(
-        f"  estimate, leave one group out : Spearman {fig['spearman']:.3f} (target >= 0.6); worst group's views in "
-        f"the lowest 10% ({top} images): {sum(r <= top for r in ranks)}/{len(ranks)} (ranks {ranks[:4]}...); "
-        f"estimated mean {fig['estimated_mean']:.5f} ({fig['estimated_mean'] - fig['true_mean']:+.5f}, "
-        f"target within 0.003)"
+        f"  estimate, leave one group out : Spearman {fig['spearman']:.3f} (target >= 0.6); "
+        f"worst group's views in the lowest 10% ({top} images): "
+        f"{sum(r <= top for r in ranks)}/{len(ranks)} (ranks {ranks[:4]}...); estimated mean "
+        f"{fig['estimated_mean']:.5f} ({fig['estimated_mean'] - fig['true_mean']:+.5f}, target "
+        "within 0.003)"
     )
     folds = folds_of(layout, source, [r.image_id for r in rows])
     if folds:
         by_fold = est.cross_validate(quality, truth, folds)
         fold_fig = est.calibration(truth, by_fold, groups)
         print(
-            f"  estimate, by the models' folds: Spearman {fold_fig['spearman']:.3f}; estimated mean "
-            f"{fold_fig['estimated_mean']:.5f} ({fold_fig['estimated_mean'] - fold_fig['true_mean']:+.5f})"
+            f"  estimate, by the models' folds: Spearman {fold_fig['spearman']:.3f}; estimated "
+            f"mean {fold_fig['estimated_mean']:.5f} "
+            f"({fold_fig['estimated_mean'] - fold_fig['true_mean']:+.5f})"
         )
     print(
         f"  one model's ranking (held-out weights, intercepts left out): Spearman "
@@ -129,10 +135,12 @@ def report(name: str, layout: Layout, workers: int) -> float:
     )
     print(f"  estimate within a group (mean Spearman over groups): {within:.3f}")
     print(
-        f"  baseline, -(uncertain share 0.1<p<0.9 per predicted pixel), no learning: Spearman {baseline:.3f}"
+        "  baseline, -(uncertain share 0.1<p<0.9 per predicted pixel), no learning: "
+        f"Spearman {baseline:.3f}"
     )
     print(
-        "  each feature alone, Spearman(-feature, true score) over all images / mean within groups: "
+        "  each feature alone, Spearman(-feature, true score) over all images / mean "
+        "within groups: "
         + ", ".join(f"{c} {a:+.2f}/{w:+.2f}" for c, a, w in feature_signals(quality, truth, groups))
     )
     model = est.fit(quality, truth, groups)

@@ -3,9 +3,10 @@
 For each fold of ``folds/<dataset>.csv`` a bare ~60-line loop trains the same network (architecture,
 encoder, pretrained weights, resolution, epochs, batch size) with plain horizontal flips, Adam and
 BCE + Dice, then scores its held-out cars at threshold 0.5 at the original 1918x1280 size, no TTA.
-The recipe's figure for the same fold is its OOF Dice under its own decision (tuned threshold, min area
-and clean-up; TTA), from the run's OOF store (``pipeline run``/``pipeline tune`` must have run first).
-Last line: ``ratio = recipe OOF Dice / bare OOF Dice``. A recipe that loses to the bare loop is a bug.
+The recipe's figure for the same fold is its OOF Dice under its own decision (tuned threshold, min
+area and clean-up; TTA), from the run's OOF store (``pipeline run``/``pipeline tune`` must have run
+first). Last line: ``ratio = recipe OOF Dice / bare OOF Dice``. A recipe that loses
+to the bare loop is a bug.
 
     .venv/bin/python bench/recipe.py --config configs/carvana_unet-lite0_bce-dice_256x384.yaml
 """
@@ -33,7 +34,8 @@ from pipeline.predict.runmodel import load_decision
 
 
 def fitted_arrays(dataset, samples, geometry: Geometry):
-    """(N, 3, H, W) uint8 images and (N, H, W) masks, scaled to fit and zero-padded to the geometry."""
+    """(N, 3, H, W) uint8 images and (N, H, W) masks,
+    scaled to fit and zero-padded to the geometry."""
     images = np.zeros((len(samples), 3, geometry.height, geometry.width), np.uint8)
     masks = np.zeros((len(samples), geometry.height, geometry.width), np.uint8)
     for i, s in enumerate(samples):
@@ -82,8 +84,8 @@ def bare_fold(cfg, dataset, train, val, epochs: int, seed: int) -> tuple[float, 
 
 
 def recipe_folds(layout: Layout, run: str, dataset, rows) -> dict[int, float]:
-    """The recipe's per-fold OOF Dice under its own decision (``decision.json``: threshold, min area,
-    clean-up), computed from its OOF store (TTA included) against the masks."""
+    """The recipe's per-fold OOF Dice under its own decision (``decision.json``: threshold, min
+    area, clean-up), computed from its OOF store (TTA included) against the masks."""
     decision, _ = load_decision(layout.run(run), multiclass=False)
     store = ProbStore.open(layout.run(run).store("oof"))
     by_id = {s.image_id: s for s in dataset.train}
@@ -123,7 +125,8 @@ def main() -> None:
     epochs = args.epochs or cfg.train.epochs
     print(
         f"bench/recipe: {run} vs a bare smp loop ({cfg.model.arch}/{cfg.model.encoder}, "
-        f"{cfg.model.encoder_weights}, {cfg.train.resolutions[0]}, {epochs} epochs, hflip, Adam 1e-3, threshold 0.5)"
+        f"{cfg.model.encoder_weights}, {cfg.train.resolutions[0]}, {epochs} epochs, hflip, "
+        "Adam 1e-3, threshold 0.5)"
     )
     bare_all, recipe_all = [], []
     for k in folds:
@@ -133,8 +136,8 @@ def main() -> None:
         bare_all.append(bare)
         recipe_all.append(recipe[k])
         print(
-            f"fold {k}: recipe {recipe[k]:.5f}  bare {bare:.5f}  ({recipe[k] - bare:+.5f}; bare trained in "
-            f"{seconds:.0f}s)",
+            f"fold {k}: recipe {recipe[k]:.5f}  bare {bare:.5f}  ({recipe[k] - bare:+.5f}; bare "
+            f"trained in {seconds:.0f}s)",
             flush=True,
         )
     print(f"mean: recipe {np.mean(recipe_all):.5f}  bare {np.mean(bare_all):.5f}")

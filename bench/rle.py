@@ -79,7 +79,8 @@ def as_probs(mask: np.ndarray) -> np.ndarray:
 
 
 def interleaved(fns: dict, items: list, repeat: int) -> dict[str, float]:
-    """ms per item of each function: the sum over items of each item's fastest of ``repeat`` runs."""
+    """ms per item of each function:
+    the sum over items of each item's fastest of ``repeat`` runs."""
     best = {name: np.full(len(items), np.inf) for name in fns}
     names = list(fns)
     for r in range(repeat):

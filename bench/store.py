@@ -114,7 +114,8 @@ def load_maps(paths: list[Path], n: int) -> tuple[list[np.ndarray], list[np.ndar
 
 
 def fastest(fns: dict, items: list, repeat: int) -> dict[str, float]:
-    """ms per item: each item's fastest of ``repeat`` runs (functions interleaved, order rotating)."""
+    """ms per item: each item's fastest of ``repeat`` runs
+    (functions interleaved, order rotating)."""
     best = {name: np.full(len(items), np.inf) for name in fns}
     names = list(fns)
     for r in range(repeat):
@@ -150,7 +151,8 @@ def main() -> None:
             f"not installed, not measured: {', '.join(missing)} (pip install {' '.join(missing)})"
         )
     print(
-        f"{'codec':28s} {'size':>7s} {'KB/map':>8s} {'encode ms':>10s} {'decode ms':>10s} {'+resize ms':>11s}"
+        f"{'codec':28s} {'size':>7s} {'KB/map':>8s} {'encode ms':>10s} {'decode ms':>10s} "
+        f"{'+resize ms':>11s}"
     )
     resize = fastest(
         {"resize": lambda m: cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR)},
@@ -167,8 +169,8 @@ def main() -> None:
             t_dec = fastest({"dec": dec}, blobs, args.repeat)["dec"]
             extra = f"{t_dec + resize:11.3f}" if label == "model" else f"{'':11s}"
             print(
-                f"{name:28s} {label:>7s} {np.mean([len(b) for b in blobs]) / 1024:8.1f} {t_enc:10.3f} "
-                f"{t_dec:10.3f} {extra}"
+                f"{name:28s} {label:>7s} {np.mean([len(b) for b in blobs]) / 1024:8.1f} "
+                f"{t_enc:10.3f} {t_dec:10.3f} {extra}"
             )
     v1 = [zlib.compress(m.tobytes(), 1) for m in full]
     v2 = [store_codec.encode(m[None], (height, width)) for m in small]
@@ -190,7 +192,8 @@ def main() -> None:
 
     t = fastest({"v1": format1, "v2": format2}, groups, args.repeat)
     print(
-        f"per image, 4 members: format 1 read+fuse {t['v1']:.2f} ms; format 2 read+fuse+resize {t['v2']:.2f} ms"
+        f"per image, 4 members: format 1 read+fuse {t['v1']:.2f} ms; "
+        f"format 2 read+fuse+resize {t['v2']:.2f} ms"
     )
     print(f"ratio = {t['v1'] / t['v2']:.2f}")
 

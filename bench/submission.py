@@ -81,7 +81,8 @@ def member_maps(rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def make_data(root: Path, images: int, pngs: bool) -> list[str]:
-    """Member stores (format 2, model resolution) and, with ``pngs``, the winners' full-size PNGs."""
+    """Member stores (format 2, model resolution) and, with ``pngs``,
+    the winners' full-size PNGs."""
     rng = np.random.default_rng(0)
     stores = [
         ProbStore.create(root / f"member{m}", {**HEADER, "run": f"m{m}"}) for m in range(MEMBERS)
@@ -99,7 +100,7 @@ def make_data(root: Path, images: int, pngs: bool) -> list[str]:
     return ids
 
 
-# ---- the winners' flow -----------------------------------------------------------------------------
+# ---- the winners' flow ---------------------------------------------------------------------------
 def kaggle_numpy(mask: np.ndarray) -> str:
     """The numpy RLE encoder of the Carvana kernels (with the padding fix for the last pixel)."""
     pixels = np.concatenate([[0], mask.flatten(), [0]])
@@ -143,7 +144,7 @@ def winners(root: Path, ids: list[str], workers: int) -> float:
     return len(ids) / (time.perf_counter() - start)
 
 
-# ---- the project --------------------------------------------------------------------------------------
+# ---- the project ---------------------------------------------------------------------------------
 def project(
     root: Path, ids: list[str], workers: int, fused_store: bool = False, name: str = "project"
 ) -> float:
@@ -166,7 +167,8 @@ def project(
 
 
 def scale_child(images: int, workers: int, root: str) -> None:
-    """One scale measurement in a fresh process: prints JSON (img/s, peak RSS of self and workers)."""
+    """One scale measurement in a fresh process: prints JSON
+    (img/s, peak RSS of self and workers)."""
     ids = make_data(Path(root), images, pngs=False)
     project(Path(root), ids[:8], 0, name="warmup")  # compile the kernels outside the timing
     before = cpu_seconds()
@@ -253,20 +255,23 @@ def main() -> None:
         runs = [scale(n, args.workers) for n in (max(args.scale // 10, 8), args.scale)]
         for r in runs:
             print(
-                f"scale run, {r['images']} images x {MEMBERS} members: {r['rate']:.1f} img/s, {r['cpu_ms']:.2f} "
-                f"CPU-ms/img; peak RSS main {r['rss_main']:.0f} MB, largest worker {r['rss_worker']:.0f} MB"
+                f"scale run, {r['images']} images x {MEMBERS} members: {r['rate']:.1f} img/s, "
+                f"{r['cpu_ms']:.2f} CPU-ms/img; peak RSS main {r['rss_main']:.0f} MB, "
+                f"largest worker {r['rss_worker']:.0f} MB"
             )
         small, large = runs
         print(
-            f"peak RSS {large['images']} / {small['images']} images: main {large['rss_main'] / small['rss_main']:.3f}"
-            f", worker {large['rss_worker'] / small['rss_worker']:.3f}"
+            f"peak RSS {large['images']} / {small['images']} images: "
+            f"main {large['rss_main'] / small['rss_main']:.3f}, "
+            f"worker {large['rss_worker'] / small['rss_worker']:.3f}"
         )
         cores = min(max(args.workers, 1), os.cpu_count() or 1)
         print(
-            f"projected for Carvana's {CARVANA_TEST:,} test images: {CARVANA_TEST / large['rate'] / 60:.1f} min "
-            f"at the measured rate on this machine (load {os.getloadavg()[0]:.1f}), "
-            f"{CARVANA_TEST * large['cpu_ms'] / 1000 / cores / 60:.1f} min from the CPU time on {cores} free cores "
-            "(target < 10)"
+            f"projected for Carvana's {CARVANA_TEST:,} test images: "
+            f"{CARVANA_TEST / large['rate'] / 60:.1f} min at the measured rate on this machine "
+            f"(load {os.getloadavg()[0]:.1f}), "
+            f"{CARVANA_TEST * large['cpu_ms'] / 1000 / cores / 60:.1f} min from the CPU time on "
+            f"{cores} free cores (target < 10)"
         )
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         root = Path(tmp)
@@ -277,12 +282,14 @@ def main() -> None:
             base.append(winners(root, ids, args.workers))
             ours.append(project(root, ids, args.workers))
         print(
-            f"{len(ids)} test images 1918x1280, {MEMBERS} members; the two submissions agree to Dice "
-            f">= {agreement(root):.5f} per image (the project fuses before its one resize, the PNGs after)"
+            f"{len(ids)} test images 1918x1280, {MEMBERS} members; the two submissions agree "
+            f"to Dice >= {agreement(root):.5f} per image "
+            "(the project fuses before its one resize, the PNGs after)"
         )
         print(f"winners' flow (PNG + float mean + numpy RLE + csv): {max(base):.1f} img/s")
         print(
-            f"project (store + fixed-point fusion + one resize + fused threshold/RLE): {max(ours):.1f} img/s"
+            "project (store + fixed-point fusion + one resize + fused threshold/RLE): "
+            f"{max(ours):.1f} img/s"
         )
         print(f"ratio = {max(ours) / max(base):.2f}")
 

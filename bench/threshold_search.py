@@ -87,7 +87,8 @@ def main() -> None:
     print(f"{len(data)} images, {pixels / 1e6:.1f} Mpixels")
     print(f"exact (256 levels): threshold {t_exact_thr:.4f} Dice {s_exact:.6f} in {t_exact:.3f}s")
     print(
-        f"numpy loop (100 thresholds): threshold {t_loop_thr:.4f} Dice {s_loop:.6f} in {t_loop:.3f}s"
+        f"numpy loop (100 thresholds): threshold {t_loop_thr:.4f} Dice {s_loop:.6f} in "
+        f"{t_loop:.3f}s"
     )
     assert s_exact >= s_loop - 1e-9, "the exact search must be at least as good as the coarse grid"
     assert abs(t_exact_thr - t_loop_thr) <= 0.01 + 1e-9 or s_exact - s_loop < 1e-4, (

@@ -8,7 +8,7 @@ at bf16 (``torch.autocast("cpu", dtype=torch.bfloat16)``); the last two lines ar
 bf16 pays only on CPUs that compute it natively (AVX512-BF16/AMX): elsewhere it is emulated.
 
     .venv/bin/python bench/train_throughput.py [--size 128x192] [--images 48] [--epochs 2]
-        [--compare tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1]   (img/s of those vs --encoder)
+        [--compare tu-tf_efficientnet_lite0,tu-tf_efficientnet_lite1]  (img/s of those vs --encoder)
         [--precision bf16] [--encoder tu-tf_efficientnet_lite0 --compare ""]
 """
 
@@ -146,7 +146,8 @@ def main() -> None:
             )
             speed = max(project_loop(other, dataset, cache, args.epochs) for _ in range(2))
             print(
-                f"U-Net/{encoder}: {speed:.2f} img/s = {speed / p:.2f} x U-Net/{args.encoder} ({p:.2f} img/s)"
+                f"U-Net/{encoder}: {speed:.2f} img/s = {speed / p:.2f} x U-Net/{args.encoder} "
+                f"({p:.2f} img/s)"
             )
         print(f"project: {p:.2f} img/s   bare smp loop: {b:.2f} img/s")
         if args.precision == "fp32":

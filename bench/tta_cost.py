@@ -76,7 +76,8 @@ def main() -> None:
             t_tta.append(timed(tta, batches, store))
     n = len(batches) * args.batch
     print(
-        f"{n} images {height}x{width} -> {oh}x{ow}, {args.encoder}, {torch.get_num_threads()} threads"
+        f"{n} images {height}x{width} -> {oh}x{ow}, {args.encoder}, "
+        f"{torch.get_num_threads()} threads"
     )
     print(
         f"plain: {min(t_plain):.2f}s ({n / min(t_plain):.2f} img/s)   hflip TTA: {min(t_tta):.2f}s "
