@@ -16,7 +16,8 @@ def test_weighted_argmax_truth_table():
 
 
 def test_an_under_predicted_thin_class_is_raised():
-    """Class 2 (a 'pole') is always second to background at 0.4 vs 0.6: plain argmax never finds it."""
+    """Class 2 (a 'pole') is always second to background at 0.4 vs 0.6:
+    plain argmax never finds it."""
     rng = np.random.default_rng(0)
     pairs = []
     for _ in range(4):

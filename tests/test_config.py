@@ -24,7 +24,8 @@ def test_every_config_loads(path):
     if path.name.startswith("ensemble_"):
         assert load_config(path, schema=EnsembleConfig).members
     elif path.name.startswith("recipe_"):
-        # a recipe loads, and every config it names exists and loads too (paths relative to the repo root)
+        # a recipe loads, and every config it names exists and loads too
+        # (paths relative to the repo root)
         recipe = load_config(path, schema=Recipe)
         root = Path(__file__).parents[1]
         for step in recipe.steps:
@@ -65,7 +66,8 @@ def test_base_cycle_is_an_error(tmp_path):
         ("folds.k=1", r"key 'folds.k': .*greater than or equal to 2"),
         (
             "dataset.layout=zip",
-            r"key 'dataset.layout' must be one of 'carvana', 'folder', 'comma10k', 'cityscapes', got 'zip'",
+            r"key 'dataset.layout' must be one of 'carvana', 'folder', 'comma10k', 'cityscapes', "
+            r"got 'zip'",
         ),
         ("name=a/b", r"key 'name'"),
         ("augment.crop=[100, 64]", r"key 'augment.crop'.*multiples of 32"),
@@ -143,7 +145,8 @@ def test_ensemble_format_typo_is_rejected_when_the_config_loads(tmp_path):
 
 
 def test_model_kwargs_the_architecture_does_not_accept_are_rejected_when_the_config_loads():
-    """smp would hand an unknown name to the encoder, which drops it: `pipeline config` already says so."""
+    """smp would hand an unknown name to the encoder, which drops it:
+    `pipeline config` already says so."""
     config = Path(__file__).parents[1] / "configs" / "demo.yaml"
     result = CliRunner().invoke(
         cli, ["config", str(config), "--set", "model.kwargs={decoder_chanels: [16, 8]}"]
@@ -210,7 +213,8 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 def test_config_command_prints_every_shipped_config_and_the_output_loads_again(
     path, tmp_path, monkeypatch
 ):
-    """Experiment configs, ensemble configs (members) and recipes (steps) each load with their schema."""
+    """Experiment configs, ensemble configs (members) and recipes (steps) each load
+    with their schema."""
     monkeypatch.chdir(
         path.parents[1]
     )  # a recipe's step configs are relative to the repository root

@@ -95,8 +95,8 @@ def test_cars_shrink_towards_the_horizon():
     below, height = np.array(rows).T  # car bottom below the horizon (px) and car height (px)
     assert len(rows) >= 12 and np.ptp(below) > 10
     assert np.corrcoef(below, height)[0, 1] > 0.9
-    # pinhole: height / (bottom - horizon) = roof height / camera height (1.15..1.56), give or take a pixel
-    # of pitch shake and rounding at each end
+    # pinhole: height / (bottom - horizon) = roof height / camera height (1.15..1.56), give or take
+    # a pixel of pitch shake and rounding at each end
     big = below >= 8
     assert big.sum() >= 8 and np.all(
         (height[big] / below[big] > 0.9) & (height[big] / below[big] < 2.0)

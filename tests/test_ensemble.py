@@ -32,7 +32,8 @@ def invoke(*args):
 def predicted(tiny_project, tmp_path_factory):
     """tiny_project's stores plus a planted better member ``tiny2_64x96``: its OOF store holds the
     truth, timidly (160 on the car, 96 elsewhere: OOF Dice 1 at 0.5, but averaging in the weak first
-    run blurs it, so all weight on it is the unique optimum); its test store copies the first run's."""
+    run blurs it, so all weight on it is the unique optimum);
+    its test store copies the first run's."""
     work = copy_project(tiny_project, tmp_path_factory.mktemp("ens") / "work")
     with contextlib.chdir(work):
         assert invoke("predict", "tiny.yaml").exit_code == 0
@@ -163,7 +164,8 @@ def test_killed_ensemble_leaves_no_partial_submission(project):
                 "orig = e._encode_image\n"
                 "def slow(i):\n    time.sleep(0.5)\n    return orig(i)\n"
                 "e._encode_image = slow\n"
-                "from pipeline.cli import cli\ncli(['ensemble', 'ens.yaml', '--set', 'workers=0'])\n"
+                "from pipeline.cli import cli\n"
+                "cli(['ensemble', 'ens.yaml', '--set', 'workers=0'])\n"
             ),
         ],
         cwd=project,
@@ -211,7 +213,8 @@ def test_validate_reports_each_violation(project, tiny_carvana):
 
 
 def test_validate_accepts_a_real_submission_and_rejects_its_mutations(project, tiny_carvana):
-    """A file with non-trivial masks (not the sample itself) passes; each single defect is caught."""
+    """A file with non-trivial masks (not the sample itself) passes;
+    each single defect is caught."""
     from pipeline.ops.rle import rle_encode_numpy
 
     sample = tiny_carvana / "sample_submission.csv"

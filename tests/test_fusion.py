@@ -48,8 +48,8 @@ def test_bad_input():
 
 
 def _reference_mask(probs, threshold, min_area, cleanup):
-    """Decision rule from scipy, independent of pipeline.decide.postprocess: p > t, largest 8-connected
-    component + holes (4-connected background) filled, then emptied below min_area."""
+    """Decision rule from scipy, independent of pipeline.decide.postprocess: p > t, largest
+    8-connected component + holes (4-connected background) filled, then emptied below min_area."""
     from scipy import ndimage
 
     mask = probs > threshold * 255

@@ -1,4 +1,5 @@
-"""Multi-class end to end on generated driving scenes: folds -> train -> predict -> tune -> ensemble."""
+"""Multi-class end to end on generated driving scenes:
+folds -> train -> predict -> tune -> ensemble."""
 
 import contextlib
 import csv

@@ -17,7 +17,8 @@ from pipeline.stages.driving_data import DrivingSpec, write_driving
 from tests.conftest import save_png, write_config
 from tests.killing import kill_during_write
 
-MODEL = """model: {arch: Unet, encoder: resnet18, kwargs: {encoder_depth: 3, decoder_channels: [16, 8, 4]}}
+MODEL = """model: {arch: Unet, encoder: resnet18, \
+kwargs: {encoder_depth: 3, decoder_channels: [16, 8, 4]}}
 augment: {preset: driving}
 loss: {name: ce_dice}
 optim: {lr: 0.003, scheduler: cosine}

@@ -1,4 +1,5 @@
-"""The layers hold: ops <- components <- stages <- cli, and stages don't call each other's entry points."""
+"""The layers hold: ops <- components <- stages <- cli,
+and stages don't call each other's entry points."""
 
 import ast
 from pathlib import Path

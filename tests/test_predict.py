@@ -47,7 +47,8 @@ def test_predict_writes_complete_stores_and_report(project):
 
 
 def test_sigkilled_predict_leaves_only_whole_entries_and_resumes(project, monkeypatch):
-    # a real SIGKILL while the 4th store entry is being written (its bytes are on disk, not yet committed)
+    # a real SIGKILL while the 4th store entry is being written
+    # (its bytes are on disk, not yet committed)
     info = kill_during_write(
         ["predict", "tiny.yaml", "--split", "oof", "--tta", "none"], project, ".u8zst", skip=3
     )
@@ -116,7 +117,8 @@ def test_tta_none_equals_plain(project):
     result = invoke("predict", "tiny.yaml", "--split", "oof", "--tta", "none")
     assert result.exit_code == 0
     report = json.loads((project / "artifacts" / "runs" / RUN / "predict_report.json").read_text())
-    # the store holds round(p * 255) and p > 0.5 <=> round(p * 255) > 127.5: no TTA, same Dice exactly
+    # the store holds round(p * 255) and p > 0.5 <=> round(p * 255) > 127.5: no TTA,
+    # same Dice exactly
     assert report["oof"]["dice"] == report["oof"]["dice_plain"]
     assert all(f["dice"] == f["dice_plain"] for f in report["folds"].values())
     store = ProbStore.open(project / "artifacts" / "runs" / RUN / "oof")
@@ -188,7 +190,8 @@ def test_test_shards_predicted_on_two_machines_complete_the_store(project, tmp_p
 
 
 def test_test_only_prediction_keeps_the_oof_report(project):
-    """`predict --split test` leaves the OOF store alone, so the OOF scores it reported stay in the report."""
+    """`predict --split test` leaves the OOF store alone,
+    so the OOF scores it reported stay in the report."""
     report_path = project / "artifacts" / "runs" / RUN / "predict_report.json"
     assert invoke("predict", "tiny.yaml", "--split", "oof").exit_code == 0
     before = json.loads(report_path.read_text())

@@ -89,7 +89,8 @@ def test_sampler_ranks_split_the_batches():
     full = list(MixedBatchSampler(20, 4, 4, 0.25, seed=1))
     samplers = [MixedBatchSampler(20, 4, 4, 0.25, seed=1, rank=r, world=2) for r in (0, 1)]
     parts = [list(s) for s in samplers]
-    # 7 batches on 2 ranks: both take 4 steps (DDP would hang on 4 vs 3), the 8th repeats the first batch
+    # 7 batches on 2 ranks: both take 4 steps (DDP would hang on 4 vs 3),
+    # the 8th repeats the first batch
     assert len(full) == 7 and [len(p) for p in parts] == [len(s) for s in samplers] == [4, 4]
     assert sorted(map(tuple, parts[0] + parts[1])) == sorted(map(tuple, full + full[:1]))
 

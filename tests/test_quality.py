@@ -34,7 +34,8 @@ def test_near_boundary_is_both_sides_within_the_radius_and_nothing_for_empty_or_
 
 
 def test_channel_features_of_a_hand_made_map():
-    """Car = left half (200 px, certain); one uncertain column beside it (p = 102/255 = 0.4), one far away."""
+    """Car = left half (200 px, certain); one uncertain column beside it (p = 102/255 = 0.4),
+    one far away."""
     mask = half_mask()
     probs = np.where(mask, 255, 0).astype(np.uint8)
     probs[:, 10] = 102  # next to the boundary: near
@@ -78,7 +79,8 @@ def test_multiclass_features_are_named_per_class():
 
 # ---- the estimator -------------------------------------------------------------------------------
 def planted(n_groups: int = 12, views: int = 8, seed: int = 0, slope: float = 0.8):
-    """Rows whose log error is ``-4 + slope * log(band / 0.1)`` + small noise; ``noise_feature`` unrelated."""
+    """Rows whose log error is ``-4 + slope * log(band / 0.1)`` + small noise;
+    ``noise_feature`` unrelated."""
     rng = np.random.default_rng(seed)
     rows, scores, groups = [], [], []
     for g in range(n_groups):
@@ -163,8 +165,9 @@ def test_spearman_of_calibration_matches_scipy():
 
 
 def test_slopes_come_from_inside_groups_when_groups_hold_several_images():
-    """Inside each car the log error rises one for one with log band; between cars it falls (each car
-    its own calibration). Groups of six: the slope inside them; every image its own group: the mixture."""
+    """Inside each car the log error rises one for one with log band; between cars it falls (each
+    car its own calibration). Groups of six: the slope inside them; every image its own group:
+    the mixture."""
     rng = np.random.default_rng(1)
     rows, scores, cars = [], [], []
     for car in range(10):

@@ -73,7 +73,8 @@ def test_kernel_empty_full_corners(order, mask, rle):
 
 
 def test_words_of_eight_pixels_with_one_gap():
-    # a run crossing 8-pixel words with a single zero at a word boundary (the fast path must stop there)
+    # a run crossing 8-pixel words with a single zero at a word boundary
+    # (the fast path must stop there)
     mask = np.ones((1, 40), np.uint8)
     mask[0, 24] = 0
     assert rle_encode(mask) == "1 24 26 15"
@@ -116,7 +117,8 @@ def test_kernel_rejects_malformed():
 
 # ---- the word-at-a-time kernel against the numpy reference --------------------------------------
 def _runs_mask(size: int, rng: np.random.Generator) -> np.ndarray:
-    """Runs of random lengths (1..20 pixels), so transitions land anywhere in and across 8-pixel words."""
+    """Runs of random lengths (1..20 pixels),
+    so transitions land anywhere in and across 8-pixel words."""
     flat = np.zeros(size, np.uint8)
     pos, on = int(rng.integers(0, 12)), True
     while pos < size:
@@ -128,7 +130,8 @@ def _runs_mask(size: int, rng: np.random.Generator) -> np.ndarray:
 
 @pytest.mark.parametrize("level", [0, 1, 126, 127, 128, 129, 200, 254])
 def test_kernel_levels_at_the_byte_boundaries(level):
-    # values just below, at and above the level (the SWAR tests' edge cases), both halves of the byte range
+    # values just below, at and above the level (the SWAR tests' edge cases),
+    # both halves of the byte range
     values = np.array(
         [0, 1, 126, 127, 128, 129, 254, 255, max(level - 1, 0), level, min(level + 1, 255)],
         np.uint8,

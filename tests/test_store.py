@@ -87,7 +87,7 @@ def test_missing_and_foreign_stores(tmp_path):
         store.write("../evil", np.zeros((1, 2, 2), np.uint8))
 
 
-# ---- format 2: zstd entries, model resolution, format 1 still read --------------------------------
+# ---- format 2: zstd entries, model resolution, format 1 still read -------------------------------
 @given(
     st.integers(1, 3),
     st.integers(1, 17),
@@ -117,7 +117,8 @@ def test_model_resolution_entries_read_at_the_original_size(tmp_path):
     assert original == (64, 97)
     full = store.read("a")
     assert full.shape == (1, 64, 97)
-    # what predict wrote before format 2: the float map resized, then quantised; at most one level apart
+    # what predict wrote before format 2: the float map resized, then quantised;
+    # at most one level apart
     float_resized = cv2.resize(probs[0], (97, 64), interpolation=cv2.INTER_LINEAR)
     assert np.abs(full[0].astype(int) - quantize(float_resized).astype(int)).max() <= 1
 
@@ -201,8 +202,8 @@ def test_parse_shard_rejects(text):
 
 
 def _sharded(tmp_path, count: int, done: list[int], header=HEADER):
-    """A test store of 20 images predicted in ``count`` shards, of which ``done`` finished (each in its own folder,
-    as on separate machines), copied into one folder."""
+    """A test store of 20 images predicted in ``count`` shards, of which ``done`` finished (each in
+    its own folder, as on separate machines), copied into one folder."""
     ids = [f"car{i:02d}_01" for i in range(20)]
     merged = tmp_path / "merged"
     for k in done:

@@ -39,7 +39,8 @@ def test_unknown_mode():
 
 
 class _Ramp(torch.nn.Module):
-    """Logits = scale * (red / 255 - 0.5) + a left-to-right ramp: not flip-equivariant, large logits."""
+    """Logits = scale * (red / 255 - 0.5) + a left-to-right ramp: not flip-equivariant,
+    large logits."""
 
     def __init__(self, scale: float):
         super().__init__()
