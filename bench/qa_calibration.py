@@ -87,7 +87,7 @@ def folds_of(layout: Layout, source, ids: list[str]) -> list[str] | None:
 
 def report(name: str, layout: Layout, workers: int) -> float:
     started = time.perf_counter()
-    source = open_source(layout, ensemble=name)
+    source = open_source(layout.source(None, name))
     metric = "mIoU" if source.multiclass else "Dice"
     oof_store = fused_store(source, "oof")
     members = load_members(layout, source, fused_store(source, "test"))

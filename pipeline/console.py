@@ -102,7 +102,7 @@ class RichReporter:
     """Per-epoch progress bar (loss, img/s, ETA) and one line per finished epoch."""
 
     def __init__(self, run: str, fold: int | str, enabled: bool = True):
-        refit = fold == "full"  # pipeline.paths.FULL: the full-data refit
+        refit = fold == "full"  # pipeline.config.names.FULL: the full-data refit
         self.label, self.enabled = (
             f"{run} full-data refit" if refit else f"{run} fold {fold}",
             enabled,

@@ -9,7 +9,7 @@ All locations are relative to ``root`` (the working directory by default)::
         decision.json, threshold_curve.png, report.html, show/<split>_<what>.png
     artifacts/ensembles/<name>/{oof,test}/, ensemble.yaml, config.yaml, thresholds.json,
         decision.json, qa/{qa.csv, groups.csv, oof.csv, calibration.json, index.html}, show/
-    artifacts/cache/<dataset>/<HxW>/
+    artifacts/cache/<dataset>/<HxW>/<geometry mode>/
     submissions/<name>.csv(.gz), submissions/<name>.json, submissions/ledger.csv
 """
 
@@ -18,22 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.config.base import name_problem
+from pipeline.config.names import FULL  # the full-data refit's key and folder (--fold full)
 from pipeline.errors import PipelineError
 
 SPLITS = ("oof", "test")
-FULL = "full"  # the full-data refit's key beside fold numbers (pipeline train --fold full)
-
-
-def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot name a file or folder inside its parent (a run, an ensemble, a
-    submission, a dataset), or None when it can. The one rule for config names and CLI names alike:
-    a non-empty word without path separators, NUL or a leading '.',
-    so '../x' and '/abs' never leave the folder."""
-    if not isinstance(name, str) or not name:
-        return "must be a non-empty name"
-    if any(c in name for c in "/\\ \0") or name.startswith("."):
-        return "must be a file-name-safe word (no '/', '\\', spaces or leading '.')"
-    return None
 
 
 def check_name(name: str, what: str) -> str:
@@ -122,6 +111,10 @@ class RunDir(ResultDir):
     def model(self, fold: int | str) -> Path:
         return self.fold(fold).model()
 
+    def fold_summaries(self) -> list[Path]:
+        """``summary.json`` of every ``fold<k>/`` folder present (sorted by name; not ``full/``)."""
+        return [FoldDir(p).summary() for p in sorted(self.path.glob("fold*"))]
+
     def predict_report(self) -> Path:
         return self.path / "predict_report.json"
 
@@ -203,8 +196,10 @@ class Layout:
     def source_dir(self, run: str | None, ensemble: str | None) -> Path:
         return self.source(run, ensemble).path
 
-    def cache_dir(self, dataset: str, height: int, width: int) -> Path:
-        return self.artifacts / "cache" / check_name(dataset, "dataset") / f"{height}x{width}"
+    def cache_dir(self, dataset: str, geometry) -> Path:
+        """The array cache of one dataset at one geometry (its height, width and mode)."""
+        size = f"{geometry.height}x{geometry.width}"
+        return self.artifacts / "cache" / check_name(dataset, "dataset") / size / geometry.mode
 
     @property
     def submissions(self) -> Path:

@@ -220,7 +220,7 @@ def test_predict_refuses_fold_models_of_another_folds_table(project):
 def test_a_fold_retrained_with_another_setting_is_no_leak(project):
     """Same fold images, another config: the model never saw what it predicts, so no refusal."""
     from pipeline.errors import PipelineError
-    from pipeline.train import checkpoint
+    from pipeline.model import checkpoint
     from pipeline.train.provenance import check_fold_model
 
     layout, cfg = Layout(project), load_config("tiny.yaml")

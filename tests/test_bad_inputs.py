@@ -27,8 +27,8 @@ from pipeline.config import load_config
 from pipeline.config.schema import CarvanaData
 from pipeline.data import imageio, open_dataset
 from pipeline.errors import PipelineError
+from pipeline.model import checkpoint
 from pipeline.review.server import BadRequest, decode_image
-from pipeline.train import checkpoint
 from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -133,10 +133,10 @@ def test_a_run_tuned_to_042_serves_masks_at_042(project):
     layout = Layout(project)
     tuned = read_decision(layout.run(RUN), multiclass=False)
     assert (
-        RunModel.load(layout, RUN, device="cpu").decision == tuned
+        RunModel.load(layout.run(RUN), device="cpu").decision == tuned
     )  # what tune wrote is what serve applies
     write_decision(layout.run(RUN), Decision(0.42, 0, False), "tune")
-    model = RunModel.load(layout, RUN, device="cpu")
+    model = RunModel.load(layout.run(RUN), device="cpu")
     probs = np.array([[[0.41, 0.43], [0.41, 0.43]]], np.float32)
     assert model.label(probs).tolist() == [
         [0, 1],

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.decide.store import ProbStore
-from pipeline.train import checkpoint
+from pipeline.model import checkpoint
 from tests.conftest import copy_project, tiny_train_config
 
 pytestmark = [

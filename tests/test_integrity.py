@@ -166,7 +166,7 @@ def run_model(tiny_project):
     from pipeline.paths import Layout
     from pipeline.predict.runmodel import RunModel
 
-    return RunModel.load(Layout(tiny_project), RUN, device="cpu", batch_size=1)
+    return RunModel.load(Layout(tiny_project).run(RUN), device="cpu", batch_size=1)
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.config.schema import ModelConfig, OptimConfig
+from pipeline.model import checkpoint
 from pipeline.model.networks import build_model
-from pipeline.train import checkpoint
 from pipeline.train.optim import build_optimizer
 from tests.conftest import copy_project, tiny_train_config
 

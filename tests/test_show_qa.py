@@ -454,7 +454,7 @@ def test_multiclass_qa_uses_miou_agreement_and_palette(tmp_path):
     oof_rows = read_csv(Path(out["csv"]).parent / "oof.csv")
     assert len(oof_rows) == 6 and all(0 <= float(r["score"]) <= 1 for r in oof_rows)
     assert (
-        tuple(open_source(layout, ensemble="qa-ens").colours()[2]) == COMMA10K_COLORS["undrivable"]
+        tuple(open_source(layout.ensemble("qa-ens")).colours()[2]) == COMMA10K_COLORS["undrivable"]
     )
     shown = run_show(layout, ensemble="qa-ens", ids=[tests[0], tests[5]], split="test")
     assert shown["images"] == [tests[0], tests[5]] and Path(shown["path"]).name == "test_ids2.png"

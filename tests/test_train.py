@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import PipelineError
+from pipeline.model import checkpoint
 from pipeline.model.networks import build_model, load_trained
-from pipeline.train import checkpoint
 from tests.conftest import tiny_train_config
 from tests.killing import kill_during_write
 

@@ -24,6 +24,7 @@ from pipeline.data.palette import COMMA10K_COLORS
 from pipeline.decide.decision import Decision, write_decision
 from pipeline.decide.store import ProbStore, quantize
 from pipeline.errors import PipelineError
+from pipeline.model import checkpoint
 from pipeline.model.networks import build_model, output_channels
 from pipeline.ops.rle import rle_decode
 from pipeline.paths import Layout
@@ -31,7 +32,6 @@ from pipeline.predict.runmodel import RunModel
 from pipeline.stages.driving_data import DrivingSpec, write_driving
 from pipeline.stages.serve import build_server
 from pipeline.stages.video import class_colours, run_video
-from pipeline.train import checkpoint
 from tests.conftest import copy_project, write_config
 
 RUN, DRIVE_RUN = "tiny_64x96", "drive_64x96"
@@ -40,7 +40,7 @@ RUN, DRIVE_RUN = "tiny_64x96", "drive_64x96"
 # ---- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def binary_model(tiny_project) -> RunModel:
-    return RunModel.load(Layout(tiny_project), RUN, device="cpu")
+    return RunModel.load(Layout(tiny_project).run(RUN), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ train: {{resolutions: [[64, 96]], geometry: resize}}
 
 @pytest.fixture(scope="module")
 def drive_model(drive_project) -> RunModel:
-    return RunModel.load(Layout(drive_project), DRIVE_RUN, device="cpu", batch_size=3)
+    return RunModel.load(Layout(drive_project).run(DRIVE_RUN), device="cpu", batch_size=3)
 
 
 def frames(n: int, height: int, width: int) -> list[np.ndarray]:
@@ -101,7 +101,7 @@ def test_runmodel_matches_the_test_store(tiny_project, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     store = ProbStore.open(work / "artifacts" / "runs" / RUN / "test")
     dataset = open_dataset(load_config(work / "tiny.yaml").dataset)
-    model = RunModel.load(Layout(work), RUN, device="cpu", batch_size=3)
+    model = RunModel.load(Layout(work).run(RUN), device="cpu", batch_size=3)
     samples = dataset.test
     probs = model.predict([dataset.read_image(s) for s in samples])
     for sample, p in zip(samples, probs, strict=True):
@@ -123,7 +123,7 @@ def test_runmodel_any_size_and_binary_labels(binary_model):
 def test_runmodel_reads_the_tuned_decision(tiny_project, tmp_path):
     work = copy_project(tiny_project, tmp_path / "p")
     write_decision(Layout(work).run(RUN), Decision(0.99, 10, True), "tune")
-    model = RunModel.load(Layout(work), RUN, device="cpu")
+    model = RunModel.load(Layout(work).run(RUN), device="cpu")
     assert (model.decision.threshold, model.decision.min_area, model.decision.cleanup) == (
         0.99,
         10,
@@ -135,15 +135,15 @@ def test_runmodel_reads_the_tuned_decision(tiny_project, tmp_path):
 
 def test_runmodel_errors_name_the_path_and_the_fix(tiny_project, tmp_path):
     with pytest.raises(PipelineError, match=r"runs/nope: run 'nope' not found.*pipeline train"):
-        RunModel.load(Layout(tiny_project), "nope")
+        RunModel.load(Layout(tiny_project).run("nope"))
     work = copy_project(tiny_project, tmp_path / "p")
     (Layout(work).fold_dir(RUN, 1) / "model.pt").unlink()
     with pytest.raises(
         PipelineError, match=r"fold1/model.pt: fold not trained yet.*pipeline train"
     ):
-        RunModel.load(Layout(work), RUN, device="cpu")
+        RunModel.load(Layout(work).run(RUN), device="cpu")
     with pytest.raises(PipelineError, match="--tta 'sideways' is unknown"):
-        RunModel.load(Layout(tiny_project), RUN, device="cpu", tta="sideways")
+        RunModel.load(Layout(tiny_project).run(RUN), device="cpu", tta="sideways")
 
 
 @pytest.mark.parametrize(

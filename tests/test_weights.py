@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.config.schema import ModelConfig
 from pipeline.errors import PipelineError
+from pipeline.model import checkpoint
 from pipeline.model.networks import build_model, load_trained
 from pipeline.model.weights import HALF, SOURCES, Normalization, lite_to_timm
-from pipeline.train import checkpoint
 from tests.conftest import tiny_train_config
 
 NATIVE = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}

@@ -6,11 +6,21 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from pipeline.paths import name_problem
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a file or folder inside its parent (a run, an ensemble, a
+    submission, a dataset), or None when it can. The one rule for config names and CLI names alike:
+    a non-empty word without path separators, NUL or a leading '.',
+    so '../x' and '/abs' never leave the folder."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty name"
+    if any(c in name for c in "/\\ \0") or name.startswith("."):
+        return "must be a file-name-safe word (no '/', '\\', spaces or leading '.')"
+    return None
 
 
 def _safe_name(value: str) -> str:
-    """Config names follow the layout's one rule for names (``pipeline.paths.name_problem``)."""
+    """Config names follow the one rule for names (``name_problem``, which the layout uses too)."""
     problem = name_problem(value)
     if problem:
         raise ValueError(problem)

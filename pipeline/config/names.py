@@ -43,6 +43,7 @@ AUGMENT_PRESETS = ("none", "carvana", "light", "driving")
 FORMATS = ("carvana", "severstal", "png-index", "png-colour", "cityscapes")
 TTA_MODES = ("none", "hflip", "flip", "d4")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # pipeline.model.precision
+FULL = "full"  # the full-data refit's key beside fold numbers (pipeline train --fold full)
 
 
 @functools.cache

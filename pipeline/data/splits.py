@@ -13,16 +13,12 @@ from __future__ import annotations
 import fnmatch
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from pipeline.errors import PipelineError
-from pipeline.paths import Layout
-
-if TYPE_CHECKING:
-    from pipeline.config import Config
 
 TRAIN_ONLY = -1
 
@@ -145,9 +141,9 @@ def rows_from_csv(text: str, source: str) -> list[FoldRow]:
     return rows
 
 
-def load_folds(cfg: Config, layout: Layout) -> list[FoldRow]:
-    """Read the folds table of ``cfg``'s dataset; a missing table says how to make it."""
-    path = layout.folds_csv(cfg.dataset.name)
+def load_folds(path: Path) -> list[FoldRow]:
+    """Read the folds table at ``path`` (a dataset's ``Layout.folds_csv``); a missing table says how
+    to make it."""
     if not path.is_file():
         raise PipelineError(f"{path}: folds table not found; run 'pipeline folds CONFIG' first")
     return rows_from_csv(path.read_text(encoding="utf-8"), str(path))

@@ -20,12 +20,12 @@ import numpy as np
 
 from pipeline.decide.class_weights import weighted_argmax
 from pipeline.decide.fingerprint import store_fingerprint
+from pipeline.decide.folders import ResultFolder
 from pipeline.decide.postprocess import clean
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
 from pipeline.ops.rle import parse_rle, rle_encode, rle_encode_probs
-from pipeline.paths import ResultDir
 
 DECISION_FORMAT = 1
 
@@ -136,7 +136,7 @@ def from_dict(data: Any) -> AnyDecision:
 
 
 def write_decision(
-    folder: ResultDir, decision: AnyDecision, made_by: str, inputs: dict | None = None, **extra
+    folder: ResultFolder, decision: AnyDecision, made_by: str, inputs: dict | None = None, **extra
 ) -> None:
     """Write ``decision.json``: the decision, the command that made it and the fingerprints
     of its inputs."""
@@ -150,18 +150,18 @@ def write_decision(
     atomic_write_text(folder.decision(), json.dumps(record, indent=2))
 
 
-def read_record(folder: ResultDir) -> dict:
+def read_record(folder: ResultFolder) -> dict:
     """The whole ``decision.json`` ({} when absent)."""
     return read_json(folder.decision(), _fix(folder), optional=True)
 
 
-def _fix(folder: ResultDir) -> str:
+def _fix(folder: ResultFolder) -> str:
     if folder.kind == "run":
         return f"rerun 'pipeline tune --run {folder.name}'"
     return f"rerun 'pipeline ensemble' for '{folder.name}'"
 
 
-def read_decision(folder: ResultDir, multiclass: bool) -> AnyDecision:
+def read_decision(folder: ResultFolder, multiclass: bool) -> AnyDecision:
     """The decision of a run or an ensemble folder: its ``decision.json``,
     or the untuned run's default."""
     record = read_record(folder)
@@ -188,7 +188,7 @@ def read_decision(folder: ResultDir, multiclass: bool) -> AnyDecision:
     return decision
 
 
-def _check_inputs(folder: ResultDir, record: dict) -> None:
+def _check_inputs(folder: ResultFolder, record: dict) -> None:
     """A decision tuned on an OOF store that has changed since (predicted again) is stale:
     say so."""
     tuned_on = (record.get("inputs") or {}).get("oof")

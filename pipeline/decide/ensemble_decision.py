@@ -12,9 +12,9 @@ import numpy as np
 
 from pipeline.decide.class_weights import ClassWeights, tune_class_weights
 from pipeline.decide.decision import AnyDecision, Fixed, MulticlassDecision, applied_decision
+from pipeline.decide.folders import ResultFolder
 from pipeline.decide.search import search_oof, write_search
 from pipeline.decide.store import ProbStore
-from pipeline.paths import EnsembleDir
 
 
 def argmax_scores(store: ProbStore, dataset, task, weights: tuple[float, ...] = ()) -> dict:
@@ -57,7 +57,7 @@ def member_inputs(store: ProbStore) -> dict:
 
 
 def decide_ensemble(
-    folder: EnsembleDir,
+    folder: ResultFolder,
     store: ProbStore,
     dataset,
     fold_of: dict[str, int],

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from pipeline.data.splits import load_folds
+from pipeline.decide.curve import threshold_curve
 from pipeline.decide.decision import AnyDecision, Decision, Fixed, write_decision
 from pipeline.decide.fingerprint import store_fingerprint
+from pipeline.decide.folders import ResultFolder
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
@@ -27,8 +30,6 @@ from pipeline.ops.threshold import (
     level_of,
     search,
 )
-from pipeline.paths import Layout, ResultDir
-from pipeline.review.plots import threshold_curve
 
 HALF = 127  # p > 0.5  <=>  probs_u8 > 127.5  <=>  probs_u8 > 127
 
@@ -251,11 +252,11 @@ def _binary_decision(best: dict, store, dataset, by_id, fixed: Fixed) -> dict:
     return out
 
 
-def oof_folds(cfg, layout: Layout, store: ProbStore, dataset) -> dict[str, int]:
+def oof_folds(folds_csv: Path, store: ProbStore, dataset) -> dict[str, int]:
     """Each labelled image's fold (the folds table of ``cfg``),
     with the store checked against the dataset."""
     by_id = {s.image_id: s for s in dataset.train}
-    fold_of = {r.image_id: r.fold for r in load_folds(cfg, layout) if r.fold >= 0}
+    fold_of = {r.image_id: r.fold for r in load_folds(folds_csv) if r.fold >= 0}
     missing = [i for i in fold_of if i not in by_id]
     if missing:
         raise PipelineError(
@@ -266,7 +267,7 @@ def oof_folds(cfg, layout: Layout, store: ProbStore, dataset) -> dict[str, int]:
 
 
 def write_search(
-    folder: ResultDir,
+    folder: ResultFolder,
     out: dict,
     curves: list,
     decision: AnyDecision,

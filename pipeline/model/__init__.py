@@ -1,2 +1,3 @@
 """Model components: networks (``networks``), pretrained weight sources (``weights``), losses,
-augmentation and the task (binary / multi-class heads, activations, metrics)."""
+augmentation, the task (binary / multi-class heads, activations, metrics) and the checkpoint file
+format (``checkpoint``)."""

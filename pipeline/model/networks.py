@@ -140,7 +140,7 @@ def load_trained(path: Path, device: str | torch.device = "cpu") -> tuple[SegMod
     ``encoder_weights=None`` and then receives the checkpoint's own weights.
     """
     from pipeline.config.schema import ModelConfig
-    from pipeline.train import checkpoint
+    from pipeline.model import checkpoint
 
     payload = checkpoint.load(Path(path))
     if "state_dict" not in payload:

@@ -1,7 +1,7 @@
 """One trained run as a single-image segmenter: every fold model loaded once, images in, masks out.
 
 ``RunModel`` is what the video and HTTP front ends share. It reads a run folder laid out by
-``pipeline train`` (paths from ``Layout``) and predicts the mean of the same models as ``pipeline
+``pipeline train`` (its ``RunDir``) and predicts the mean of the same models as ``pipeline
 predict`` does for the test store (``predict.test_from``: fold models, full-data refit, or both):
 fit to the checkpoint's geometry (resize, or scale + pad bottom/right), optional flip TTA merged in
 probability space, restore the original size.
@@ -19,13 +19,14 @@ import numpy as np
 import torch
 
 from pipeline.config import Config, load_config
+from pipeline.config.names import FULL
 from pipeline.decide.decision import AnyDecision, read_decision
+from pipeline.decide.folders import RunFolder
 from pipeline.decide.store import quantize
 from pipeline.errors import PipelineError
 from pipeline.model.augment import Geometry, resize_image
 from pipeline.model.networks import load_trained
 from pipeline.model.task import make_task
-from pipeline.paths import FULL, Layout, RunDir
 from pipeline.predict.engine import Predictor, make_geometry
 from pipeline.train.dist import resolve_device
 
@@ -35,7 +36,7 @@ def expected_folds(cfg: Config) -> list[int]:
     return [0] if cfg.folds.holdout_pattern else list(range(cfg.folds.k))
 
 
-def load_decision(folder: RunDir, multiclass: bool) -> tuple[AnyDecision, str]:
+def load_decision(folder: RunFolder, multiclass: bool) -> tuple[AnyDecision, str]:
     """The run's decision and where it came from (its ``decision.json``; else ``default``, or
     ``argmax`` for multi-class runs)."""
     decision = read_decision(folder, multiclass)
@@ -44,16 +45,16 @@ def load_decision(folder: RunDir, multiclass: bool) -> tuple[AnyDecision, str]:
     return decision, "argmax" if multiclass else "default"
 
 
-def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict:
+def test_models(cfg: Config, folder: RunFolder, folds: list[int]) -> dict:
     """The checkpoints whose mean predicts unseen images (``predict.test_from``), by fold or FULL.
 
     ``pipeline predict`` (the test store), ``serve`` and ``video`` all predict with this set.
     """
     paths: dict = {}
     if cfg.predict.test_from in ("folds", "all"):
-        paths.update({k: layout.run(run).model(k) for k in folds})
+        paths.update({k: folder.model(k) for k in folds})
     if cfg.predict.test_from in ("full", "all"):
-        full = layout.run(run).model(FULL)
+        full = folder.model(FULL)
         if not full.is_file():
             raise PipelineError(
                 f"{full}: predict.test_from is '{cfg.predict.test_from}' but the full-data refit "
@@ -64,7 +65,7 @@ def test_models(cfg: Config, layout: Layout, run: str, folds: list[int]) -> dict
     if missing:
         raise PipelineError(
             f"{missing[0]}: fold not trained yet ({len(missing)} of {len(paths)} missing); "
-            f"run 'pipeline train {layout.run(run).config()}' first"
+            f"run 'pipeline train {folder.config()}' first"
         )
     return paths
 
@@ -120,8 +121,7 @@ class RunModel:
     @classmethod
     def load(
         cls,
-        layout: Layout,
-        run: str,
+        folder: RunFolder,
         device: str = "auto",
         tta: str = "none",
         batch_size: int = 8,
@@ -133,7 +133,7 @@ class RunModel:
             PipelineError: unknown run, an untrained fold, unknown TTA, device or precision.
             ``precision`` None: the run's ``predict.precision``.
         """
-        folder = layout.run(run)
+        run = folder.name
         if not folder.exists():
             raise PipelineError(
                 f"{folder.path}: run '{run}' not found (no config.yaml); train it with "
@@ -147,7 +147,7 @@ class RunModel:
             torch_device = resolve_device(device)
         except RuntimeError as err:
             raise PipelineError(f"device {device!r}: {err}; use auto, cpu or cuda") from None
-        models, meta = _load_models(test_models(cfg, layout, run, folds), torch_device)
+        models, meta = _load_models(test_models(cfg, folder, folds), torch_device)
         classes = list(meta["classes"])
         task = make_task(classes, None)
         decision, source = load_decision(folder, task.multiclass)

@@ -6,21 +6,21 @@ Shared by ``summary``, ``compare`` and ``report``; every value comes from the on
 from __future__ import annotations
 
 from pipeline.decide.decision import read_record
+from pipeline.decide.folders import ResultFolder, RunFolder
 from pipeline.fsio import read_json
-from pipeline.paths import EnsembleDir, FoldDir, RunDir
 
 
-def training_scores(run: RunDir) -> dict[int, float]:
+def training_scores(run: RunFolder) -> dict[int, float]:
     """Each finished fold's best validation score during training (``fold<k>/summary.json``)."""
     folds = {}
-    for fold_dir in sorted(run.path.glob("fold*")):
-        info = read_json(FoldDir(fold_dir).summary(), optional=True)
+    for summary in run.fold_summaries():
+        info = read_json(summary, optional=True)
         if info:
             folds[int(info["fold"])] = info.get("best_score") or info["best_dice"]
     return folds
 
 
-def decision_fields(folder: RunDir | EnsembleDir) -> dict:
+def decision_fields(folder: ResultFolder) -> dict:
     """threshold / min_area / cleanup of the folder's ``decision.json`` (None where it has none), and the
     OOF score it recorded with its metric."""
     record = read_record(folder)

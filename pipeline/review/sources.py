@@ -15,11 +15,11 @@ import numpy as np
 from pipeline.config import Config, load_config
 from pipeline.data import Dataset, open_dataset
 from pipeline.decide.decision import AnyDecision, read_decision
+from pipeline.decide.folders import ResultFolder
 from pipeline.decide.store import ProbStore
 from pipeline.errors import PipelineError
 from pipeline.ops.metrics import confusion_matrix, dice_score, mean_iou
 from pipeline.output.masks import output_lut
-from pipeline.paths import Layout, ResultDir
 from pipeline.review.overlay import class_colours
 
 
@@ -28,7 +28,7 @@ class Source:
     """A run or an ensemble, ready to read: config, dataset, decision and display colours."""
 
     name: str
-    dir: ResultDir
+    dir: ResultFolder  # the layout's RunDir or EnsembleDir, as the stage opened it
     cfg: Config
     dataset: Dataset
     decision: AnyDecision
@@ -75,10 +75,9 @@ class Source:
         return self.decision.label(probs_u8)
 
 
-def open_source(layout: Layout, run: str | None = None, ensemble: str | None = None) -> Source:
+def open_source(folder: ResultFolder) -> Source:
     """The run or ensemble folder (exactly one of ``run``/``ensemble``),
     with its dataset and decision."""
-    folder = layout.source(run, ensemble)
     cfg = load_config(folder.config())
     dataset = open_dataset(cfg.dataset)
     return Source(folder.name, folder, cfg, dataset, read_decision(folder, dataset.num_classes > 2))

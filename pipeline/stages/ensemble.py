@@ -165,7 +165,7 @@ def decide(
     """The decision on the fused OOF store: what ``ecfg`` fixes held fixed, the rest searched
     (``decide_ensemble``, as ``pipeline tune --ensemble`` does); writes ``decision.json``."""
     store = ProbStore.open(folder.store("oof"))
-    fold_of = oof_folds(cfg, layout, store, dataset)
+    fold_of = oof_folds(layout.folds_csv(cfg.dataset.name), store, dataset)
     task = make_task(dataset.classes, dataset.ignore_index)
     return decide_ensemble(folder, store, dataset, fold_of, Fixed.of(ecfg), task, "ensemble")
 

@@ -24,12 +24,12 @@ from pipeline.decide.store import ProbStore, Source, dequantize, quantize
 from pipeline.decide.store_shards import Shard
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_json
+from pipeline.model import checkpoint
 from pipeline.model.networks import load_trained
 from pipeline.model.task import make_task
 from pipeline.paths import Layout
 from pipeline.predict.engine import Predictor, PredictSet, make_geometry
 from pipeline.predict.runmodel import test_models
-from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, array_cache
 from pipeline.train.dist import resolve_device
 from pipeline.train.provenance import check_fold_model, load_pseudo
@@ -232,7 +232,7 @@ def predict_oof(
             report.notes.append(f"fold {k}: model changed, its OOF predictions were redone")
         recorded[str(k)] = digest
         store.update_manifest(checkpoints=recorded)
-        cache = array_cache(cfg, layout, dataset, geometry)
+        cache = array_cache(cfg, layout.cache_dir(cfg.dataset.name, geometry), dataset, geometry)
         merged, plain = _predict_fold(cfg, model, task, val, store, cache, tta, digest, progress)
         report.folds[k] = _scores(task, merged, plain, dataset.classes, len(val))
         total_merged = (
@@ -271,7 +271,7 @@ def predict_test(
         report.notes.append("no test images in the dataset: test store skipped")
         return
     samples = [s for s in dataset.test if shard is None or shard.holds(s.image_id)]
-    paths = test_models(cfg, layout, run, folds)
+    paths = test_models(cfg, layout.run(run), folds)
     loaded = [load_trained(path) for path in paths.values()]
     hashes = {k: file_hash(path) for k, path in paths.items()}
     task = make_task(dataset.classes, dataset.ignore_index, 0.5)
@@ -382,7 +382,7 @@ def run_predict(
     if shard is not None and split != "test":
         raise PipelineError(f"--shard {shard} splits the test set: use it with --split test")
     tta = tta or cfg.predict.tta
-    rows = load_folds(cfg, layout)
+    rows = load_folds(layout.folds_csv(cfg.dataset.name))
     folds = select_folds(fold_ids(rows), fold)
     reports = []
     dataset = open_dataset(cfg.dataset)
@@ -400,7 +400,7 @@ def run_predict(
                 )
             needed += [layout.run(run).model(k) for k in folds]
         if split in ("test", "both") and dataset.test:
-            needed += list(test_models(cfg, layout, run, folds).values())
+            needed += list(test_models(cfg, layout.run(run), folds).values())
         payloads = {path: checkpoint.load(path) for path in dict.fromkeys(needed)}
         if split in ("oof", "both"):
             _check_fold_models(cfg, layout, run, rows, folds, dataset, payloads)

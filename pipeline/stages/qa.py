@@ -255,7 +255,7 @@ def run_qa(
     cfg = cfg or QAConfig()
     if top < 0:
         raise PipelineError(f"--top {top}: give a number of images >= 0")
-    source = open_source(layout, ensemble=ensemble_name)
+    source = open_source(layout.source(None, ensemble_name))
     metric = "mIoU" if source.multiclass else "Dice"
     fused = {split: fused_store(source, split) for split in ("oof", "test")}
     members = load_members(layout, source, fused["test"])

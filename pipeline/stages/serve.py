@@ -116,7 +116,7 @@ def run_serve(
     timeout_s: int = TIMEOUT_S,
 ) -> None:
     """Load ``run`` once and answer ``/health`` and ``/predict`` until Ctrl-C."""
-    run_model = RunModel.load(layout, run, device, tta, batch_size=1)
+    run_model = RunModel.load(layout.run(run), device, tta, batch_size=1)
     server = build_server(run_model, host, port, max_mb, max_pixels, threads, timeout_s)
     url = f"http://{host}:{server.server_port}"
     log(

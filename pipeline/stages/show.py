@@ -179,7 +179,7 @@ def run_show(
     _check_request(ids, worst, random, split)
     if width < 200:
         raise PipelineError(f"--width {width}: give at least 200 pixels")
-    source = open_source(layout, run, ensemble)
+    source = open_source(layout.source(run, ensemble))
     store = source.store(split)
     chosen, scores = select(source, store, ids, worst, random, seed, progress)
     if not chosen:

@@ -23,6 +23,7 @@ from pipeline.data.splits import fold_ids, load_folds, select_folds
 from pipeline.decide.pseudo_labels import PseudoRow
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.model import checkpoint
 from pipeline.model.augment import Geometry
 from pipeline.model.losses import make_loss
 from pipeline.model.networks import build_model
@@ -32,7 +33,6 @@ from pipeline.paths import (
     Layout,
 )
 from pipeline.review.plots import training_curve
-from pipeline.train import checkpoint
 from pipeline.train.data import SegmentationSet, array_cache
 from pipeline.train.dist import DistContext, resolve_device
 from pipeline.train.loop import EpochRecord, FoldSetup, FoldTrainer
@@ -190,7 +190,7 @@ def train_fold(
         shutil.rmtree(fold_dir)
     ctx.barrier()
     tcfg = cfg.train
-    cache = array_cache(cfg, layout, dataset, geometry)
+    cache = array_cache(cfg, layout.cache_dir(cfg.dataset.name, geometry), dataset, geometry)
     torch.manual_seed(tcfg.seed + seed_index)
     task = make_task(dataset.classes, dataset.ignore_index, tcfg.threshold)
     train_set, sampler = _training_set(cfg, train, list(pseudo), dataset, cache, seed_index, ctx)
@@ -198,7 +198,8 @@ def train_fold(
         cfg=cfg,
         run=run,
         fold=fold,
-        fold_dir=fold_dir,
+        last_path=files.last(),
+        model_path=files.model(),
         model=build_model(cfg.model, task.outputs),
         loss_fn=make_loss(
             cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor, task.multiclass
@@ -239,7 +240,7 @@ def run_train(
     """Train every selected fold at every resolution; ``reporter_for(run, fold)`` gives progress sinks."""
     ctx = ctx or DistContext()
     dataset = open_dataset(cfg.dataset)
-    rows = load_folds(cfg, layout)
+    rows = load_folds(layout.folds_csv(cfg.dataset.name))
     pseudo = load_pseudo(cfg, dataset)
     folds = [FULL] if fold == FULL else select_folds(fold_ids(rows), fold)
     results = []

@@ -36,7 +36,7 @@ def run_tune(
     cfg = load_config(folder.config())
     store = ProbStore.open(folder.store("oof"))
     dataset = open_dataset(cfg.dataset)
-    fold_of = oof_folds(cfg, layout, store, dataset)
+    fold_of = oof_folds(layout.folds_csv(cfg.dataset.name), store, dataset)
     if ensemble:
         fixed = Fixed.of(load_config(folder.ensemble_config(), schema=EnsembleConfig), cleanup)
         task = make_task(dataset.classes, dataset.ignore_index)

@@ -232,7 +232,7 @@ def run_video(
     capture, info = open_video(src)
     started = time.perf_counter()
     try:
-        run_model = run_model or RunModel.load(layout, run, device, tta, batch)
+        run_model = run_model or RunModel.load(layout.run(run), device, tta, batch)
         height, width = _even(info.height), _even(3 * info.width)
         with atomic_video(dst) as tmp:
             writer = _writer(tmp, info.fps, width, height)

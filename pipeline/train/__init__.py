@@ -1,1 +1,1 @@
-"""Training components: cached datasets, optimiser/scheduler, checkpoints, the fold loop, DDP."""
+"""Training components: cached datasets, optimiser/scheduler, the fold loop, DDP."""

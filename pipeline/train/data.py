@@ -18,7 +18,6 @@ from torch.utils.data import Dataset as TorchDataset
 from pipeline.data import Dataset, Sample, imageio
 from pipeline.fsio import atomic_open
 from pipeline.model.augment import Geometry, build_transform, resize_image, resize_mask
-from pipeline.paths import Layout
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -135,8 +134,8 @@ class SegmentationSet(TorchDataset):
         }
 
 
-def array_cache(cfg: Config, layout: Layout, dataset, geometry: Geometry) -> ArrayCache:
+def array_cache(cfg: Config, folder: Path, dataset, geometry: Geometry) -> ArrayCache:
     """The on-disk uint8 cache of fitted images/masks for this geometry
-    (none if train.cache is off)."""
-    folder = layout.cache_dir(cfg.dataset.name, geometry.height, geometry.width) / geometry.mode
+    (none if train.cache is off) in ``folder``, the layout's for this dataset
+    and geometry (``Layout.cache_dir``)."""
     return ArrayCache(dataset, geometry, folder if cfg.train.cache else None)

@@ -19,10 +19,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from pipeline.errors import PipelineError
+from pipeline.model import checkpoint
 from pipeline.model.augment import restore_size
 from pipeline.model.precision import resolve_precision
-from pipeline.paths import FoldDir
-from pipeline.train import checkpoint
 from pipeline.train.data import ArrayCache, SegmentationSet
 from pipeline.train.dist import DistContext, has_unused_parameters
 from pipeline.train.optim import Scheduler, build_optimizer, current_lr, make_ema
@@ -73,7 +72,8 @@ class FoldSetup:
     cfg: object  # the validated Config
     run: str
     fold: int
-    fold_dir: Path
+    last_path: Path  # the resume checkpoint of the last completed epoch (the layout's last.pt)
+    model_path: Path  # the selected checkpoint, best or last epoch (the layout's model.pt)
     model: torch.nn.Module
     loss_fn: Callable
     task: object
@@ -168,7 +168,7 @@ class FoldTrainer:
 
     def _save_last(self, epoch: int) -> None:
         checkpoint.save(
-            FoldDir(self.s.fold_dir).last(),
+            self.s.last_path,
             {
                 **self._meta(),
                 "epoch": epoch,
@@ -187,7 +187,7 @@ class FoldTrainer:
 
     def _save_best(self, record: EpochRecord) -> None:
         checkpoint.save(
-            FoldDir(self.s.fold_dir).model(),
+            self.s.model_path,
             {
                 **self._meta(),
                 "epoch": record.epoch,
@@ -199,7 +199,7 @@ class FoldTrainer:
 
     def resume(self) -> bool:
         """Load ``last.pt`` if present; returns True if training continues from it."""
-        path = FoldDir(self.s.fold_dir).last()
+        path = self.s.last_path
         if not path.is_file():
             return False
         state = checkpoint.load(path)
