@@ -1,8 +1,11 @@
 """Recipe vs a bare smp loop, fold by fold, on the real Carvana subset (../shared/data/carvana).
 
 For each fold of ``folds/<dataset>.csv`` a bare ~60-line loop trains the same network (architecture,
-encoder, pretrained weights, resolution, epochs, batch size) with plain horizontal flips, Adam and
-BCE + Dice, then scores its held-out cars at threshold 0.5 at the original 1918x1280 size, no TTA.
+encoder, pretrained weights, batch size) on whole frames at the run's resolution with plain
+horizontal flips, Adam and BCE + Dice, then scores its held-out cars at threshold 0.5 at the
+original 1918x1280 size, no TTA. At equal time (the default): the bare loop gets the wall-clock the
+recipe's fold took (its ``summary.json``: training and validation) and trains as many whole-frame
+epochs as fit in it; ``--epochs N`` gives it a fixed count instead. Both times are printed.
 The recipe's figure for the same fold is its OOF Dice under its own decision (tuned threshold, min
 area and clean-up; TTA), from the run's OOF store (``pipeline run``/``pipeline tune`` must have run
 first). Last line: ``ratio = recipe OOF Dice / bare OOF Dice``. A recipe that loses
@@ -26,6 +29,7 @@ from pipeline.config import load_config
 from pipeline.data import open_dataset
 from pipeline.data.splits import rows_from_csv
 from pipeline.decide.store import ProbStore
+from pipeline.fsio import read_json
 from pipeline.model.augment import Geometry, resize_image, resize_mask, restore_size
 from pipeline.model.networks import build_model
 from pipeline.ops.metrics import dice_score
@@ -46,16 +50,20 @@ def fitted_arrays(dataset, samples, geometry: Geometry):
     return torch.from_numpy(images), torch.from_numpy(masks)
 
 
-def bare_fold(cfg, dataset, train, val, epochs: int, seed: int) -> tuple[float, float]:
-    """Train on ``train``, return (mean Dice over ``val`` at original size, seconds)."""
+def bare_fold(
+    cfg, dataset, train, val, epochs: int | None, budget: float, seed: int, size: list[int]
+) -> tuple[float, float, int]:
+    """Train on ``train`` for ``epochs`` (None: as many whole epochs as fit in ``budget``
+    seconds), return (mean Dice over ``val`` at original size, seconds, epochs)."""
     torch.manual_seed(seed)
-    geometry = Geometry(*cfg.train.resolutions[0], "pad")
+    geometry = Geometry(*size, "pad")
     images, masks = fitted_arrays(dataset, train, geometry)
     model = build_model(cfg.model, 1).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     dice = DiceLoss("binary", from_logits=True)
-    batch, started = cfg.train.batch_size, time.perf_counter()
-    for _ in range(epochs):
+    batch, started, done, last = cfg.train.batch_size, time.perf_counter(), 0, 0.0
+    while (done < epochs) if epochs else (time.perf_counter() - started + last <= budget):
+        epoch_started = time.perf_counter()
         model.train()
         for idx in torch.randperm(len(train)).split(batch):
             x, y = images[idx].float(), masks[idx].float().unsqueeze(1)
@@ -66,6 +74,7 @@ def bare_fold(cfg, dataset, train, val, epochs: int, seed: int) -> tuple[float, 
             opt.zero_grad()
             loss.backward()
             opt.step()
+        done, last = done + 1, time.perf_counter() - epoch_started
     seconds = time.perf_counter() - started
     model.eval()
     scores = []
@@ -80,7 +89,12 @@ def bare_fold(cfg, dataset, train, val, epochs: int, seed: int) -> tuple[float, 
             probs = torch.sigmoid(model(x))[0].numpy()
             full = restore_size(probs, (h, w), image.shape[:2])[0]
             scores.append(dice_score(full > 0.5, dataset.read_mask(s) > 0))
-    return float(np.mean(scores)), seconds
+    return float(np.mean(scores)), seconds, done
+
+
+def recipe_seconds(layout: Layout, run: str, fold: int) -> float:
+    """The wall-clock the recipe's fold trained (and validated) for, from its summary.json."""
+    return float(read_json(layout.run(run).fold(fold).summary())["seconds"])
 
 
 def recipe_folds(layout: Layout, run: str, dataset, rows) -> dict[int, float]:
@@ -104,7 +118,19 @@ def main() -> None:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument(
-        "--epochs", type=int, default=None, help="default: the config's train.epochs"
+        "--epochs",
+        type=int,
+        default=None,
+        help="a fixed epoch count for the bare loop; default: as many as fit in the recipe "
+        "fold's time",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="the bare loop's whole-frame network size; default: the run's resolution",
     )
     parser.add_argument("--folds", default="all", help="comma-separated fold numbers, or all")
     args = parser.parse_args()
@@ -122,22 +148,26 @@ def main() -> None:
     )
     run = cfg.run_names()[0]
     recipe = recipe_folds(layout, run, dataset, rows)
-    epochs = args.epochs or cfg.train.epochs
+    epochs, size = args.epochs, args.size or list(cfg.train.resolutions[0])
+    budget = f"{epochs} epochs" if epochs else "the recipe fold's time"
     print(
         f"bench/recipe: {run} vs a bare smp loop ({cfg.model.arch}/{cfg.model.encoder}, "
-        f"{cfg.model.encoder_weights}, {cfg.train.resolutions[0]}, {epochs} epochs, hflip, "
-        "Adam 1e-3, threshold 0.5)"
+        f"{cfg.model.encoder_weights}, whole frames {size[0]}x{size[1]}, {budget}, "
+        "hflip, Adam 1e-3, threshold 0.5)"
     )
     bare_all, recipe_all = [], []
     for k in folds:
         train = [by_id[r.image_id] for r in rows if r.fold != k]
         val = [by_id[r.image_id] for r in rows if r.fold == k]
-        bare, seconds = bare_fold(cfg, dataset, train, val, epochs, seed=k)
+        allowed = recipe_seconds(layout, run, k)
+        bare, seconds, done = bare_fold(
+            cfg, dataset, train, val, epochs, allowed, seed=k, size=size
+        )
         bare_all.append(bare)
         recipe_all.append(recipe[k])
         print(
-            f"fold {k}: recipe {recipe[k]:.5f}  bare {bare:.5f}  ({recipe[k] - bare:+.5f}; bare "
-            f"trained in {seconds:.0f}s)",
+            f"fold {k}: recipe {recipe[k]:.5f} in {allowed:.0f}s  bare {bare:.5f} in "
+            f"{seconds:.0f}s ({done} epochs)  ({recipe[k] - bare:+.5f})",
             flush=True,
         )
     print(f"mean: recipe {np.mean(recipe_all):.5f}  bare {np.mean(bare_all):.5f}")

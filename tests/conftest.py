@@ -101,3 +101,15 @@ def tiny_project(tiny_carvana, tmp_path_factory) -> Path:
 def copy_project(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return dst
+
+
+def dump_before_added_keys(cfg) -> dict:
+    """The training config as dumped before the keys added later existed (unset, they must
+    keep old runs' fingerprints): augment.crop, train.precision/swa_epochs/average and
+    loss.class_balance."""
+    before = cfg.model_dump(mode="json", exclude={"predict"})
+    del before["augment"]["crop"]
+    for key in ("precision", "swa_epochs", "average"):
+        del before["train"][key]
+    del before["loss"]["class_balance"]
+    return before

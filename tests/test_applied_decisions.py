@@ -116,8 +116,10 @@ def _applied_oof_dice(project, name: str, decision: Decision) -> float:
 @pytest.mark.parametrize(
     "fixed",
     [
-        "threshold: 0.05\nmin_area: tune\ncleanup: tune\n",  # part fixed: a poor threshold, on purpose
-        "threshold: 0.05\nmin_area: 40\ncleanup: true\n",  # all fixed: still scored
+        # part fixed: a poor threshold, on purpose
+        "threshold: 0.05\nmin_area: tune\ncleanup: tune\n",
+        # all fixed: still scored
+        "threshold: 0.05\nmin_area: 40\ncleanup: true\n",
     ],
 )
 def test_the_ensemble_reports_the_oof_dice_of_the_decision_it_applied(project, fixed):

@@ -300,7 +300,9 @@ def test_validate_broken_sidecar(subs):
         (
             "mistake in a base",
             {
-                "b.yaml": b"name: c\ndataset: {layout: carvana, name: c, root: x}\nfolds: {kk: 3}\n",
+                "b.yaml": (
+                    b"name: c\ndataset: {layout: carvana, name: c, root: x}\nfolds: {kk: 3}\n"
+                ),
                 "c.yaml": b"base: b.yaml\n",
             },
             [],

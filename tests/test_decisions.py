@@ -1,4 +1,5 @@
-"""One decision artifact and fingerprinted caches: the failures of issue 12, end to end on a tiny run.
+"""One decision artifact and fingerprinted caches: the failures of issue 12,
+end to end on a tiny run.
 
 - an ensemble rerun after a member was predicted again fuses the new predictions (not the old
   fused OOF store), and ``--name`` gives it its own folder;

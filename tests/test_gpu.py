@@ -32,7 +32,8 @@ def run_cli(*args):
 
 @pytest.fixture(scope="module")
 def cuda_run(tiny_carvana, tmp_path_factory):
-    """Fold 0 trained on CUDA with AMP and channels_last; what the first convolution saw in training."""
+    """Fold 0 trained on CUDA with AMP and channels_last;
+    what the first convolution saw in training."""
     from pipeline.train import loop
 
     work = tmp_path_factory.mktemp("cuda")

@@ -1,11 +1,12 @@
-"""Issue 23, items 6-14: nothing is written outside its folder or half-written, what a user reads is true.
+"""Issue 23, items 6-14: nothing is written outside its folder or half-written,
+what a user reads is true.
 
-One test (or parametrized family) per item: CLI names stay inside their folder (6); a submission that
-fails validation never appears under its name (7); written files honour the umask (8); serve's pixel
-limit and its timeout for unfinished uploads (9); two files of one id are an error (10); refused
-writes are one line naming the path, and a rerun resumes (11); out-of-range numbers are one-line
-errors (12); a recipe's step configs are checked before its first step (13); the refit's epoch line,
-progress lines in a log and the pseudo rule's one default (14).
+One test (or parametrized family) per item: CLI names stay inside their folder (6); a submission
+that fails validation never appears under its name (7); written files honour the umask (8); serve's
+pixel limit and its timeout for unfinished uploads (9); two files of one id are an error (10);
+refused writes are one line naming the path, and a rerun resumes (11); out-of-range numbers are
+one-line errors (12); a recipe's step configs are checked before its first step (13); the refit's
+epoch line, progress lines in a log and the pseudo rule's one default (14).
 """
 
 from __future__ import annotations
@@ -234,7 +235,8 @@ def test_serve_closes_uploads_that_never_finish_and_keeps_answering(run_model):
         for _ in range(20):  # more half-sent requests than worker threads
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             sock.sendall(
-                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\n"
                 b"Content-Length: 100000\r\n\r\n--b\r\n"
             )
             stalled.append(sock)
@@ -374,7 +376,8 @@ def test_validate_an_rle_number_too_large_for_any_image(tmp_path):
     )
     assert line == (
         f"Error: {tmp_path / 's.csv'}: 1 problem(s); first: line 2: id 'a.jpg': value "
-        "99999999999999999999999 is larger than any image (RLE numbers are pixel positions and counts)"
+        "99999999999999999999999 is larger than any image "
+        "(RLE numbers are pixel positions and counts)"
     )
 
 

@@ -20,7 +20,7 @@ from tests.killing import kill_during_write
 MODEL = """model: {arch: Unet, encoder: resnet18, \
 kwargs: {encoder_depth: 3, decoder_channels: [16, 8, 4]}}
 augment: {preset: driving}
-loss: {name: ce_dice}
+loss: {name: ce_dice, class_balance: 0.5}  # exercises the class weights from the masks
 optim: {lr: 0.003, scheduler: cosine}
 train: {resolutions: [[64, 96]], geometry: pad, epochs: 1, batch_size: 4}
 predict: {tta: hflip, test_from: all}

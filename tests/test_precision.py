@@ -100,11 +100,11 @@ def test_fp32_runs_keep_the_fingerprint_of_runs_trained_before_precision_existed
     from pipeline.config import load_config
     from pipeline.stages.train import fingerprint
     from pipeline.train.loop import config_hash
+    from tests.conftest import dump_before_added_keys
 
     native_bf16(False)
     cfg = load_config(tiny_train_config(tmp_path / "c.yaml", tiny_carvana))
-    before = cfg.model_dump(mode="json", exclude={"predict"})
-    del before["augment"]["crop"], before["train"]["precision"]
+    before = dump_before_added_keys(cfg)
     old = config_hash({"config": before, "train": [], "val": [], "pseudo": []})
     assert fingerprint(cfg, [], [], []) == old  # auto = fp32 on this CPU: what old runs were
     native_bf16(True)

@@ -1,4 +1,5 @@
-"""See the results: overlay panels and grids (show), prediction QA with planted failures, run report."""
+"""See the results: overlay panels and grids (show), prediction QA with planted failures,
+run report."""
 
 import contextlib
 import csv
@@ -50,7 +51,8 @@ from pipeline.stages.show import run_show
 from tests.conftest import copy_project, tiny_train_config
 
 RUN = "tiny_64x96"
-GREY = 100  # image value of the hand-made cases: dimmed 40, blended with 255 -> 177.5 -> 178 (round half even)
+# image value of the hand-made cases: dimmed 40, blended with 255 -> 177.5 -> 178 (round half even)
+GREY = 100
 
 
 # ---- overlay truth tables ------------------------------------------------------------------------
@@ -113,7 +115,7 @@ def test_rows_of_any_image_size_are_scaled_to_one_width():
     assert grid(rows, ["x", "y"]).shape[1] == 1200
 
 
-# ---- QA components ---------------------------------------------------------------------------------
+# ---- QA components -------------------------------------------------------------------------------
 def test_agreement_dice_for_binary_and_miou_for_multiclass():
     a = np.array([[1, 1, 0, 0]], np.uint8)
     assert agreement([a], 2) is None
@@ -145,9 +147,10 @@ def test_area_outlier_needs_a_group_of_three_and_view_effects_spare_front_views(
     assert by_id["c1_2"].expected == pytest.approx(0.3, rel=0.05)
 
 
-# ---- synthetic ensembles (no training) ----------------------------------------------------------------
+# ---- synthetic ensembles (no training) -----------------------------------------------------------
 def demo_masks(spec: DemoSpec) -> dict[str, np.ndarray]:
-    """The masks ``write_demo`` rendered, test cars included (it draws from one rng in this order)."""
+    """The masks ``write_demo`` rendered, test cars included
+    (it draws from one rng in this order)."""
     rng = np.random.default_rng(spec.seed)
     cars = [random_car(rng) for _ in range(spec.cars + spec.test_cars)]
     return {
@@ -158,7 +161,8 @@ def demo_masks(spec: DemoSpec) -> dict[str, np.ndarray]:
 
 
 def degrade(mask: np.ndarray, k: int) -> np.ndarray:
-    """(1, h, w) uint8 probabilities of a model that is ``k`` px off to the side with edges blurred by ``k``."""
+    """(1, h, w) uint8 probabilities of a model that is ``k`` px off to the side with edges blurred
+    by ``k``."""
     probs = np.roll(mask, k, axis=1).astype(np.float32) * 223 + 16
     return np.clip(np.round(cv2.GaussianBlur(probs, (0, 0), 0.6 + 0.8 * k)), 0, 255).astype(
         np.uint8
@@ -191,8 +195,8 @@ def write_ensemble(
     oof: list[dict[str, np.ndarray]],
     name: str = "qa-ens",
 ) -> Layout:
-    """Runs m0.. with test (``members``) and OOF (``oof``) stores, and ensemble ``name`` with their fused
-    stores, equal weights, threshold 0.5, no clean-up."""
+    """Runs m0.. with test (``members``) and OOF (``oof``) stores, and ensemble ``name`` with their
+    fused stores, equal weights, threshold 0.5, no clean-up."""
     layout = Layout(work)
     runs = [f"m{k}" for k in range(len(members))]
     for run, test, train in zip(runs, members, oof, strict=True):
@@ -228,8 +232,9 @@ def demo_ensemble(
     work: Path, test_k, oof_empty: bool = False, members: int = 2, plant_flags: bool = False
 ) -> dict:
     """6 train cars and 3 test cars x 4 views (96x64). OOF image n is ``degrade``d by 0-3 px (one
-    empty with ``oof_empty``), so features and Dice move together; test image i by ``test_k(i, car)``.
-    ``plant_flags``: member m1 empty on DISAGREE, every member 3x the area on BIG."""
+    empty with ``oof_empty``), so features and Dice move together; test image i by
+    ``test_k(i, car)``. ``plant_flags``: member m1 empty on DISAGREE,
+    every member 3x the area on BIG."""
     spec = DemoSpec(cars=6, views=4, test_cars=3, size=(96, 64), seed=5)
     write_demo(work / "data", spec)
     masks = demo_masks(spec)
@@ -333,7 +338,8 @@ def test_qa_ranks_flagged_images_first_and_writes_csv_and_html(carvana_ensemble)
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    """No hard failure; BROKEN (the smallest view of car 0) is 3 px off and blurred, every view of car 1 2 px off."""
+    """No hard failure; BROKEN (the smallest view of car 0) is 3 px off and blurred,
+    every view of car 1 2 px off."""
 
     def test_k(image_id: str, car: int) -> int:
         return 3 if (car, image_id[-2:]) == (0, "02") else 2 if car == 1 else 0
@@ -416,7 +422,8 @@ def test_show_rejects_bad_requests(carvana_ensemble, kwargs, message):
 
 
 def test_multiclass_qa_uses_miou_agreement_and_palette(tmp_path):
-    """One member predicts 'my_car' everywhere on one frame: mIoU agreement 0, flagged first; estimates are mIoU."""
+    """One member predicts 'my_car' everywhere on one frame: mIoU agreement 0, flagged first;
+    estimates are mIoU."""
     write_driving(tmp_path / "data", DrivingSpec(frames=6, test_frames=8, size=(96, 64), seed=2))
     config_text = (
         f"name: drive\ndataset: {{layout: comma10k, name: drive, root: {tmp_path / 'data'}, "
@@ -507,7 +514,7 @@ def test_summary_line_without_flags():
     assert summary_line(rows, "x/index.html") == "QA: 0 of 1 test images flagged — see x/index.html"
 
 
-# ---- a trained run: show + report ----------------------------------------------------------------------
+# ---- a trained run: show + report ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def predicted(tiny_project, tmp_path_factory):
     """tiny_project with OOF/test stores and tuned thresholds of its run."""

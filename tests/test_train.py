@@ -15,7 +15,7 @@ from pipeline.cli import cli
 from pipeline.errors import PipelineError
 from pipeline.model import checkpoint
 from pipeline.model.networks import build_model, load_trained
-from tests.conftest import tiny_train_config
+from tests.conftest import dump_before_added_keys, tiny_train_config
 from tests.killing import kill_during_write
 
 RUN = "tiny_64x96"
@@ -153,9 +153,9 @@ DOWNLOADERS = (
 def no_downloads(tmp_path, monkeypatch):
     """Every weights cache points at an empty folder and every download function raises.
 
-    Independent of how pipeline.model.networks fetches weights: each of these names is patched in every
-    loaded module that holds it (``from x import hf_hub_download`` copies included). Yields the
-    list of attempted downloads and the cache folder (which must stay empty).
+    Independent of how pipeline.model.networks fetches weights: each of these names is patched in
+    every loaded module that holds it (``from x import hf_hub_download`` copies included). Yields
+    the list of attempted downloads and the cache folder (which must stay empty).
     """
     import huggingface_hub.constants as hf_constants
     import segmentation_models_pytorch  # noqa: F401 - load the libraries whose copies we patch
@@ -274,20 +274,23 @@ def test_bad_training_config(reference, tiny_carvana, tmp_path, monkeypatch, ove
 # one log per rank, then runs the CLI: shows which ranks write.
 _WRITE_LOGGER = """
 import os, sys
-_log = open(os.path.join(sys.argv[1], f"writes_rank{os.environ.get('RANK', '0')}.txt"), "a", buffering=1)
+_log = open(
+    os.path.join(sys.argv[1], f"writes_rank{os.environ.get('RANK', '0')}.txt"), "a", buffering=1
+)
 _root = os.getcwd()
 def _hook(event, args):
     if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
         path, mode, flags = os.path.abspath(os.fsdecode(args[0])), args[1] or "", args[2] or 0
-        if path.startswith(_root) and (any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)):
+        writes = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)
+        if path.startswith(_root) and writes:
             _log.write(os.path.relpath(path, _root) + "\\n")
 sys.addaudithook(_hook)
 from pipeline.cli import cli
 cli(sys.argv[2:])
 """
 
-# BatchNorm-free network (ConvNeXt: LayerNorm; decoder without norm), BCE, no augmentation, SGD (Adam
-# turns rounding noise in near-zero gradients into lr-sized steps): then
+# BatchNorm-free network (ConvNeXt: LayerNorm; decoder without norm), BCE, no augmentation, SGD
+# (Adam turns rounding noise in near-zero gradients into lr-sized steps): then
 # DDP over 2 x 4 images must equal one process over the same 8 images, up to float rounding.
 _DDP_SETTINGS = [
     "--set",
@@ -308,7 +311,8 @@ _DDP_SETTINGS = [
 
 
 def _final_name(path: str) -> str:
-    """``.last.pt.<pid>.<random>.tmp`` (an atomic write's temp file, fsio.make_temp) -> ``last.pt``."""
+    """``.last.pt.<pid>.<random>.tmp`` (an atomic write's temp file, fsio.make_temp) ->
+    ``last.pt``."""
     name = path.split("/")[-1]
     return name[1:].rsplit(".", 3)[0] if name.startswith(".") and name.endswith(".tmp") else name
 
@@ -358,8 +362,8 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(
         assert result.returncode == 0, result.stderr[-6000:]
         dirs[world] = (work / "artifacts" / "runs" / RUN / "fold0", logs)
     (single, _), (ddp, logs) = dirs[1], dirs[2]
-    # rank 0 writes the run; rank 1 writes only entries of the shared array cache (each rank caches the
-    # images it reads, atomically under content-keyed names), never a run file
+    # rank 0 writes the run; rank 1 writes only entries of the shared array cache (each rank caches
+    # the images it reads, atomically under content-keyed names), never a run file
     rank0, rank1 = ((logs / f"writes_rank{r}.txt").read_text().split() for r in (0, 1))
     assert {"last.pt", "model.pt", "history.csv", "summary.json", "config.yaml", "curve.png"} <= {
         _final_name(p) for p in rank0 if p.startswith(f"artifacts/runs/{RUN}/fold0/")
@@ -418,9 +422,14 @@ def test_an_unset_new_key_keeps_old_fingerprints_and_a_set_one_changes_them(tiny
     from pipeline.train.loop import config_hash
 
     cfg = load_config(tiny_train_config(tmp_path / "c.yaml", tiny_carvana))
-    before = cfg.model_dump(mode="json", exclude={"predict"})
-    del before["augment"]["crop"], before["train"]["precision"]  # as dumped before both existed
-    old = config_hash({"config": before, "train": [], "val": [], "pseudo": []})
+    old = config_hash({"config": dump_before_added_keys(cfg), "train": [], "val": [], "pseudo": []})
     assert fingerprint(cfg, [], [], []) == old
-    cfg.augment.crop = [32, 64]
-    assert fingerprint(cfg, [], [], []) != old
+    for section, key, value in (
+        ("augment", "crop", [32, 64]),
+        ("train", "swa_epochs", 2),
+        ("train", "average", "none"),
+        ("loss", "class_balance", 0.5),
+    ):
+        changed = cfg.model_copy(deep=True)
+        setattr(getattr(changed, section), key, value)
+        assert fingerprint(changed, [], [], []) != old, key

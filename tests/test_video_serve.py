@@ -1,4 +1,5 @@
-"""See the results: RunModel (one run as a single-image segmenter), the video stage and the HTTP server."""
+"""See the results: RunModel (one run as a single-image segmenter),
+the video stage and the HTTP server."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def frames(n: int, height: int, width: int) -> list[np.ndarray]:
 
 # ---- RunModel ---------------------------------------------------------------------------------
 def test_runmodel_matches_the_test_store(tiny_project, tmp_path, monkeypatch):
-    """Mean of the fold models, same geometry: RunModel == ``pipeline predict --tta none`` (uint8, ±1)."""
+    """Mean of the fold models, same geometry: RunModel == ``pipeline predict --tta none``
+    (uint8, ±1)."""
     from pipeline.cli import cli
 
     work = copy_project(tiny_project, tmp_path / "p")
@@ -351,17 +353,20 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 
 def call(url: str, method: str = "GET", files: dict | None = None, fields: dict | None = None):
-    """(status, content type, body) of a real HTTP request; multipart/form-data when files/fields."""
+    """(status, content type, body) of a real HTTP request;
+    multipart/form-data when files/fields."""
     data, headers = None, {}
     if files is not None or fields is not None:
         boundary, parts = "segfuse-test-boundary", []
         for name, value in (fields or {}).items():
             parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+                f"--{boundary}\r\nContent-Disposition: form-data; "
+                f'name="{name}"\r\n\r\n{value}\r\n'.encode()
             )
         for name, (filename, content) in (files or {}).items():
             parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\n'
                 f"Content-Type: application/octet-stream\r\n\r\n".encode()
                 + content
                 + b"\r\n"

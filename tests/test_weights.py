@@ -21,8 +21,8 @@ NATIVE = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-li
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_mapped_source_gives_the_reference_logits(name):
-    """timm's network with the mapped keys == the package's own reference implementation, at its native size
-    (the reference pads statically for that size)."""
+    """timm's network with the mapped keys == the package's own reference implementation, at its
+    native size (the reference pads statically for that size)."""
     reference_impl = pytest.importorskip("efficientnet_lite_pytorch")
     source = SOURCES[name]
     net = timm.create_model(source.encoders[0][3:], pretrained=False).eval()

@@ -1,7 +1,9 @@
-"""CLI commands over whole runs: pseudo-label rounds, run comparison, summary, the end-to-end demo."""
+"""CLI commands over whole runs: pseudo-label rounds, run comparison, summary,
+the end-to-end demo."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import click
@@ -11,6 +13,9 @@ from pipeline.cli.common import parse_size
 from pipeline.config.recipe import PSEUDO_TAU
 from pipeline.console import console, progress_bar
 from pipeline.paths import Layout
+
+# the weight candidates of a fold, as train.average names them
+AVERAGE_ORDER = ["none", "ema", "swa"]
 
 
 def print_per_class(runs: list[dict], ensemble: dict | None) -> None:
@@ -39,6 +44,28 @@ def print_per_class(runs: list[dict], ensemble: dict | None) -> None:
     present = [[v for v in iou.values() if v is not None] for _, iou, _ in columns]
     table.add_row("mIoU", *(f"{sum(v) / len(v):.3f}" if v else "-" for v in present))
     table.add_row("cross-entropy", *("-" if ce is None else f"{ce:.4f}" for _, _, ce in columns))
+    console.print(table)
+
+
+def print_averages(run: str, folds: dict[int, dict[str, float]]) -> None:
+    """Fold by fold, the validation score of the raw weights and of each average (EMA, SWA)
+    after the last epoch, with the mean gain over the raw weights and its fold-to-fold spread."""
+    if not folds:
+        return
+    names = sorted({n for scores in folds.values() for n in scores}, key=AVERAGE_ORDER.index)
+    table = Table(title=f"{run}: weight averaging, validation score after the last epoch")
+    for col in ("weights", *(f"fold {k}" for k in sorted(folds)), "mean", "gain vs raw (sd)"):
+        table.add_column(col, justify="right")
+    for name in names:
+        row = [folds[k].get(name) for k in sorted(folds)]
+        gains = [folds[k][name] - folds[k]["none"] for k in sorted(folds) if name in folds[k]]
+        spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
+        table.add_row(
+            "raw" if name == "none" else name,
+            *("-" if v is None else f"{v:.4f}" for v in row),
+            f"{statistics.fmean(v for v in row if v is not None):.4f}",
+            "" if name == "none" else f"{statistics.fmean(gains):+.4f} ({spread:.4f})",
+        )
     console.print(table)
 
 
@@ -91,6 +118,8 @@ def print_summary(runs: list[dict], ensemble: dict | None) -> None:
         )
     console.print(table)
     print_per_class(runs, ensemble)
+    for r in runs:
+        print_averages(r["run"], r.get("fold_averages") or {})
     best = max(
         (r["oof_score_tuned"] for r in runs if r["oof_score_tuned"] is not None), default=None
     )
@@ -152,7 +181,8 @@ def demo_cmd(
     size: tuple[int, int] | None,
     overrides: tuple[str, ...],
 ) -> None:
-    """Run everything end to end on the built-in demo dataset (`pipeline run` on the demo recipe)."""
+    """Run everything end to end on the built-in demo dataset
+    (`pipeline run` on the demo recipe)."""
     import time
 
     from pipeline.console import RichReporter
@@ -178,7 +208,8 @@ def demo_cmd(
     )
     sub = out.submissions[-1]
     console.print(
-        f"submission {sub['path']}: {sub['rows']} rows, validated; total {time.time() - started:.0f}s"
+        f"submission {sub['path']}: {sub['rows']} rows, validated; "
+        f"total {time.time() - started:.0f}s"
     )
 
 
@@ -237,14 +268,14 @@ def pseudo_cmd(
             Layout(), ensemble, round_, PseudoRule(rule, tau, lo, hi, top_n), soft, force, advance
         )
     console.print(
-        f"round {round_}: {out['selected']} of {out['candidates']} test images selected by {rule} < {tau} "
-        f"-> {out['table']} (provenance beside it)"
+        f"round {round_}: {out['selected']} of {out['candidates']} test images selected by {rule} "
+        f"< {tau} -> {out['table']} (provenance beside it)"
     )
     if not out["selected"]:
         best = min(out["scores"].values(), default=None)
         console.print(
-            f"[yellow]warning[/yellow]: no image passed; the most confident scored {best:.4f} — raise "
-            "--tau (or use --top-n) to keep some"
+            f"[yellow]warning[/yellow]: no image passed; the most confident scored {best:.4f} "
+            "— raise --tau (or use --top-n) to keep some"
         )
     console.print(
         f"train with them: --set pseudo.table={out['table']} (mode batch, ratio 0.2 by default)"
@@ -255,7 +286,8 @@ def pseudo_cmd(
 @click.argument("baseline")
 @click.argument("candidate")
 def compare_cmd(baseline: str, candidate: str) -> None:
-    """Fold-by-fold OOF Dice of two runs (e.g. without and with pseudo-labels): difference and spread."""
+    """Fold-by-fold OOF Dice of two runs (e.g. without and with pseudo-labels):
+    difference and spread."""
     from pipeline.stages.compare import compare_runs
 
     out = compare_runs(Layout(), baseline, candidate)
@@ -271,8 +303,8 @@ def compare_cmd(baseline: str, candidate: str) -> None:
         )
     console.print(table)
     console.print(
-        f"mean difference {out['mean']:+.5f} ± {out['std']:.5f} (std over {len(out['folds'])} folds; "
-        f"{out['better']} of {len(out['folds'])} folds better)"
+        f"mean difference {out['mean']:+.5f} ± {out['std']:.5f} (std over {len(out['folds'])} "
+        f"folds; {out['better']} of {len(out['folds'])} folds better)"
     )
 
 
@@ -286,7 +318,8 @@ def compare_cmd(baseline: str, candidate: str) -> None:
     help="Override every experiment config of the recipe, e.g. --set dataset.root=/data/carvana.",
 )
 def run_cmd(recipe: Path, overrides: tuple[str, ...]) -> None:
-    """Run a whole recipe: folds, training (folds + full refits), predict, tune, pseudo rounds, ensembles."""
+    """Run a whole recipe: folds, training (folds + full refits), predict, tune, pseudo rounds,
+    ensembles."""
     import time
 
     from pipeline.console import RichReporter

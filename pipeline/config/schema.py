@@ -1,8 +1,8 @@
 """The typed config: one pydantic model per YAML section; unknown keys are errors.
 
 Paths in a config are relative to the working directory the command runs in (the repo root
-for the shipped configs), like every other path the pipeline writes. The ``dataset`` sections (one per
-layout) are in ``datasets.py``, the shared base in ``base.py``; both are re-exported here.
+for the shipped configs), like every other path the pipeline writes. The ``dataset`` sections (one
+per layout) are in ``datasets.py``, the shared base in ``base.py``; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class ModelConfig(Section):
     @field_validator("kwargs")
     @classmethod
     def _kwargs_the_arch_accepts(cls, value: dict[str, Any], info) -> dict[str, Any]:
-        """Checked when the config loads: smp would hand an unknown name to the encoder, which drops it."""
+        """Checked when the config loads: smp would hand an unknown name to the encoder,
+        which drops it."""
         arch = info.data.get("arch")
         fixed = [k for k in value if k in names.ARCH_FIXED_ARGS]
         if fixed:
@@ -99,8 +100,8 @@ class AugmentConfig(Section):
     preset: Literal[names.AUGMENT_PRESETS] = Field("carvana", description="albumentations preset")
     crop: Optional[Resolution] = Field(
         None,
-        description="[height, width]: train on random crops of this size (multiples of 32) taken from the "
-        "padded network input; validation and prediction see whole images",
+        description="[height, width]: train on random crops of this size (multiples of 32) taken "
+        "from the padded network input; validation and prediction see whole images",
     )
 
     @field_validator("crop")
@@ -121,6 +122,14 @@ class LossConfig(Section):
         41, ge=3, description="avg-pool window of the border weight map (odd)"
     )
     border_factor: float = Field(2.0, ge=0, description="extra weight of boundary pixels")
+    class_balance: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="multi-class: weight each class's pixels by (median frequency / its "
+        "frequency) ** this, counted on the fold's training masks (0 = off, 1 = SegNet's "
+        "median frequency balancing, 0.5 = its square root); weights the cross-entropy terms",
+    )
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> LossConfig:
@@ -141,7 +150,8 @@ class OptimConfig(Section):
     encoder_lr_mult: float = Field(
         1.0,
         ge=0,
-        description="encoder learning rate = lr x this (e.g. 0.1 to fine-tune a pretrained encoder gently)",
+        description="encoder learning rate = lr x this (e.g. 0.1 to fine-tune a pretrained "
+        "encoder gently)",
     )
 
 
@@ -163,6 +173,17 @@ class TrainConfig(Section):
     ema: Optional[float] = Field(
         None, gt=0, lt=1, description="EMA decay of the weights (e.g. 0.99)"
     )
+    swa_epochs: Optional[int] = Field(
+        None,
+        ge=1,
+        description="SWA: the equal mean of the weights at the end of each of the last N epochs",
+    )
+    average: Literal["auto", "none", "ema", "swa"] = Field(
+        "auto",
+        description="the weights a fold keeps (model.pt): auto = swa if swa_epochs, else ema if "
+        "ema, else none (the raw weights); every configured one is scored on the fold's "
+        "validation images after the last epoch, for the OOF comparison",
+    )
     precision: Literal[names.PRECISIONS] = Field(
         "auto",
         description="forward-pass precision: auto (bf16 on CPUs with native bf16 and on CUDA, "
@@ -179,21 +200,38 @@ class TrainConfig(Section):
     full_epochs: Optional[int] = Field(
         None,
         ge=1,
-        description="epochs of the full-data refit (--fold full); null = what CV chose: train.epochs "
-        "with select last, the median best epoch of the finished folds with select best",
+        description="epochs of the full-data refit (--fold full); null = what CV chose: "
+        "train.epochs with select last, the median best epoch of the finished folds "
+        "with select best",
     )
     freeze_encoder_epochs: int = Field(
         0, ge=0, description="train only the decoder for this many first epochs"
     )
     freeze_encoder_bn: bool = Field(
         False,
-        description="keep the encoder's BatchNorm statistics fixed (pretrained ones; small batches)",
+        description="keep the encoder's BatchNorm statistics fixed "
+        "(pretrained ones; small batches)",
     )
     seed: int = 42
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
     cache: bool = Field(
         True, description="decode+resize each image once per resolution to artifacts/cache"
     )
+
+    @model_validator(mode="after")
+    def _average_is_configured(self):
+        chosen = self.average
+        if chosen == "ema" and self.ema is None:
+            raise ValueError(
+                "train.average is ema but train.ema is not set: give a decay, e.g. 0.99"
+            )
+        if chosen == "swa" and self.swa_epochs is None:
+            raise ValueError("train.average is swa but train.swa_epochs is not set: give N, e.g. 3")
+        if self.swa_epochs is not None and self.swa_epochs > self.epochs:
+            raise ValueError(
+                f"train.swa_epochs ({self.swa_epochs}) is more than train.epochs ({self.epochs})"
+            )
+        return self
 
     @field_validator("resolutions")
     @classmethod
@@ -213,8 +251,8 @@ class PredictConfig(Section):
     max_forward: Optional[int] = Field(
         None,
         ge=1,
-        description="most images in one forward pass (TTA copies included); null = auto: all copies "
-        "of a batch at once on CUDA, batch_size on CPU (bigger CPU batches run slower)",
+        description="most images in one forward pass (TTA copies included); null = auto: "
+        "all copies of a batch at once on CUDA, batch_size on CPU (bigger CPU batches run slower)",
     )
     workers: int = Field(0, ge=0, description="DataLoader worker processes for decoding")
     device: str = "auto"
@@ -225,7 +263,8 @@ class PredictConfig(Section):
     )
     test_from: Literal["folds", "full", "all"] = Field(
         "folds",
-        description="test predictions from the fold models, the full-data refit (--fold full), or all",
+        description="test predictions from the fold models, "
+        "the full-data refit (--fold full), or all",
     )
 
 
@@ -306,7 +345,8 @@ class EnsembleConfig(Section):
     )
     decision: Literal["auto", "argmax", "threshold"] = Field(
         "auto",
-        description="multi-class: argmax (exclusive classes) or per-class threshold/min_area (multi-label)",
+        description="multi-class: argmax (exclusive classes) or per-class threshold/min_area "
+        "(multi-label)",
     )
     class_weights: Literal["none", "tune"] = Field(
         "none",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss, FocalLoss, LovaszLoss
@@ -124,18 +125,49 @@ MULTICLASS_LOSSES: dict[str, Callable] = {
 assert tuple(LOSSES) == names.BINARY_LOSSES and tuple(MULTICLASS_LOSSES) == names.MULTICLASS_LOSSES
 
 
+def class_balance_weights(pixels: np.ndarray, image_pixels: np.ndarray, power: float) -> np.ndarray:
+    """Per-class loss weights by median frequency balancing (SegNet, Eigen & Fergus), softened:
+    ``w_c = (median_f / f_c) ** power`` with ``f_c`` = pixels of class c / pixels of the images
+    where c appears. ``power`` 0 gives all ones, 1 the classic weights (CamVid: about 0.15 for
+    road to 10 for pole); a class absent from the training images gets weight 1."""
+    pixels, image_pixels = np.asarray(pixels, float), np.asarray(image_pixels, float)
+    present = (pixels > 0) & (image_pixels > 0)
+    weights = np.ones(len(pixels))
+    if power == 0 or not present.any():
+        return weights
+    freq = pixels[present] / image_pixels[present]
+    weights[present] = (np.median(freq) / freq) ** power
+    return weights
+
+
+def balanced(loss: Callable, class_weights: torch.Tensor) -> Callable:
+    """A multi-class loss whose pixel weights are scaled by the weight of each pixel's class
+    (cross-entropy terms become class-weighted; IGNORE pixels keep weight 0)."""
+
+    def weighted(logits, target, valid=None):
+        w = class_weights.to(logits.device)[target.clamp_min(0)] * (target != IGNORE)
+        return loss(logits, target, w if valid is None else valid * w)
+
+    return weighted
+
+
 def make_loss(
-    name: str, border_kernel: int = 41, border_factor: float = 2.0, multiclass: bool = False
+    name: str,
+    border_kernel: int = 41,
+    border_factor: float = 2.0,
+    multiclass: bool = False,
+    class_weights: torch.Tensor | None = None,
 ) -> Callable:
     """``loss(logits, target, valid=None)`` for a registry name
-    (``MULTICLASS_LOSSES`` if ``multiclass``)."""
+    (``MULTICLASS_LOSSES`` if ``multiclass``; ``class_weights`` (C,) weight their pixels)."""
     if multiclass:
         if name not in MULTICLASS_LOSSES:
             raise PipelineError(
                 f"loss.name '{name}' is not a multi-class loss; choose one of "
                 f"{sorted(MULTICLASS_LOSSES)}"
             )
-        return MULTICLASS_LOSSES[name]
+        loss = MULTICLASS_LOSSES[name]
+        return loss if class_weights is None else balanced(loss, class_weights)
     if name not in LOSSES:
         raise PipelineError(f"loss.name '{name}' is unknown; choose one of {sorted(LOSSES)}")
     fn = LOSSES[name]

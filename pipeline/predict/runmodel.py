@@ -1,10 +1,10 @@
 """One trained run as a single-image segmenter: every fold model loaded once, images in, masks out.
 
 ``RunModel`` is what the video and HTTP front ends share. It reads a run folder laid out by
-``pipeline train`` (its ``RunDir``) and predicts the mean of the same models as ``pipeline
-predict`` does for the test store (``predict.test_from``: fold models, full-data refit, or both):
-fit to the checkpoint's geometry (resize, or scale + pad bottom/right), optional flip TTA merged in
-probability space, restore the original size.
+``pipeline train`` (its ``RunDir``) and predicts the mean of the same models as
+``pipeline predict`` does for the test store (``predict.test_from``: fold models, full-data refit,
+or both): fit to the checkpoint's geometry (resize, or scale + pad bottom/right), optional flip TTA
+merged in probability space, restore the original size.
 The decision is the run's ``decision.json`` (``pipeline tune``: threshold, min area, clean-up), read
 through ``pipeline.decide.decision.read_decision``: untuned binary runs use 0.5,
 multi-class runs the argmax.

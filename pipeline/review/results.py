@@ -1,6 +1,8 @@
-"""What a run's and an ensemble's artifacts say, read-only: training scores, OOF scores, the decision.
+"""What a run's and an ensemble's artifacts say, read-only: training scores, OOF scores,
+the decision.
 
-Shared by ``summary``, ``compare`` and ``report``; every value comes from the one file that holds it.
+Shared by ``summary``, ``compare`` and ``report``;
+every value comes from the one file that holds it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,21 @@ def training_scores(run: RunFolder) -> dict[int, float]:
     return folds
 
 
+def averaging_scores(run: RunFolder) -> dict[int, dict[str, float]]:
+    """Each finished fold's validation score of every weight candidate after its last epoch
+    (``{fold: {"none": raw, "ema": ..., "swa": ...}}``; folds that kept one set
+    of weights: none)."""
+    folds = {}
+    for summary in run.fold_summaries():
+        info = read_json(summary, optional=True)
+        if info and info.get("averages"):
+            folds[int(info["fold"])] = info["averages"]
+    return folds
+
+
 def decision_fields(folder: ResultFolder) -> dict:
-    """threshold / min_area / cleanup of the folder's ``decision.json`` (None where it has none), and the
-    OOF score it recorded with its metric."""
+    """threshold / min_area / cleanup of the folder's ``decision.json`` (None where it has none),
+    and the OOF score it recorded with its metric."""
     record = read_record(folder)
     decision = record.get("decision", {})
     if decision.get("kind") == "multiclass":

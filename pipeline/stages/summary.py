@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pipeline.fsio import read_json
 from pipeline.paths import Layout
-from pipeline.review.results import decision_fields, training_scores
+from pipeline.review.results import averaging_scores, decision_fields, training_scores
 
 
 def run_summary(layout: Layout, run: str) -> dict:
-    """Fold scores (training), OOF score with/without TTA, the decision and its OOF score of one run.
+    """Fold scores (training), OOF score with/without TTA,
+    the decision and its OOF score of one run.
 
-    ``metric`` names what the scores hold: ``dice`` (binary; OOF at ``train.threshold``, then under the
-    tuned decision) or ``miou`` (multi-class, argmax). Multi-class runs add ``per_class_iou`` ({class:
-    OOF IoU}, TTA) and ``oof_ce`` (mean categorical cross-entropy over valid OOF pixels, comma10k's metric).
+    ``metric`` names what the scores hold: ``dice`` (binary; OOF at ``train.threshold``, then under
+    the tuned decision) or ``miou`` (multi-class, argmax). Multi-class runs add ``per_class_iou``
+    ({class: OOF IoU}, TTA) and ``oof_ce`` (mean categorical cross-entropy over valid OOF pixels,
+    comma10k's metric).
     """
     folder = layout.run(run)
     report = read_json(folder.predict_report(), optional=True)
@@ -21,6 +23,7 @@ def run_summary(layout: Layout, run: str) -> dict:
     return {
         "run": run,
         "fold_scores": training_scores(folder),
+        "fold_averages": averaging_scores(folder),
         "metric": oof.get("metric", "dice"),
         "oof_score_plain": oof.get("score_plain"),
         "oof_score_tta": oof.get("score"),

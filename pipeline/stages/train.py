@@ -25,7 +25,7 @@ from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.model import checkpoint
 from pipeline.model.augment import Geometry
-from pipeline.model.losses import make_loss
+from pipeline.model.losses import class_balance_weights, make_loss
 from pipeline.model.networks import build_model
 from pipeline.model.task import make_task
 from pipeline.paths import (
@@ -59,6 +59,7 @@ class FoldResult:
     best_score: float | None = None  # the primary metric (Dice, or mIoU for multi-class)
     metrics: dict | None = None
     fingerprint: str | None = None
+    averages: dict | None = None  # {none|ema|swa: validation score after the last epoch}
 
 
 EXTRA_COLUMNS = ("miou", "acc", "ce")  # multi-class only
@@ -89,8 +90,31 @@ def _summary(run: str, fold: int | str, history: list[EpochRecord], select: str)
         sum(r.seconds for r in history),
         sum(r.img_per_s for r in history) / len(history),
         best_score=best.val_score,
-        metrics={k: v for k, v in best.extra.items()},
+        metrics={k: v for k, v in best.extra.items() if k != "averages"},
+        averages=history[-1].extra.get("averages"),
     )
+
+
+def loss_class_weights(cfg: Config, dataset, cache, train: list, task) -> torch.Tensor | None:
+    """``loss.class_balance``'s per-class weights, counted on the fold's labelled training masks
+    (None when it is off)."""
+    if not cfg.loss.class_balance:
+        return None
+    if not task.multiclass:
+        raise PipelineError(
+            "loss.class_balance weights the classes of a multi-class dataset; set it to 0 "
+            f"for the binary dataset '{cfg.dataset.name}'"
+        )
+    classes = len(dataset.classes)
+    pixels, image_pixels = np.zeros(classes), np.zeros(classes)
+    for sample in train:
+        counts = np.bincount(cache.original_mask(sample).ravel(), minlength=256)[:classes]
+        if dataset.ignore_index is not None and dataset.ignore_index < classes:
+            counts[dataset.ignore_index] = 0
+        pixels += counts
+        image_pixels += np.where(counts > 0, counts.sum(), 0)
+    weights = class_balance_weights(pixels, image_pixels, cfg.loss.class_balance)
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def _training_set(
@@ -155,7 +179,8 @@ def train_fold(
     reporter=None,
     pseudo: list[PseudoRow] = (),
 ) -> FoldResult:
-    """Train one fold (validating on its images), or ``fold=FULL``: every labelled image, no validation."""
+    """Train one fold (validating on its images), or ``fold=FULL``: every labelled image,
+    no validation."""
     full = fold == FULL
     files = layout.run(run).fold(fold)
     fold_dir = files.path
@@ -202,7 +227,11 @@ def train_fold(
         model_path=files.model(),
         model=build_model(cfg.model, task.outputs),
         loss_fn=make_loss(
-            cfg.loss.name, cfg.loss.border_kernel, cfg.loss.border_factor, task.multiclass
+            cfg.loss.name,
+            cfg.loss.border_kernel,
+            cfg.loss.border_factor,
+            task.multiclass,
+            loss_class_weights(cfg, dataset, cache, train, task),
         ),
         task=task,
         train_set=train_set,
@@ -237,7 +266,8 @@ def run_train(
     ctx: DistContext | None = None,
     reporter_for=None,
 ) -> list[FoldResult]:
-    """Train every selected fold at every resolution; ``reporter_for(run, fold)`` gives progress sinks."""
+    """Train every selected fold at every resolution;
+    ``reporter_for(run, fold)`` gives progress sinks."""
     ctx = ctx or DistContext()
     dataset = open_dataset(cfg.dataset)
     rows = load_folds(layout.folds_csv(cfg.dataset.name))

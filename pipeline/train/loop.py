@@ -1,5 +1,5 @@
-"""Train one fold: epochs of (accumulated, mixed-precision where it pays) steps, validation at original size,
-best/last checkpoints, resume from ``last.pt``, early stopping, EMA.
+"""Train one fold: epochs of (accumulated, mixed-precision where it pays) steps, validation at
+original size, best/last checkpoints, resume from ``last.pt``, early stopping, EMA.
 
 The loop writes only inside the fold directory it is given; progress goes to a ``reporter``.
 """
@@ -22,9 +22,10 @@ from pipeline.errors import PipelineError
 from pipeline.model import checkpoint
 from pipeline.model.augment import restore_size
 from pipeline.model.precision import resolve_precision
+from pipeline.train.averaging import WeightAverages
 from pipeline.train.data import ArrayCache, SegmentationSet
 from pipeline.train.dist import DistContext, has_unused_parameters
-from pipeline.train.optim import Scheduler, build_optimizer, current_lr, make_ema
+from pipeline.train.optim import Scheduler, build_optimizer, current_lr
 
 
 @dataclass
@@ -143,14 +144,14 @@ class FoldTrainer:
         steps = -(-len(self.loader) // tcfg.accumulate)
         self.scheduler = Scheduler(self.optimizer, setup.cfg.optim, tcfg.epochs, steps)
         self.scaler = torch.amp.GradScaler(setup.device.type, enabled=self.precision.needs_scaler)
-        self.ema = make_ema(self.model, tcfg.ema)
+        self.averages = WeightAverages(self.model, tcfg, tcfg.epochs)
         self.history: list[EpochRecord] = []
         self.best, self.bad_epochs, self.start_epoch = -1.0, 0, 1
         self.cfg_dict = setup.cfg.model_dump(mode="json")
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _eval_model(self) -> torch.nn.Module:
-        return self.ema.module if self.ema is not None else self.model
+        return self.averages.kept_model(self.model)
 
     def _meta(self) -> dict:
         s = self.s
@@ -177,7 +178,7 @@ class FoldTrainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
-                "ema": self.ema.state_dict() if self.ema is not None else None,
+                **self.averages.state_dict(),  # "ema", "swa"
                 "best": self.best,
                 "bad_epochs": self.bad_epochs,
                 "rng": checkpoint.rng_state(),
@@ -211,8 +212,7 @@ class FoldTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
+        self.averages.load_state_dict(state)
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
         self.history = [EpochRecord(**r) for r in state["history"]]
         checkpoint.set_rng_state(state["rng"])
@@ -243,7 +243,8 @@ class FoldTrainer:
         return epoch <= self.tcfg.freeze_encoder_epochs
 
     def _set_train_mode(self, epoch: int) -> None:
-        """Train mode, except the encoder's BatchNorm while it is frozen or ``freeze_encoder_bn``."""
+        """Train mode, except the encoder's BatchNorm while it is frozen
+        or ``freeze_encoder_bn``."""
         self.net.train()
         encoder = self._encoder()
         if encoder is not None and (self.tcfg.freeze_encoder_bn or self._frozen(epoch)):
@@ -273,8 +274,7 @@ class FoldTrainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
-                if self.ema is not None:
-                    self.ema.update_parameters(self.model)
+                self.averages.after_step(self.model)
                 self.scheduler.after_step()
             n = batch["image"].shape[0]
             total, images = total + loss.item() * n, images + n
@@ -284,9 +284,10 @@ class FoldTrainer:
         return loss_sum / max(count, 1), images * self.s.ctx.world / max(seconds, 1e-9)
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, dict]:
-        """Mean val loss (network size) and the task's metrics at the original image size."""
-        model = self._eval_model().eval()
+    def validate(self, model: torch.nn.Module | None = None) -> tuple[float, dict]:
+        """Mean val loss (network size) and the task's metrics at the original image size, of
+        ``model`` (default: the weights the fold keeps)."""
+        model = (model or self._eval_model()).eval()
         ctx, val, task = self.s.ctx, self.s.val_set, self.s.task
         indices = list(range(ctx.rank, len(val), ctx.world))
         loss_sum, metrics = 0.0, task.accumulator()
@@ -318,7 +319,10 @@ class FoldTrainer:
             start = time.perf_counter()
             lr = current_lr(self.optimizer)
             train_loss, ips = self.train_epoch(epoch)
+            self.averages.after_epoch(self.model, epoch)
             record = self._record(epoch, train_loss, lr, ips)
+            if epoch == epochs:
+                self._score_averages(record)
             record.seconds = time.perf_counter() - start  # training and validation
             validating = len(self.s.val_set) > 0  # a full-data refit has nothing to validate on
             improved = validating and record.val_score > self.best
@@ -330,7 +334,8 @@ class FoldTrainer:
                 validating or self.scheduler.kind != "plateau"
             ):  # no score for a plateau schedule without validation
                 self.scheduler.after_epoch(record.val_score)
-            # model.pt: the best validation epoch, or (select: last, or nothing to validate on) the latest
+            # model.pt: the best validation epoch,
+            # or (select: last, or nothing to validate on) the latest
             keep = improved if self.tcfg.select == "best" and validating else True
             self.history.append(record)
             if self.s.ctx.main:
@@ -343,8 +348,24 @@ class FoldTrainer:
             self.reporter.end_epoch(record, keep)
         return self.history
 
+    def _score_averages(self, record: EpochRecord) -> None:
+        """After the last epoch: the validation score of every weight candidate (raw, EMA, SWA),
+        in ``record.extra["averages"]``, so one CV run compares them fold by fold."""
+        candidates = self.averages.candidates(self.model)
+        if len(candidates) < 2 or not len(self.s.val_set):
+            return
+        kept = self._eval_model()
+        scores = {}
+        for name, model in candidates.items():
+            if model is kept:
+                scores[name] = record.val_score
+            else:
+                scores[name] = self.validate(model)[1][self.s.task.primary]
+        record.extra["averages"] = scores
+
     def _record(self, epoch: int, train_loss: float, lr: float, ips: float) -> EpochRecord:
-        """The epoch's validation results (NaN for a full-data refit, which has no validation images)."""
+        """The epoch's validation results (NaN for a full-data refit, which has no validation
+        images)."""
         if not len(self.s.val_set):
             nan = float("nan")
             return EpochRecord(epoch, train_loss, nan, nan, lr, 0.0, ips, nan, {})

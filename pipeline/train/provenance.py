@@ -17,7 +17,9 @@ from pipeline.train.loop import config_hash
 
 # Keys added after runs were trained, whose unset value (None) keeps the old behaviour: left out of
 # the fingerprint while unset, so folds finished before them stay finished.
-ADDED_KEYS = (("augment", "crop"),)
+ADDED_KEYS = (("augment", "crop"), ("train", "swa_epochs"))
+# added keys whose default means what every run meant before they existed
+ADDED_DEFAULTS = {("train", "average"): "auto", ("loss", "class_balance"): 0.0}
 
 
 def load_pseudo(cfg: Config, dataset) -> list[PseudoRow]:
@@ -55,6 +57,9 @@ def training_config(cfg: Config) -> dict:
     training = cfg.model_dump(mode="json", exclude={"predict"})
     for section, key in ADDED_KEYS:  # unset, they mean what the config meant before they existed
         if training[section].get(key) is None:
+            training[section].pop(key, None)
+    for (section, key), default in ADDED_DEFAULTS.items():
+        if training[section].get(key) == default:
             training[section].pop(key, None)
     # What the model was computed in, not what was asked for: "auto" is fp32 on one machine and
     # bf16 on another. fp32 is what every run meant before train.precision existed.
